@@ -1,0 +1,50 @@
+/** `pix2pix-zero info [--model dir]`: the version, the backend, and a summary of a model (default: the shipped one). */
+import { initBackend } from '../backend.js';
+import { DEFAULT_MODEL, packageVersion } from '../paths.js';
+import { inspectPath } from './inspect.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError, parseCommandLine } from './command.js';
+import { parseBackendChoice } from '../backend.js';
+
+export const infoCommand: Command = {
+  name: 'info',
+  summary: 'show the version, the active backend and a summary of a model (default: the shipped model)',
+  usage: `Usage: pix2pix-zero info [--model <folder>] [--backend auto|tensorflow|wasm|cpu] [--json]
+
+  --model    a Stable Diffusion pipeline folder, a BLIP folder or a component (default: the shipped model)
+  --backend  force a tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best one present)
+  --json     machine-readable output on stdout`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, { ...COMMON_OPTIONS, model: { type: 'string' } });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    if (positionals.length > 0) throw new UsageError(`info takes no positional arguments (got '${positionals[0]}')`);
+    const backend = await initBackend(values.backend !== undefined ? { backend: parseBackendChoice(values.backend, '--backend') } : {});
+    const model = inspectPath(values.model ?? DEFAULT_MODEL);
+    const summary = {
+      version: packageVersion(),
+      node: process.version,
+      backend: { name: backend.name, provider: backend.provider, skipped: backend.skipped },
+      model: {
+        path: model.path,
+        kind: model.kind,
+        components: model.components.map((c) => ({ name: c.name, class: c.class, parameters: c.parameters, tensors: c.tensors?.length })),
+      },
+    };
+    if (values.json) {
+      io.out(JSON.stringify(summary, null, 2));
+      return EXIT.ok;
+    }
+    const lines = [
+      `pix2pix-zero ${summary.version} (Node ${summary.node})`,
+      `backend: ${backend.name} (${backend.provider})${backend.skipped.length > 0 ? `; not available: ${backend.skipped.map((s) => s.name).join(', ')}` : ''}`,
+      `model: ${model.path} (${model.kind})`,
+      ...summary.model.components.map(
+        (c) => `  ${c.name.padEnd(13)} ${(c.class ?? '').padEnd(28)} ${c.parameters !== undefined ? `${c.parameters.toLocaleString('en-US')} parameters` : ''}`.trimEnd(),
+      ),
+    ];
+    io.out(lines.join('\n'));
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,61 @@
+/**
+ * The `pix2pix-zero` program: dispatches to one command per file. Errors print as one line on stderr (with the
+ * stack only under `--debug`); exit codes: 0 success, 1 failure, 2 bad command line.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { packageVersion } from '../paths.js';
+import { type CliIO, type Command, EXIT, UsageError } from './command.js';
+import { infoCommand } from './info.js';
+import { inspectCommand } from './inspect.js';
+
+/** Every command, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [infoCommand, inspectCommand];
+
+const processIO: CliIO = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  isTTY: process.stderr.isTTY === true,
+};
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    `pix2pix-zero ${packageVersion()}: zero-shot image-to-image editing with Stable Diffusion on TensorFlow.js`,
+    '',
+    'Usage: pix2pix-zero <command> [options]   (pix2pix-zero <command> --help for its options)',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join('\n');
+}
+
+/** Runs the program with `argv` (without `node` and the script); resolves to the exit code. */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  tf.env().set('PROD', true);
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(help());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === '-v') {
+    io.out(packageVersion());
+    return EXIT.ok;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    io.err(`pix2pix-zero: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
+    return EXIT.usage;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    const debug = rest.includes('--debug');
+    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof UsageError) {
+      io.err(`pix2pix-zero ${name}: ${msg}\nRun 'pix2pix-zero ${name} --help' for usage.`);
+      return EXIT.usage;
+    }
+    io.err(`pix2pix-zero ${name}: ${debug ? (err instanceof Error ? (err.stack ?? msg) : msg) : msg.split('\n').join(' | ')}`);
+    return EXIT.failure;
+  }
+}

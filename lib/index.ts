@@ -1,0 +1,20 @@
+/**
+ * pix2pix-zero for TensorFlow.js: the public API.
+ */
+export { initBackend, currentBackend, BACKEND_ENV, type BackendName, type BackendChoice, type BackendInfo, type BackendOptions } from './backend.js';
+export { SafetensorsFile, SafetensorsError, writeSafetensors, readSafetensorsHeader, type TensorInfo, type TensorData, type TensorToWrite } from './io/safetensors.js';
+export type { SafetensorsDType } from './io/dtypes.js';
+export { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './io/weights.js';
+export {
+  readComponentFolder,
+  readStableDiffusionFolder,
+  readBlipFolder,
+  readTokenizerFolder,
+  type ComponentFolder,
+  type StableDiffusionFolder,
+  type BlipFolder,
+  type TokenizerFiles,
+} from './io/model-folder.js';
+export { createContainer, resolveService, type ServiceOverrides } from './container.js';
+export * from './editing/services.js';
+export { DEFAULT_MODEL } from './paths.js';

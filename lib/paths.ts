@@ -1,0 +1,26 @@
+/** Paths inside the installed package. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findPackageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'converted_models'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the pix2pix-zero package root (package.json + converted_models/)');
+    dir = parent;
+  }
+}
+
+/** The root of the pix2pix-zero package (where package.json is). */
+export const PACKAGE_ROOT = findPackageRoot();
+
+/** The shipped default model, used when no `--model` is given. */
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'converted_models', 'tiny-sd');
+
+/** The package's version from package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
