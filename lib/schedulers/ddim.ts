@@ -1,0 +1,81 @@
+/**
+ * `DDIMScheduler` (Song et al. 2021) as diffusers implements it, deterministic (eta = 0): the timesteps for a
+ * number of inference steps, and the step from x_t to x_{t-1}.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { JsonObject } from '../io/json.js';
+import { type DDIMConfig, alphasCumprod, parseDDIMConfig, roundHalfEven } from './config.js';
+import { predict, recombine } from './ddim-step.js';
+
+/** The result of a scheduler step. */
+export interface SchedulerStepOutput {
+  /** The sample at the next timestep of the walk. */
+  prevSample: tf.Tensor;
+  /** The model's prediction of x_0. */
+  predOriginalSample: tf.Tensor;
+}
+
+/** The timesteps of `n` inference steps, descending, for the config's spacing (diffusers' `set_timesteps`). */
+export function ddimTimesteps(cfg: DDIMConfig, n: number): number[] {
+  const T = cfg.numTrainTimesteps;
+  if (!Number.isInteger(n) || n < 1 || n > T) throw new Error(`number of steps must be an integer in [1, ${T}], got ${n}`);
+  const out: number[] = [];
+  if (cfg.timestepSpacing === 'linspace') {
+    const step = n === 1 ? 0 : (T - 1) / (n - 1);
+    for (let i = n - 1; i >= 0; i--) out.push(i === n - 1 && n > 1 ? T - 1 : roundHalfEven(i * step));
+  } else if (cfg.timestepSpacing === 'leading') {
+    const ratio = Math.floor(T / n);
+    for (let i = n - 1; i >= 0; i--) out.push(i * ratio + cfg.stepsOffset);
+  } else {
+    const ratio = T / n;
+    for (let i = 0; i < n; i++) out.push(roundHalfEven(T - i * ratio) - 1);
+  }
+  return out;
+}
+
+export class DDIMScheduler {
+  readonly config: DDIMConfig;
+  readonly alphasCumprod: Float32Array;
+  /** alpha_cumprod used past the last step: 1, or alphas_cumprod[0] (`set_alpha_to_one`). */
+  readonly finalAlphaCumprod: number;
+  private steps = 0;
+  private ts: number[] = [];
+
+  constructor(config: DDIMConfig) {
+    this.config = config;
+    this.alphasCumprod = alphasCumprod(config);
+    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
+  }
+
+  /** Builds the scheduler from a parsed `scheduler_config.json`. */
+  static fromConfig(json: JsonObject): DDIMScheduler {
+    return new DDIMScheduler(parseDDIMConfig(json));
+  }
+
+  /** Sets the number of inference steps; returns the timesteps, descending. */
+  setTimesteps(n: number): number[] {
+    this.ts = ddimTimesteps(this.config, n);
+    this.steps = n;
+    return [...this.ts];
+  }
+
+  /** The timesteps of the last {@link setTimesteps}. */
+  get timesteps(): readonly number[] {
+    return this.ts;
+  }
+
+  /** One deterministic DDIM step from `sample` at `timestep` with the model's output. */
+  step(modelOutput: tf.Tensor, timestep: number, sample: tf.Tensor): SchedulerStepOutput {
+    if (this.steps === 0) throw new Error('DDIMScheduler: call setTimesteps() before step()');
+    const T = this.config.numTrainTimesteps;
+    if (!Number.isInteger(timestep) || timestep < 0 || timestep >= T) throw new Error(`DDIMScheduler: timestep ${timestep} outside [0, ${T})`);
+    const prev = timestep - Math.floor(T / this.steps);
+    const alphaT = this.alphasCumprod[timestep]!;
+    const alphaPrev = prev >= 0 ? this.alphasCumprod[prev]! : this.finalAlphaCumprod;
+    return tf.tidy(() => {
+      const p = predict(this.config, modelOutput, sample, alphaT);
+      const prevSample = recombine(p, alphaPrev);
+      return { prevSample, predOriginalSample: p.predOriginalSample === modelOutput ? tf.clone(modelOutput) : p.predOriginalSample };
+    });
+  }
+}
