@@ -28,7 +28,7 @@ CASES = {
     "sd2v_20": ({**SD, "prediction_type": "v_prediction"}, 20),
     "sample_pred_5": ({**SD, "prediction_type": "sample"}, 5),
     "linear_clip_25": (dict(beta_schedule="linear", clip_sample=True, set_alpha_to_one=True), 25),
-    "cosine_zero_snr_12": (dict(beta_schedule="squaredcos_cap_v2", rescale_betas_zero_snr=True,
+    "cosine_zero_snr_12": (dict(beta_schedule="squaredcos_cap_v2", rescale_betas_zero_snr=True, prediction_type="v_prediction",
                                 timestep_spacing="trailing", clip_sample=False), 12),
 }
 
