@@ -1,5 +1,6 @@
 /** What every CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type BackendOptions, parseBackendChoice } from '../backend.js';
 
 /** Where a command writes: results to `out` (stdout), messages and progress to `err` (stderr). */
 export interface CliIO {
@@ -69,4 +70,14 @@ export function numberOption(value: string | undefined, name: string, fallback: 
     throw new UsageError(`--${name} must be a number in [${min}, ${max}], got '${value}'`);
   }
   return n;
+}
+
+/** The `--backend` option as backend options (a bad name is a usage error). */
+export function backendOption(value: string | undefined): BackendOptions {
+  if (value === undefined) return {};
+  try {
+    return { backend: parseBackendChoice(value, '--backend') };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

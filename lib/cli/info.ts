@@ -2,8 +2,7 @@
 import { initBackend } from '../backend.js';
 import { DEFAULT_MODEL, packageVersion } from '../paths.js';
 import { inspectPath } from './inspect.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, parseCommandLine } from './command.js';
-import { parseBackendChoice } from '../backend.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, parseCommandLine } from './command.js';
 
 export const infoCommand: Command = {
   name: 'info',
@@ -20,7 +19,7 @@ export const infoCommand: Command = {
       return EXIT.ok;
     }
     if (positionals.length > 0) throw new UsageError(`info takes no positional arguments (got '${positionals[0]}')`);
-    const backend = await initBackend(values.backend !== undefined ? { backend: parseBackendChoice(values.backend, '--backend') } : {});
+    const backend = await initBackend(backendOption(values.backend));
     const model = inspectPath(values.model ?? DEFAULT_MODEL);
     const summary = {
       version: packageVersion(),
