@@ -1,0 +1,141 @@
+/**
+ * Noise regularisation of DDIM inversion (pix2pix-zero §3.2): before each inversion step, the predicted noise is
+ * pulled towards i.i.d. standard Gaussian noise by gradient steps on two losses,
+ *
+ * - `L_ac`, the auto-correlation loss: over each batch item and channel, and over a pyramid (2x2 average-pooled
+ *   until the side is <= 8), the squared mean of `noise * roll(noise, k)` along the height and along the width,
+ *   with one random shift `k` per level;
+ * - `L_kl = var + mean^2 - 1 - log(var + 1e-7)` over the whole tensor (unbiased variance).
+ *
+ * The updates are sequential, as in diffusers' `invert()`: for each of `numRegSteps` rounds, `numAutoCorrRolls`
+ * steps of `lambdaAc / numAutoCorrRolls` on `L_ac` (each with fresh shifts), then one step of `lambdaKl` on `L_kl`.
+ * Gradients come from `tf.grad`. Tensors are NHWC: [batch, height, width, channels].
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Where the roll shifts come from: a seeded {@link TorchGenerator} or a recorded list. */
+export interface ShiftSource {
+  /** An integer in [0, high). */
+  randint(high: number): number;
+}
+
+/** Replays recorded shifts (the reference's, in parity tests), failing loudly if they run out. */
+export class RecordedShifts implements ShiftSource {
+  private i = 0;
+  constructor(private readonly shifts: ArrayLike<number>) {}
+  randint(high: number): number {
+    if (this.i >= this.shifts.length) throw new Error(`RecordedShifts: all ${this.shifts.length} recorded shifts used`);
+    const v = this.shifts[this.i++]!;
+    if (v < 0 || v >= high) throw new Error(`RecordedShifts: shift ${v} outside [0, ${high})`);
+    return v;
+  }
+  /** How many shifts were used. */
+  get used(): number {
+    return this.i;
+  }
+}
+
+/** Hyperparameters of the regularisation (defaults as diffusers' `invert()` and the authors). */
+export interface NoiseRegularizationOptions {
+  /** Rounds of regularisation per inversion step (default 5). */
+  numRegSteps?: number;
+  /** Auto-correlation steps per round, each with fresh shifts (default 5). */
+  numAutoCorrRolls?: number;
+  /** Weight of the auto-correlation loss (default 20; 0 turns it off). */
+  lambdaAc?: number;
+  /** Weight of the KL loss (default 20; 0 turns it off). */
+  lambdaKl?: number;
+  /**
+   * The smallest shift: 0 draws k in [0, side/2) as diffusers does; 1 draws k in [1, side/2) as the authors'
+   * code does since 2024. Default 0.
+   */
+  minShift?: 0 | 1;
+}
+
+/** The defaults of {@link NoiseRegularizationOptions}. */
+export const NOISE_REGULARIZATION_DEFAULTS: Required<NoiseRegularizationOptions> = {
+  numRegSteps: 5,
+  numAutoCorrRolls: 5,
+  lambdaAc: 20,
+  lambdaKl: 20,
+  minShift: 0,
+};
+
+/** `torch.roll(x, k, axis)`: element i moves to (i + k) mod n. */
+export function roll(x: tf.Tensor, k: number, axis: number): tf.Tensor {
+  const n = x.shape[axis]!;
+  const s = ((k % n) + n) % n;
+  if (s === 0) return x;
+  const [head, tail] = tf.split(x, [n - s, s], axis);
+  return tf.concat([tail!, head!], axis);
+}
+
+/** The auto-correlation loss `L_ac` of NHWC `noise`, drawing one shift per pyramid level from `shifts`. */
+export function autoCorrLoss(noise: tf.Tensor4D, shifts: ShiftSource, minShift: 0 | 1 = 0): tf.Scalar {
+  return tf.tidy(() => {
+    const [b, , , c] = noise.shape;
+    const terms: tf.Tensor[] = [];
+    for (let i = 0; i < b; i++) {
+      for (let j = 0; j < c; j++) {
+        let map = tf.slice(noise, [i, 0, 0, j], [1, -1, -1, 1]) as tf.Tensor4D;
+        for (;;) {
+          const side = map.shape[1];
+          const half = Math.floor(side / 2);
+          const k = minShift === 1 ? 1 + shifts.randint(Math.max(half - 1, 1)) : shifts.randint(Math.max(half, 1));
+          terms.push(tf.square(tf.mean(tf.mul(map, roll(map, k, 1)))));
+          terms.push(tf.square(tf.mean(tf.mul(map, roll(map, k, 2)))));
+          if (side <= 8) break;
+          map = tf.avgPool(map, 2, 2, 'valid');
+        }
+      }
+    }
+    return tf.addN(terms) as tf.Scalar;
+  });
+}
+
+/** The KL loss `L_kl = var + mean^2 - 1 - log(var + 1e-7)` over the whole tensor, unbiased variance. */
+export function klDivergence(x: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const n = x.size;
+    const mean = tf.mean(x);
+    const variance = tf.div(tf.sum(tf.square(tf.sub(x, mean))), n - 1);
+    return tf.sub(tf.add(variance, tf.square(mean)), tf.add(1, tf.log(tf.add(variance, 1e-7)))) as tf.Scalar;
+  });
+}
+
+/**
+ * Regularises a noise prediction. `toEpsilon` maps the model output to the epsilon the losses act on (the
+ * identity for epsilon-prediction models; for v-prediction, the epsilon derived from v and the sample).
+ * Returns a new tensor; `modelOutput` is not disposed.
+ */
+export function regularizeNoise(
+  modelOutput: tf.Tensor4D,
+  shifts: ShiftSource,
+  options: NoiseRegularizationOptions = {},
+  toEpsilon: (v: tf.Tensor4D) => tf.Tensor4D = (v) => v,
+): tf.Tensor4D {
+  const o = { ...NOISE_REGULARIZATION_DEFAULTS, ...options };
+  for (const [name, v] of [['numRegSteps', o.numRegSteps], ['numAutoCorrRolls', o.numAutoCorrRolls]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`noise regularisation: ${name} must be a non-negative integer, got ${v}`);
+  }
+  for (const [name, v] of [['lambdaAc', o.lambdaAc], ['lambdaKl', o.lambdaKl]] as const) {
+    if (!Number.isFinite(v) || v < 0) throw new Error(`noise regularisation: ${name} must be a non-negative number, got ${v}`);
+  }
+  const acGrad = tf.grad((v: tf.Tensor) => autoCorrLoss(toEpsilon(v as tf.Tensor4D), shifts, o.minShift));
+  const klGrad = tf.grad((v: tf.Tensor) => klDivergence(toEpsilon(v as tf.Tensor4D)));
+  let x = tf.clone(modelOutput);
+  const update = (next: () => tf.Tensor4D): void => {
+    const prev = x;
+    x = tf.tidy(next);
+    prev.dispose();
+  };
+  for (let r = 0; r < o.numRegSteps; r++) {
+    if (o.lambdaAc > 0) {
+      for (let k = 0; k < o.numAutoCorrRolls; k++) {
+        update(() => tf.sub(x, tf.mul(acGrad(x), o.lambdaAc / o.numAutoCorrRolls)) as tf.Tensor4D);
+      }
+    }
+    if (o.lambdaKl > 0) update(() => tf.sub(x, tf.mul(klGrad(x), o.lambdaKl)) as tf.Tensor4D);
+  }
+  return x;
+}
