@@ -19,6 +19,9 @@ export const PACKAGE_ROOT = findPackageRoot();
 /** The shipped default model, used when no `--model` is given. */
 export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'converted_models', 'tiny-sd');
 
+/** The built-in sentence banks (`<concept>.txt`, one sentence a line). */
+export const SENTENCE_BANKS = path.join(PACKAGE_ROOT, 'assets', 'sentences');
+
 /** The package's version from package.json. */
 export function packageVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: unknown };

@@ -12,6 +12,8 @@ export const TYPES = {
   DirectionDiscovery: Symbol.for('pix2pix-zero.DirectionDiscovery'),
   Inverter: Symbol.for('pix2pix-zero.Inverter'),
   GuidedSampler: Symbol.for('pix2pix-zero.GuidedSampler'),
+  /** {@link DirectionDiscoverySettings} for the direction discovery service. */
+  DirectionDiscoverySettings: Symbol.for('pix2pix-zero.DirectionDiscoverySettings'),
 } as const;
 
 /** Progress of a long call: `step` of `total` done in `phase`. */
@@ -51,10 +53,23 @@ export interface TextEmbedder {
   meanEmbedding(sentences: readonly string[], options?: LongCallOptions): Promise<tf.Tensor3D>;
 }
 
+/** A concept: a word with a built-in sentence bank, or a name with its own sentences. */
+export type Concept = string | { readonly name: string; readonly sentences: readonly string[] };
+
+/** Settings of the direction discovery service. */
+export interface DirectionDiscoverySettings {
+  /** Fingerprint of the text encoder (keys the embedding cache). */
+  readonly modelId: string;
+  /** Where mean embeddings are cached; `false` turns the cache off. */
+  readonly cacheDir: string | false;
+}
+
 /** Finds edit directions in text-embedding space from sentences about two concepts. */
 export interface DirectionDiscovery {
   /** `mean(E(target sentences)) - mean(E(source sentences))`, [1, 77, d]. The caller disposes the tensor. */
-  direction(source: string, target: string, options?: LongCallOptions): Promise<tf.Tensor3D>;
+  direction(source: Concept, target: Concept, options?: LongCallOptions): Promise<tf.Tensor3D>;
+  /** The mean embedding of a concept's sentences, [1, 77, d] (cached on disk). The caller disposes it. */
+  conceptEmbedding(concept: Concept, options?: LongCallOptions): Promise<tf.Tensor3D>;
 }
 
 /** Inverts an image to noise (DDIM inversion with noise regularisation). */

@@ -1,0 +1,99 @@
+/**
+ * Direction discovery (pix2pix-zero §3.1): the edit direction from concept A to concept B is
+ * `mean(E(sentences about B)) - mean(E(sentences about A))` in the text encoder's output space, [1, 77, d]. Mean
+ * embeddings are cached on disk, keyed by the text encoder's fingerprint and the exact sentences, so a concept is
+ * embedded once per model.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { inject, injectable } from 'inversify';
+import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { builtinSentences } from './sentences.js';
+import {
+  type Concept,
+  type DirectionDiscovery,
+  type DirectionDiscoverySettings,
+  type LongCallOptions,
+  type TextEmbedder,
+  TYPES,
+  throwIfAborted,
+} from './services.js';
+
+/** The sentences of a concept, and its name for messages. */
+export function conceptSentences(concept: Concept): { name: string; sentences: readonly string[] } {
+  if (typeof concept === 'string') return { name: concept, sentences: builtinSentences(concept) };
+  if (concept.sentences.length === 0) throw new Error(`concept '${concept.name}' has no sentences`);
+  return concept;
+}
+
+/** The cache key of a mean embedding: the model and the exact sentences. */
+export function embeddingCacheKey(modelId: string, sentences: readonly string[]): string {
+  return createHash('sha256').update(modelId).update('\0').update(sentences.join('\n')).digest('hex').slice(0, 32);
+}
+
+/** The default cache folder: `$PIX2PIX_ZERO_CACHE`, else `~/.cache/pix2pix-zero`. */
+export function defaultCacheDir(): string {
+  const env = process.env.PIX2PIX_ZERO_CACHE;
+  if (env !== undefined && env !== '') return env;
+  return path.join(process.env.HOME ?? process.cwd(), '.cache', 'pix2pix-zero');
+}
+
+@injectable()
+export class SentenceDirectionDiscovery implements DirectionDiscovery {
+  constructor(
+    @inject(TYPES.TextEmbedder) private readonly embedder: TextEmbedder,
+    @inject(TYPES.DirectionDiscoverySettings) private readonly settings: DirectionDiscoverySettings,
+  ) {}
+
+  private cacheFile(sentences: readonly string[]): string | undefined {
+    if (this.settings.cacheDir === false) return undefined;
+    return path.join(this.settings.cacheDir, 'embeddings', `${embeddingCacheKey(this.settings.modelId, sentences)}.safetensors`);
+  }
+
+  async conceptEmbedding(concept: Concept, options: LongCallOptions = {}): Promise<tf.Tensor3D> {
+    const { sentences } = conceptSentences(concept);
+    const file = this.cacheFile(sentences);
+    if (file !== undefined && fs.existsSync(file)) {
+      try {
+        const f = SafetensorsFile.open(file);
+        try {
+          const t = f.read('mean');
+          return tf.tensor3d(t.data as Float32Array, t.shape as [number, number, number]);
+        } finally {
+          f.close();
+        }
+      } catch {
+        // A damaged cache entry is recomputed (and overwritten) below.
+      }
+    }
+    throwIfAborted(options.signal);
+    const mean = await this.embedder.meanEmbedding(sentences, options);
+    if (file !== undefined) {
+      try {
+        writeSafetensors(file, { mean: { dtype: 'F32', shape: mean.shape, data: mean.dataSync() as Float32Array } }, { model: this.settings.modelId, sentences: String(sentences.length) });
+      } catch {
+        // The cache is an optimisation: a read-only or full disk must not fail the edit.
+      }
+    }
+    return mean;
+  }
+
+  async direction(source: Concept, target: Concept, options: LongCallOptions = {}): Promise<tf.Tensor3D> {
+    const src = conceptSentences(source);
+    const tgt = conceptSentences(target);
+    const progress = (step: number): void => options.onProgress?.({ phase: 'direction', step, total: 2 });
+    const a = await this.conceptEmbedding(src, { signal: options.signal });
+    progress(1);
+    try {
+      const b = await this.conceptEmbedding(tgt, { signal: options.signal });
+      progress(2);
+      const d = tf.sub(b, a) as tf.Tensor3D;
+      b.dispose();
+      return d;
+    } finally {
+      a.dispose();
+    }
+  }
+}
