@@ -12,6 +12,7 @@ import {
   type TextEmbedder,
   TYPES,
 } from './editing/services.js';
+import { ClipTextEmbedder } from './editing/text-embedder.js';
 
 /** Service instances to bind in place of (or before) the defaults. */
 export interface ServiceOverrides {
@@ -30,6 +31,7 @@ export function createContainer(services: ServiceOverrides = {}): Container {
   };
   bind(TYPES.Captioner, services.captioner);
   bind(TYPES.TextEmbedder, services.textEmbedder);
+  if (services.textEmbedder === undefined) container.bind(TYPES.TextEmbedder).to(ClipTextEmbedder);
   bind(TYPES.DirectionDiscovery, services.directionDiscovery);
   bind(TYPES.Inverter, services.inverter);
   bind(TYPES.GuidedSampler, services.guidedSampler);

@@ -114,7 +114,14 @@ export function regularizeNoise(
   options: NoiseRegularizationOptions = {},
   toEpsilon: (v: tf.Tensor4D) => tf.Tensor4D = (v) => v,
 ): tf.Tensor4D {
-  const o = { ...NOISE_REGULARIZATION_DEFAULTS, ...options };
+  const d = NOISE_REGULARIZATION_DEFAULTS;
+  const o = {
+    numRegSteps: options.numRegSteps ?? d.numRegSteps,
+    numAutoCorrRolls: options.numAutoCorrRolls ?? d.numAutoCorrRolls,
+    lambdaAc: options.lambdaAc ?? d.lambdaAc,
+    lambdaKl: options.lambdaKl ?? d.lambdaKl,
+    minShift: options.minShift ?? d.minShift,
+  };
   for (const [name, v] of [['numRegSteps', o.numRegSteps], ['numAutoCorrRolls', o.numAutoCorrRolls]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`noise regularisation: ${name} must be a non-negative integer, got ${v}`);
   }

@@ -12,6 +12,10 @@ export const TYPES = {
   DirectionDiscovery: Symbol.for('pix2pix-zero.DirectionDiscovery'),
   Inverter: Symbol.for('pix2pix-zero.Inverter'),
   GuidedSampler: Symbol.for('pix2pix-zero.GuidedSampler'),
+  /** The denoising UNet ({@link DenoiserPort}). */
+  Denoiser: Symbol.for('pix2pix-zero.Denoiser'),
+  /** The parsed scheduler config (a `JsonObject`). */
+  SchedulerConfig: Symbol.for('pix2pix-zero.SchedulerConfig'),
   /** {@link DirectionDiscoverySettings} for the direction discovery service. */
   DirectionDiscoverySettings: Symbol.for('pix2pix-zero.DirectionDiscoverySettings'),
 } as const;
@@ -72,14 +76,67 @@ export interface DirectionDiscovery {
   conceptEmbedding(concept: Concept, options?: LongCallOptions): Promise<tf.Tensor3D>;
 }
 
-/** Inverts an image to noise (DDIM inversion with noise regularisation). */
-export interface Inverter {
-  /** The inverted latent x_T for `image` conditioned on `caption`. The caller disposes the tensor. */
-  invert(image: tf.Tensor4D, caption: string, options?: LongCallOptions): Promise<tf.Tensor4D>;
+/** Options of {@link Inverter.invert}. */
+export interface InversionOptions extends LongCallOptions {
+  /** DDIM inversion steps (default 50). */
+  steps?: number;
+  /** Rounds of noise regularisation per step (default 5). */
+  numRegSteps?: number;
+  /** Auto-correlation steps per round (default 5). */
+  numAutoCorrRolls?: number;
+  /** Weight of the auto-correlation loss (default 20). */
+  lambdaAc?: number;
+  /** Weight of the KL loss (default 20). */
+  lambdaKl?: number;
+  /** Smallest roll shift: 0 as diffusers (default), 1 as the authors' current code. */
+  minShift?: 0 | 1;
+  /** Seed of the roll shifts (a generator that draws what torch's does with the same seed). Default 0. */
+  seed?: number;
+  /** Roll shifts to replay instead of drawing them (parity tests feed the reference's). */
+  shifts?: { randint(high: number): number };
 }
 
-/** Regenerates an image from inverted noise with cross-attention guidance (reference and edit passes). */
+/** Inverts latents to noise (DDIM inversion with noise regularisation). */
+export interface Inverter {
+  /**
+   * x_T for the scaled VAE latents `latents` [1, h, w, c] of an image, conditioned on `context` [1, 77, d] (the
+   * caption's embedding), without classifier-free guidance. The caller disposes the result.
+   */
+  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InversionOptions): Promise<tf.Tensor4D>;
+}
+
+/** The text conditions of an edit. */
+export interface EditConditions {
+  /** The caption's embedding c, [1, 77, d]. */
+  readonly caption: tf.Tensor3D;
+  /** The negative prompt's embedding (the caption itself by default, as the authors), [1, 77, d]. */
+  readonly negative: tf.Tensor3D;
+  /** The edit direction delta, [1, 77, d]: the edit pass is conditioned on c + delta. */
+  readonly direction: tf.Tensor3D;
+}
+
+/** Options of {@link GuidedSampler.sample}. */
+export interface EditOptions extends LongCallOptions {
+  /** DDIM steps (default 50). */
+  steps?: number;
+  /** Classifier-free guidance scale (default 5, as the authors; 1 or less turns CFG off). */
+  guidanceScale?: number;
+  /** Step size of the cross-attention guidance, lambda_xa (default 0.1; 0 turns guidance off). */
+  xaGuidance?: number;
+  /** Called after each timestep with the reference pass's attention maps (tests and visualisation). */
+  onReferenceMaps?: (step: number, maps: ReadonlyMap<string, tf.Tensor3D>) => void;
+}
+
+/** The outcome of the two lock-step passes. */
+export interface EditLatents {
+  /** The edited x_0 latents. */
+  readonly edited: tf.Tensor4D;
+  /** The reference pass's x_0 latents (the reconstruction of the input). */
+  readonly reconstruction: tf.Tensor4D;
+}
+
+/** Regenerates from inverted noise with cross-attention guidance: reference and edit passes in lock-step. */
 export interface GuidedSampler {
-  /** The edited latent x_0 from `noise`, the caption and an edit direction. The caller disposes the tensor. */
-  sample(noise: tf.Tensor4D, caption: string, direction: tf.Tensor3D, options?: LongCallOptions): Promise<tf.Tensor4D>;
+  /** Both passes from `noise` [1, h, w, c]. The caller disposes the results. */
+  sample(noise: tf.Tensor4D, conditions: EditConditions, options?: EditOptions): Promise<EditLatents>;
 }

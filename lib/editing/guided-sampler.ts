@@ -1,0 +1,107 @@
+/**
+ * The reference and edit passes of pix2pix-zero (§3.3), run in lock-step. Both start from the inverted noise
+ * and use the same timesteps and classifier-free guidance (CFG). At each timestep t:
+ *
+ * - reference: predict with [negative, caption], recording every cross-attention map M_ref(t); CFG; DDIM step;
+ * - edit: x_in = [x_t, x_t]; one gradient step x_in -= lambda_xa * grad L_xa(x_in), where L_xa compares the
+ *   edit pass's maps (conditioned on [negative, caption + direction]) with M_ref(t); predict at the moved x_in;
+ *   CFG; a DDIM step from x_in's first half — exactly as diffusers' `__call__`.
+ *
+ * The reference pass never depends on the edit pass, so running them in lock-step gives diffusers' result while
+ * holding one timestep of maps instead of all of them (T times less memory).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { inject, injectable } from 'inversify';
+import type { JsonObject } from '../io/json.js';
+import { DDIMScheduler } from '../schedulers/ddim.js';
+import type { AttentionMaps, DenoiserPort } from './ports.js';
+import { type EditConditions, type EditLatents, type EditOptions, type GuidedSampler, TYPES, throwIfAborted } from './services.js';
+
+/** Classifier-free guidance: `uncond + scale * (cond - uncond)` of a batch-2 output; the output itself without CFG. */
+function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
+  if (!cfg) return output;
+  const [uncond, cond] = tf.split(output, 2, 0) as [tf.Tensor4D, tf.Tensor4D];
+  return tf.add(uncond, tf.mul(tf.sub(cond, uncond), scale)) as tf.Tensor4D;
+}
+
+/** Checks that the edit options are usable, naming the bad one. */
+export function validateEditOptions(o: EditOptions): void {
+  if (o.steps !== undefined && (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 1000)) {
+    throw new Error(`steps must be an integer in [1, 1000], got ${o.steps}`);
+  }
+  if (o.guidanceScale !== undefined && !(Number.isFinite(o.guidanceScale) && o.guidanceScale >= 0)) {
+    throw new Error(`guidanceScale must be a non-negative number, got ${o.guidanceScale}`);
+  }
+  if (o.xaGuidance !== undefined && !(Number.isFinite(o.xaGuidance) && o.xaGuidance >= 0)) {
+    throw new Error(`xaGuidance must be a non-negative number, got ${o.xaGuidance}`);
+  }
+}
+
+@injectable()
+export class CrossAttentionGuidedSampler implements GuidedSampler {
+  constructor(
+    @inject(TYPES.Denoiser) private readonly unet: DenoiserPort,
+    @inject(TYPES.SchedulerConfig) private readonly schedulerConfig: JsonObject,
+  ) {}
+
+  async sample(noise: tf.Tensor4D, c: EditConditions, options: EditOptions = {}): Promise<EditLatents> {
+    validateEditOptions(options);
+    const scale = options.guidanceScale ?? 5;
+    const lambda = options.xaGuidance ?? 0.1;
+    const cfg = scale > 1;
+    const scheduler = DDIMScheduler.fromConfig(this.schedulerConfig);
+    const timesteps = scheduler.setTimesteps(options.steps ?? 50);
+
+    const [refContext, editContext] = tf.tidy(() => {
+      const edited = tf.add(c.caption, c.direction) as tf.Tensor3D;
+      return cfg
+        ? [tf.concat([c.negative, c.caption], 0) as tf.Tensor3D, tf.concat([c.negative, edited], 0) as tf.Tensor3D]
+        : [tf.clone(c.caption), edited];
+    });
+    const lossGrad = (x: tf.Tensor4D, t: number, maps: AttentionMaps): tf.Tensor4D =>
+      tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, editContext, maps))(x) as tf.Tensor4D;
+    const batch = (x: tf.Tensor4D): tf.Tensor4D => (cfg ? (tf.concat([x, x], 0) as tf.Tensor4D) : x);
+
+    let ref = tf.clone(noise);
+    let edit = tf.clone(noise);
+    try {
+      for (let i = 0; i < timesteps.length; i++) {
+        throwIfAborted(options.signal);
+        const t = timesteps[i]!;
+        // Reference pass: records M_ref(t).
+        const refInput = batch(ref);
+        const { output, maps } = this.unet.predictWithMaps(refInput, t, refContext);
+        if (refInput !== ref) refInput.dispose();
+        try {
+          const nextRef = tf.tidy(() => scheduler.step(guide(output, scale, cfg), t, ref).prevSample as tf.Tensor4D);
+          options.onReferenceMaps?.(i, maps);
+          // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
+          const nextEdit = tf.tidy(() => {
+            let xIn = batch(edit);
+            if (lambda > 0) xIn = tf.sub(xIn, tf.mul(lossGrad(xIn, t, maps), lambda)) as tf.Tensor4D;
+            const out = this.unet.predict(xIn, t, editContext);
+            const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
+            return scheduler.step(guide(out, scale, cfg), t, first).prevSample as tf.Tensor4D;
+          });
+          ref.dispose();
+          edit.dispose();
+          ref = nextRef;
+          edit = nextEdit;
+        } finally {
+          output.dispose();
+          for (const m of maps.values()) m.dispose();
+        }
+        options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      return { edited: edit, reconstruction: ref };
+    } catch (err) {
+      ref.dispose();
+      edit.dispose();
+      throw err;
+    } finally {
+      refContext.dispose();
+      editContext.dispose();
+    }
+  }
+}

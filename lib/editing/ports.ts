@@ -1,0 +1,37 @@
+/**
+ * What the editing services need from the models, as small interfaces: the denoising UNet (with its
+ * cross-attention maps) and the VAE. Adapters in `lib/editing/adapters.ts` fit the model classes to them; tests
+ * can pass stand-ins. All image-like tensors are NHWC.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** Cross-attention probabilities of one forward pass, by layer path, each [batch * heads, queries, keys]. */
+export type AttentionMaps = Map<string, tf.Tensor3D>;
+
+/** The denoising network as the pipeline uses it. */
+export interface DenoiserPort {
+  /** Channels of the latent (4 for Stable Diffusion). */
+  readonly latentChannels: number;
+  /** The model output (noise, v or sample, per the scheduler's prediction type) for `latents` [B, h, w, c]. */
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): tf.Tensor4D;
+  /** {@link predict}, also returning every cross-attention map of the pass (kept; the caller disposes them). */
+  predictWithMaps(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps };
+  /**
+   * The pix2pix-zero cross-attention loss of a forward pass on `latents` against `reference` maps:
+   * sum over layers of mean over (batch * heads) of sum over (query, key) of (M - M_ref)^2. Differentiable with
+   * respect to `latents` (called inside `tf.grad`).
+   */
+  crossAttentionLoss(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Scalar;
+}
+
+/** The VAE as the pipeline uses it. */
+export interface AutoencoderPort {
+  /** `scaling_factor` of the VAE config. */
+  readonly scalingFactor: number;
+  /** Spatial downscale from image to latent (8 for Stable Diffusion). */
+  readonly downscale: number;
+  /** Scaled latents of an image [1, H, W, 3] in [-1, 1]: the posterior mean, or a sample with `noise`. */
+  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', noise?: tf.Tensor4D): tf.Tensor4D;
+  /** The image [1, H, W, 3] in [-1, 1] (unclamped) of scaled latents. */
+  decode(latents: tf.Tensor4D): tf.Tensor4D;
+}

@@ -1,0 +1,125 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
+import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
+import { DDIMScheduler } from '../lib/schedulers/ddim.js';
+import { FakeDenoiser } from './helpers/fake-denoiser.js';
+import { forEachBackend, relativeError } from './helpers/tensors.js';
+
+const SCHEDULER = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1 };
+
+/** diffusers' order: a whole reference pass storing every step's maps, then the whole edit pass. */
+function twoPass(unet: FakeDenoiser, noise: tf.Tensor4D, caption: tf.Tensor3D, negative: tf.Tensor3D, direction: tf.Tensor3D, steps: number, scale: number, lambda: number) {
+  const s = DDIMScheduler.fromConfig(SCHEDULER);
+  const ts = s.setTimesteps(steps);
+  const refCtx = tf.concat([negative, caption], 0) as tf.Tensor3D;
+  const editCtx = tf.concat([negative, tf.add(caption, direction)], 0) as tf.Tensor3D;
+  const cfg = (o: tf.Tensor): tf.Tensor4D => {
+    const [u, c] = tf.split(o, 2, 0);
+    return tf.add(u!, tf.mul(tf.sub(c!, u!), scale)) as tf.Tensor4D;
+  };
+  const stored: Map<string, tf.Tensor3D>[] = [];
+  let x = noise;
+  for (const t of ts) {
+    const { output, maps } = unet.predictWithMaps(tf.concat([x, x], 0) as tf.Tensor4D, t, refCtx);
+    stored.push(maps);
+    x = s.step(cfg(output), t, x).prevSample as tf.Tensor4D;
+  }
+  const reconstruction = x;
+  x = noise;
+  ts.forEach((t, i) => {
+    let xIn = tf.concat([x, x], 0) as tf.Tensor4D;
+    const g = tf.grad((v: tf.Tensor) => unet.crossAttentionLoss(v as tf.Tensor4D, t, editCtx, stored[i]!))(xIn);
+    xIn = tf.sub(xIn, tf.mul(g, lambda)) as tf.Tensor4D;
+    const out = unet.predict(xIn, t, editCtx);
+    x = s.step(cfg(out), t, tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1])).prevSample as tf.Tensor4D;
+  });
+  return { edited: x, reconstruction };
+}
+
+forEachBackend('guided sampler (lock-step reference + edit passes)', function () {
+  let unet: FakeDenoiser;
+  let caption: tf.Tensor3D;
+  let negative: tf.Tensor3D;
+  let direction: tf.Tensor3D;
+  let noise: tf.Tensor4D;
+  before(function () {
+    unet = new FakeDenoiser(6);
+    caption = tf.randomNormal([1, 7, 6], 0, 1, 'float32', 1) as tf.Tensor3D;
+    negative = tf.randomNormal([1, 7, 6], 0, 1, 'float32', 2) as tf.Tensor3D;
+    direction = tf.randomNormal([1, 7, 6], 0, 1, 'float32', 3) as tf.Tensor3D;
+    noise = tf.randomNormal([1, 4, 4, 4], 0, 1, 'float32', 4) as tf.Tensor4D;
+  });
+  after(function () {
+    unet.dispose();
+    tf.dispose([caption, negative, direction, noise]);
+  });
+
+  it('gives the same latents as running the whole reference pass first (diffusers order)', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const r = await sampler.sample(noise, { caption, negative, direction }, { steps: 6, guidanceScale: 5, xaGuidance: 0.1 });
+    const expected = tf.tidy(() => twoPass(unet, noise, caption, negative, direction, 6, 5, 0.1));
+    expect(relativeError(r.edited, expected.edited)).to.be.below(1e-5);
+    expect(relativeError(r.reconstruction, expected.reconstruction)).to.be.below(1e-5);
+    // The guidance moved the edit: without it the result differs.
+    const unguided = await sampler.sample(noise, { caption, negative, direction }, { steps: 6, guidanceScale: 5, xaGuidance: 0 });
+    expect(relativeError(unguided.edited, r.edited)).to.be.above(1e-4);
+    tf.dispose([r.edited, r.reconstruction, expected.edited, expected.reconstruction, unguided.edited, unguided.reconstruction]);
+  });
+
+  it('holds one timestep of attention maps, frees every tensor, and reports progress', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const start = tf.memory().numTensors;
+    const steps: number[] = [];
+    let maxLive = 0;
+    const base = tf.memory().numTensors;
+    for (let run = 0; run < 2; run++) {
+      const r = await sampler.sample(noise, { caption, negative, direction }, {
+        steps: 5,
+        onProgress: (e) => steps.push(e.step),
+        onReferenceMaps: () => (maxLive = Math.max(maxLive, tf.memory().numTensors - base)),
+      });
+      tf.dispose([r.edited, r.reconstruction]);
+    }
+    expect(tf.memory().numTensors).to.equal(start);
+    expect(steps).to.deep.equal([1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+    expect(maxLive, 'live tensors during a step').to.be.below(20);
+  });
+
+  it('stops between steps when aborted, freeing its tensors', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const start = tf.memory().numTensors;
+    const ac = new AbortController();
+    let err: unknown;
+    try {
+      await sampler.sample(noise, { caption, negative, direction }, { steps: 10, signal: ac.signal, onProgress: (e) => e.step === 2 && ac.abort(new Error('stop now')) });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message).to.equal('stop now');
+    expect(tf.memory().numTensors).to.equal(start);
+  });
+
+  it('rejects bad options naming them', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    for (const [opts, msg] of [[{ steps: 0 }, /steps must be/], [{ guidanceScale: -1 }, /guidanceScale/], [{ xaGuidance: NaN }, /xaGuidance/]] as const) {
+      let err: unknown;
+      try {
+        await sampler.sample(noise, { caption, negative, direction }, opts);
+      } catch (e) {
+        err = e;
+      }
+      expect((err as Error).message).to.match(msg);
+    }
+  });
+
+  it('inverts without leaking, deterministically for a seed', async function () {
+    const inverter = new DDIMInverter(unet, SCHEDULER);
+    const start = tf.memory().numTensors;
+    const a = await inverter.invert(noise, caption, { steps: 3, seed: 1, numRegSteps: 1, numAutoCorrRolls: 1 });
+    const b = await inverter.invert(noise, caption, { steps: 3, seed: 1, numRegSteps: 1, numAutoCorrRolls: 1 });
+    expect(relativeError(a, b)).to.equal(0);
+    tf.dispose([a, b]);
+    expect(tf.memory().numTensors).to.equal(start);
+  });
+});
