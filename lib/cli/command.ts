@@ -6,6 +6,8 @@ import { type BackendOptions, parseBackendChoice } from '../backend.js';
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
+  /** Writes to stderr as is (no newline added): progress bars redraw a line with it. */
+  errRaw(text: string): void;
   /** Whether stderr is a terminal (progress bars are drawn only then). */
   readonly isTTY: boolean;
 }

@@ -7,13 +7,15 @@ import { packageVersion } from '../paths.js';
 import { type CliIO, type Command, EXIT, UsageError } from './command.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
+import { embedCommand } from './embed.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [infoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [infoCommand, inspectCommand, embedCommand];
 
 const processIO: CliIO = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
   err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  errRaw: (text) => process.stderr.write(text),
   isTTY: process.stderr.isTTY === true,
 };
 
