@@ -18,3 +18,4 @@ export {
 export { createContainer, resolveService, type ServiceOverrides } from './container.js';
 export * from './editing/services.js';
 export { DEFAULT_MODEL } from './paths.js';
+export * from './models/clip-text/index.js';

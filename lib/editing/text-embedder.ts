@@ -6,6 +6,7 @@
  * The text encoder is loaded on first use and kept until {@link ClipTextEmbedder.release} (or after every call
  * with `releaseAfterUse`), so that a pipeline can free it before loading the UNet.
  */
+import 'reflect-metadata'; // the decorators below need it, also where the container is not loaded (the CLI)
 import { inject, injectable, optional } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';

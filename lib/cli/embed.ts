@@ -1,0 +1,114 @@
+/**
+ * `pix2pix-zero embed`: text embeddings from a Stable Diffusion model's CLIP text encoder, written as safetensors
+ * (`embeddings`: [n, 77, d], or their mean [1, 77, d] with `--mean`).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { initBackend } from '../backend.js';
+import { ClipTextEmbedder } from '../editing/text-embedder.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
+import { DEFAULT_MODEL } from '../paths.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { ProgressReporter } from './progress.js';
+
+/** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
+export function readSentenceLines(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message}`);
+  }
+  const lines = text
+    .replace(/^\ufeff/, '')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+  if (lines.length === 0) throw new Error(`${file} has no sentences (expected one sentence a line)`);
+  return lines;
+}
+
+export const embedCommand: Command = {
+  name: 'embed',
+  summary: 'encode prompts or a sentence file with the model\'s CLIP text encoder (to safetensors)',
+  usage: `Usage: pix2pix-zero embed [--model <folder>] (--text "..." [--text "..."] | --file sentences.txt)
+                          --out out.safetensors [--mean] [--batch-size N] [--clip-skip N] [--json] [--quiet]
+
+Writes the text encoder's last_hidden_state for each text as the tensor 'embeddings' ([n, 77, d] float32),
+or with --mean their mean ([1, 77, d]), the form edit directions are made of.
+  --model       a Stable Diffusion pipeline folder (text_encoder/ and tokenizer/; default: the shipped model)
+  --text        a prompt (repeat for several)
+  --file        a text file, one sentence a line (blank lines and lines starting with # are skipped)
+  --out         the safetensors file to write
+  --mean        write the mean embedding instead of one per text
+  --batch-size  texts per forward pass (default 16)
+  --clip-skip   skip the last N layers of the text encoder, as diffusers' clip_skip (default 0)
+  --backend     force a tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best one present)
+  --json        print a machine-readable summary on stdout
+  --quiet       no progress bar on stderr`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, {
+      ...COMMON_OPTIONS,
+      model: { type: 'string' },
+      text: { type: 'string', multiple: true },
+      file: { type: 'string' },
+      out: { type: 'string' },
+      mean: { type: 'boolean', default: false },
+      'batch-size': { type: 'string' },
+      'clip-skip': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    if (positionals.length > 0) throw new UsageError(`embed takes no positional arguments (got '${positionals[0]}'); pass texts with --text`);
+    const texts = values.text ?? [];
+    if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
+    if (texts.length === 0 && values.file === undefined) throw new UsageError('nothing to embed: give --text "..." or --file sentences.txt');
+    if (values.out === undefined || values.out === '') throw new UsageError('--out <file.safetensors> is required');
+    const backendChoice = backendOption(values.backend);
+    const batchSize = intOption(values['batch-size'], 'batch-size', 16, 1, 4096);
+    const clipSkip = intOption(values['clip-skip'], 'clip-skip', 0, 0, 1000);
+    const out = values.out;
+    if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new Error(`--out ${out} is a folder; give a file name`);
+
+    const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
+    const modelDir = values.model ?? DEFAULT_MODEL;
+    const folder = readClipTextFolder(modelDir); // fails fast, before the backend starts
+    const backend = await initBackend(backendChoice);
+    const encoder = ClipTextEncoder.load(folder);
+    const started = Date.now();
+    try {
+      const layers = encoder.model.config.numHiddenLayers;
+      if (clipSkip > layers) throw new UsageError(`--clip-skip ${clipSkip} is more than the text encoder's ${layers} layers`);
+      const embedder = new ClipTextEmbedder(encoder, { batchSize, clipSkip });
+      const progress = new ProgressReporter(io, io.isTTY && !values.quiet);
+      const onProgress = progress.onProgress;
+      const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
+      const shape = [...result.shape];
+      try {
+        writeSafetensors(
+          out,
+          { embeddings: { dtype: 'F32', shape, data: result.dataSync() as Float32Array } },
+          {
+            model: path.resolve(modelDir),
+            texts: String(sentences.length),
+            mean: String(values.mean),
+            clip_skip: String(clipSkip),
+          },
+        );
+      } finally {
+        result.dispose();
+      }
+      progress.finish();
+      const summary = { out, shape, texts: sentences.length, mean: values.mean, clipSkip, backend: backend.name, seconds: (Date.now() - started) / 1000 };
+      io.out(values.json ? JSON.stringify(summary, null, 2) : `wrote ${out}: embeddings [${shape.join(', ')}] from ${sentences.length} text${sentences.length === 1 ? '' : 's'}${values.mean ? ' (mean)' : ''}`);
+      return EXIT.ok;
+    } finally {
+      encoder.dispose();
+    }
+  },
+};

@@ -1,0 +1,52 @@
+/**
+ * Where a `CLIPTextModel`'s tensors are in its checkpoint, and loading a model from a `text_encoder/` folder.
+ *
+ * Checkpoints name the tensors `text_model.<name>` (diffusers pipelines, transformers 4.x) or `<name>`
+ * (transformers 5.x saves `CLIPTextModel` without the prefix); both are read. The `position_ids` buffer that older
+ * checkpoints hold, and the `text_projection` of a `CLIPTextModelWithProjection`, are not used.
+ */
+import * as path from 'node:path';
+import type { WeightSource } from '../../io/weights.js';
+import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
+import { type WeightNameMap, loadWeights } from '../load-weights.js';
+import { parseClipTextConfig } from './config.js';
+import { CLIPTextModel } from './model.js';
+
+/** The prefix of the text tower's tensors in transformers 4.x / diffusers checkpoints. */
+export const TEXT_MODEL_PREFIX = 'text_model.';
+
+const UNUSED = /^(text_model\.)?embeddings\.position_ids$|^text_projection\.weight$/;
+
+/** The weight-name map for a checkpoint with these tensor names (prefixed or not, decided by the names). */
+export function clipTextWeightMap(checkpointNames: readonly string[]): WeightNameMap {
+  const prefixed = checkpointNames.some((n) => n.startsWith(TEXT_MODEL_PREFIX));
+  return {
+    toCheckpoint: (name) => (prefixed ? TEXT_MODEL_PREFIX + name : name),
+    ignore: (name) => UNUSED.test(name),
+  };
+}
+
+/** Copies `source`'s tensors into `model` (strict: anything missing, extra or mis-shaped is one error). */
+export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource): void {
+  loadWeights(model, source, clipTextWeightMap(source.names()));
+}
+
+/**
+ * Builds a `CLIPTextModel` from a text encoder folder (`config.json` + `model.safetensors`, as a path or an
+ * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
+ */
+export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
+  const component = typeof folder === 'string' ? readComponentFolder(folder, 'text encoder') : folder;
+  const config = parseClipTextConfig(component.config, path.join(component.dir, 'config.json'));
+  const model = new CLIPTextModel(config);
+  const source = component.openWeights();
+  try {
+    loadClipTextWeights(model, source);
+  } catch (err) {
+    model.disposeAll();
+    throw err;
+  } finally {
+    source.close();
+  }
+  return model;
+}
