@@ -1,29 +1,39 @@
 /**
- * The one place that builds the service graph (inversify). Implementations register here as they land; a
- * caller can override any service by passing its own instance (e.g. a captioner that calls a remote model).
+ * The one place that builds the service graph (inversify). The model-backed pieces (text embedder, captioner,
+ * denoiser, scheduler config) are given as instances; the editing services (direction discovery, inverter,
+ * guided sampler) are classes the container constructs from them. Any service can be replaced by passing an
+ * instance (a remote captioner, a different sampler).
  */
 import 'reflect-metadata';
 import { Container } from 'inversify';
+import type { JsonObject } from './io/json.js';
+import { DDIMInverter } from './editing/ddim-inverter.js';
+import { SentenceDirectionDiscovery } from './editing/direction-discovery.js';
+import { CrossAttentionGuidedSampler } from './editing/guided-sampler.js';
+import type { DenoiserPort } from './editing/ports.js';
 import {
   type Captioner,
   type DirectionDiscovery,
+  type DirectionDiscoverySettings,
   type GuidedSampler,
   type Inverter,
   type TextEmbedder,
   TYPES,
 } from './editing/services.js';
-import { ClipTextEmbedder } from './editing/text-embedder.js';
 
-/** Service instances to bind in place of (or before) the defaults. */
+/** The instances the container is built from; each service may also be overridden. */
 export interface ServiceOverrides {
   captioner?: Captioner;
   textEmbedder?: TextEmbedder;
+  denoiser?: DenoiserPort;
+  schedulerConfig?: JsonObject;
+  directionSettings?: DirectionDiscoverySettings;
   directionDiscovery?: DirectionDiscovery;
   inverter?: Inverter;
   guidedSampler?: GuidedSampler;
 }
 
-/** Builds a container with the given service instances bound to their tokens. */
+/** Builds a container: given instances bound to their tokens, the editing services bound to their classes. */
 export function createContainer(services: ServiceOverrides = {}): Container {
   const container = new Container({ defaultScope: 'Singleton' });
   const bind = <T>(token: symbol, value: T | undefined): void => {
@@ -31,14 +41,19 @@ export function createContainer(services: ServiceOverrides = {}): Container {
   };
   bind(TYPES.Captioner, services.captioner);
   bind(TYPES.TextEmbedder, services.textEmbedder);
-  if (services.textEmbedder === undefined) container.bind(TYPES.TextEmbedder).to(ClipTextEmbedder);
-  bind(TYPES.DirectionDiscovery, services.directionDiscovery);
-  bind(TYPES.Inverter, services.inverter);
-  bind(TYPES.GuidedSampler, services.guidedSampler);
+  bind(TYPES.Denoiser, services.denoiser);
+  bind(TYPES.SchedulerConfig, services.schedulerConfig);
+  bind(TYPES.DirectionDiscoverySettings, services.directionSettings);
+  if (services.directionDiscovery !== undefined) bind(TYPES.DirectionDiscovery, services.directionDiscovery);
+  else container.bind<DirectionDiscovery>(TYPES.DirectionDiscovery).to(SentenceDirectionDiscovery);
+  if (services.inverter !== undefined) bind(TYPES.Inverter, services.inverter);
+  else container.bind<Inverter>(TYPES.Inverter).to(DDIMInverter);
+  if (services.guidedSampler !== undefined) bind(TYPES.GuidedSampler, services.guidedSampler);
+  else container.bind<GuidedSampler>(TYPES.GuidedSampler).to(CrossAttentionGuidedSampler);
   return container;
 }
 
-/** Resolves a service, with an error that names it when nothing provides it yet. */
+/** Resolves a service, with an error that names it when nothing provides it. */
 export function resolveService<T>(container: Container, token: symbol): T {
   if (!container.isBound(token)) throw new Error(`no implementation is bound for ${token.description ?? String(token)}`);
   return container.get<T>(token);

@@ -30,8 +30,8 @@ export interface AutoencoderPort {
   readonly scalingFactor: number;
   /** Spatial downscale from image to latent (8 for Stable Diffusion). */
   readonly downscale: number;
-  /** Scaled latents of an image [1, H, W, 3] in [-1, 1]: the posterior mean, or a sample with `noise`. */
-  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', noise?: tf.Tensor4D): tf.Tensor4D;
+  /** Scaled latents of an image [1, H, W, 3] in [-1, 1]: the posterior mean, or a sample drawn with `seed`. */
+  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', seed?: number): tf.Tensor4D;
   /** The image [1, H, W, 3] in [-1, 1] (unclamped) of scaled latents. */
   decode(latents: tf.Tensor4D): tf.Tensor4D;
 }
