@@ -1,0 +1,57 @@
+/**
+ * diffusers' `BasicTransformerBlock` (layer-norm variant): self-attention, cross-attention to the text, GEGLU
+ * feed-forward, each pre-normalised and residual. The cross-attention (`attn2`) reports its probabilities to the
+ * forward's hook under this block's module path.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Attention } from '../layers/attention.js';
+import { LayerNorm } from '../layers/layer-norm.js';
+import { type ForwardArgs, Module } from '../layers/module.js';
+import { FeedForward } from './feed-forward.js';
+import type { CrossAttentionHook } from './hooks.js';
+
+/** What every UNet block's forward receives besides its input. */
+export interface UNetBlockArgs extends ForwardArgs {
+  /** The time embedding [B, temb]. */
+  temb: tf.Tensor;
+  /** The text context [B, keys, crossAttentionDim]. */
+  context: tf.Tensor;
+  /** Observer of the cross-attention maps. */
+  hook?: CrossAttentionHook;
+}
+
+export class BasicTransformerBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn1: Attention;
+  readonly norm2: LayerNorm;
+  readonly attn2: Attention;
+  readonly norm3: LayerNorm;
+  readonly ff: FeedForward;
+
+  /** @param path this block's diffusers module path (its `attn2` is `${path}.attn2`). */
+  constructor(
+    dim: number,
+    heads: number,
+    headDim: number,
+    crossAttentionDim: number,
+    readonly path: string,
+  ) {
+    super();
+    this.norm1 = this.child('norm1', new LayerNorm(dim));
+    this.attn1 = this.child('attn1', new Attention({ queryDim: dim, heads, dimHead: headDim }));
+    this.norm2 = this.child('norm2', new LayerNorm(dim));
+    this.attn2 = this.child('attn2', new Attention({ queryDim: dim, crossAttentionDim, heads, dimHead: headDim }));
+    this.norm3 = this.child('norm3', new LayerNorm(dim));
+    this.ff = this.child('ff', new FeedForward(dim));
+  }
+
+  forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
+    return tf.tidy(() => {
+      let h = tf.add(this.attn1.forward(this.norm1.forward(x)), x);
+      const hook = args.hook;
+      const onProbs = hook !== undefined ? (p: tf.Tensor3D) => hook.crossAttention(`${this.path}.attn2`, p) : undefined;
+      h = tf.add(this.attn2.forward([this.norm2.forward(h), args.context], { onProbs }), h);
+      return tf.add(this.ff.forward(this.norm3.forward(h)), h);
+    });
+  }
+}

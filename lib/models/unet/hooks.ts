@@ -1,0 +1,65 @@
+/**
+ * Cross-attention hooks, in the spirit of diffusers' attention processors: a hook given to the UNet's forward
+ * sees the attention probabilities of every cross-attention layer (`attn2` of each transformer block), named by
+ * its diffusers module path (`down_blocks.0.attentions.0.transformer_blocks.0.attn2`), shaped
+ * [batch * heads, queries, keys]. Without a hook nothing is recorded.
+ *
+ * The probabilities are made inside the layer's `tf.tidy`; a hook that keeps something must `tf.keep` it (and
+ * dispose it later).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Receives each cross-attention layer's probabilities during one forward pass. */
+export interface CrossAttentionHook {
+  crossAttention(layer: string, probs: tf.Tensor3D): void;
+}
+
+/** Records every cross-attention map of a forward pass (kept copies; call {@link take} or {@link dispose}). */
+export class AttentionRecorder implements CrossAttentionHook {
+  readonly maps = new Map<string, tf.Tensor3D>();
+  crossAttention(layer: string, probs: tf.Tensor3D): void {
+    this.maps.get(layer)?.dispose();
+    this.maps.set(layer, tf.keep(tf.clone(probs)));
+  }
+  /** Hands the maps over to the caller (who disposes them). */
+  take(): Map<string, tf.Tensor3D> {
+    const out = new Map(this.maps);
+    this.maps.clear();
+    return out;
+  }
+  dispose(): void {
+    for (const m of this.maps.values()) m.dispose();
+    this.maps.clear();
+  }
+}
+
+/**
+ * Accumulates the pix2pix-zero cross-attention loss during a forward pass: for each layer, the mean over
+ * (batch * heads) of the sum over (query, key) of (M - M_ref)^2, summed over layers (diffusers'
+ * `Pix2PixZeroL2Loss`). Differentiable: call the forward and {@link loss} inside `tf.grad`.
+ */
+export class CrossAttentionLoss implements CrossAttentionHook {
+  private readonly parts: tf.Scalar[] = [];
+
+  constructor(private readonly reference: ReadonlyMap<string, tf.Tensor3D>) {}
+
+  crossAttention(layer: string, probs: tf.Tensor3D): void {
+    const ref = this.reference.get(layer);
+    if (ref === undefined) throw new Error(`CrossAttentionLoss: no reference map for layer ${layer}`);
+    if (!ref.shape.every((d, i) => d === probs.shape[i])) {
+      throw new Error(`CrossAttentionLoss: layer ${layer} has maps [${probs.shape.join(', ')}] but the reference is [${ref.shape.join(', ')}]`);
+    }
+    this.parts.push(tf.keep(tf.mean(tf.sum(tf.square(tf.sub(probs, ref)), [1, 2])) as tf.Scalar));
+  }
+
+  /**
+   * The summed loss. The per-layer parts are freed (backpropagating through a sum needs only its gradient), so
+   * call it once, after the forward pass.
+   */
+  loss(): tf.Scalar {
+    if (this.parts.length === 0) throw new Error('CrossAttentionLoss: the forward pass had no cross-attention layer');
+    const total = tf.addN(this.parts) as tf.Scalar;
+    tf.dispose(this.parts.splice(0));
+    return total;
+  }
+}

@@ -1,0 +1,44 @@
+/** `UNetMidBlock2DCrossAttn`: resnet, then (transformer, resnet) per layer, at the lowest resolution. */
+import * as tf from '@tensorflow/tfjs-core';
+import { Module } from '../layers/module.js';
+import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
+import type { UNetBlockArgs } from './basic-transformer-block.js';
+import { Transformer2DModel } from './transformer-2d.js';
+
+export class UNetMidBlock2DCrossAttn extends Module {
+  readonly resnets: ResnetBlock2D[];
+  readonly attentions: Transformer2DModel[];
+
+  constructor(
+    channels: number,
+    tembChannels: number,
+    groups: number,
+    eps: number,
+    attention: { heads: number; crossAttentionDim: number; useLinearProjection: boolean },
+    numLayers = 1,
+  ) {
+    super();
+    const resnet = (): ResnetBlock2D => new ResnetBlock2D({ inChannels: channels, outChannels: channels, tembChannels, groups, eps });
+    this.resnets = this.childList('resnets', Array.from({ length: numLayers + 1 }, resnet));
+    this.attentions = this.childList(
+      'attentions',
+      Array.from({ length: numLayers }, (_, i) =>
+        new Transformer2DModel(
+          { heads: attention.heads, headDim: channels / attention.heads, inChannels: channels, crossAttentionDim: attention.crossAttentionDim, normNumGroups: groups, useLinearProjection: attention.useLinearProjection },
+          `mid_block.attentions.${i}`,
+        ),
+      ),
+    );
+  }
+
+  forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
+    return tf.tidy(() => {
+      let h = this.resnets[0]!.forward([x, args.temb]);
+      this.attentions.forEach((attn, i) => {
+        h = attn.forward(h, args);
+        h = this.resnets[i + 1]!.forward([h, args.temb]);
+      });
+      return h;
+    });
+  }
+}

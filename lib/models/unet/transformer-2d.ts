@@ -1,0 +1,61 @@
+/**
+ * diffusers' `Transformer2DModel` for continuous (image) input: GroupNorm, an input projection (1x1 conv, or
+ * linear with `use_linear_projection`), transformer blocks over the H*W tokens, an output projection, and the
+ * residual.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Conv2d } from '../layers/conv2d.js';
+import { GroupNorm } from '../layers/group-norm.js';
+import { Linear } from '../layers/linear.js';
+import { Module } from '../layers/module.js';
+import { BasicTransformerBlock, type UNetBlockArgs } from './basic-transformer-block.js';
+
+export interface Transformer2DConfig {
+  heads: number;
+  headDim: number;
+  inChannels: number;
+  crossAttentionDim: number;
+  normNumGroups: number;
+  useLinearProjection: boolean;
+  numLayers?: number;
+}
+
+export class Transformer2DModel extends Module {
+  readonly norm: GroupNorm;
+  readonly projIn: Conv2d | Linear;
+  readonly blocks: BasicTransformerBlock[];
+  readonly projOut: Conv2d | Linear;
+
+  /** @param path this module's diffusers path (e.g. `mid_block.attentions.0`). */
+  constructor(
+    readonly config: Transformer2DConfig,
+    path: string,
+  ) {
+    super();
+    const inner = config.heads * config.headDim;
+    const c = config.inChannels;
+    this.norm = this.child('norm', new GroupNorm(config.normNumGroups, c, 1e-6));
+    this.projIn = this.child('proj_in', config.useLinearProjection ? new Linear(c, inner) : new Conv2d(c, inner, 1));
+    this.blocks = this.childList(
+      'transformer_blocks',
+      Array.from({ length: config.numLayers ?? 1 }, (_, i) =>
+        new BasicTransformerBlock(inner, config.heads, config.headDim, config.crossAttentionDim, `${path}.transformer_blocks.${i}`),
+      ),
+    );
+    this.projOut = this.child('proj_out', config.useLinearProjection ? new Linear(inner, c) : new Conv2d(inner, c, 1));
+  }
+
+  /** `x`: [B, H, W, C]. */
+  forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
+    return tf.tidy(() => {
+      const [b, h, w, c] = x.shape as [number, number, number, number];
+      const inner = this.config.heads * this.config.headDim;
+      const normed = this.norm.forward(x);
+      // A 1x1 conv and a linear map are the same computation on NHWC data; only the weight layouts differ.
+      let tokens = tf.reshape(this.projIn.forward(normed), [b, h * w, inner]);
+      for (const block of this.blocks) tokens = block.forward(tokens, args);
+      const out = this.projOut.forward(tf.reshape(tokens, [b, h, w, inner]));
+      return tf.add(tf.reshape(out, [b, h, w, c]), x);
+    });
+  }
+}

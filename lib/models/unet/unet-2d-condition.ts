@@ -1,0 +1,173 @@
+/**
+ * `UNet2DConditionModel`: Stable Diffusion's denoiser, block for block as diffusers' `unet_2d_condition.py`:
+ * time embedding; `conv_in`; down blocks (keeping skip states); the cross-attention mid block; up blocks
+ * (consuming the skips); `conv_norm_out` -> SiLU -> `conv_out`. Built from `unet/config.json`; latents are NHWC
+ * [B, H, W, C] here (diffusers' are NCHW). Differentiable end to end with `tf.grad` with respect to the latents.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ComponentFolder } from '../../io/model-folder.js';
+import { readComponentFolder } from '../../io/model-folder.js';
+import { loadWeights } from '../load-weights.js';
+import { silu } from '../layers/activations.js';
+import { Conv2d } from '../layers/conv2d.js';
+import { GroupNorm } from '../layers/group-norm.js';
+import { Module } from '../layers/module.js';
+import type { UNetBlockArgs } from './basic-transformer-block.js';
+import { type UNetConfig, parseUNetConfig } from './config.js';
+import { DownBlock } from './down-blocks.js';
+import { TimestepEmbedding, timestepFeatures } from './embeddings.js';
+import type { CrossAttentionHook } from './hooks.js';
+import { UNetMidBlock2DCrossAttn } from './mid-block.js';
+import { UpBlock } from './up-blocks.js';
+import { unetWeightMap } from './weights.js';
+
+/** Options of {@link UNet2DConditionModel.predict}. */
+export interface UNetForwardOptions {
+  /** Observer of every cross-attention map (see `hooks.ts`). */
+  hook?: CrossAttentionHook;
+}
+
+export class UNet2DConditionModel extends Module {
+  readonly config: UNetConfig;
+  readonly convIn: Conv2d;
+  readonly timeEmbedding: TimestepEmbedding;
+  readonly downBlocks: DownBlock[];
+  readonly midBlock: UNetMidBlock2DCrossAttn;
+  readonly upBlocks: UpBlock[];
+  readonly convNormOut: GroupNorm;
+  readonly convOut: Conv2d;
+
+  constructor(config: UNetConfig) {
+    super();
+    this.config = config;
+    const boc = config.blockOutChannels;
+    const tembDim = boc[0]! * 4;
+    const groups = config.normNumGroups;
+    const eps = config.normEps;
+    const attention = (heads: number) => ({ heads, crossAttentionDim: config.crossAttentionDim, useLinearProjection: config.useLinearProjection });
+
+    this.convIn = this.child('conv_in', new Conv2d(config.inChannels, boc[0]!, 3, 1, 1));
+    this.timeEmbedding = this.child('time_embedding', new TimestepEmbedding(boc[0]!, tembDim));
+
+    const down: DownBlock[] = [];
+    let out = boc[0]!;
+    config.downBlockTypes.forEach((type, i) => {
+      const inCh = out;
+      out = boc[i]!;
+      down.push(
+        new DownBlock(
+          {
+            inChannels: inCh,
+            outChannels: out,
+            tembChannels: tembDim,
+            numLayers: config.layersPerBlock,
+            addDownsample: i < boc.length - 1,
+            groups,
+            eps,
+            downsamplePadding: config.downsamplePadding,
+            attention: type === 'CrossAttnDownBlock2D' ? attention(config.numAttentionHeads[i]!) : undefined,
+          },
+          `down_blocks.${i}`,
+        ),
+      );
+    });
+    this.downBlocks = this.childList('down_blocks', down);
+
+    this.midBlock = this.child(
+      'mid_block',
+      new UNetMidBlock2DCrossAttn(boc.at(-1)!, tembDim, groups, eps, attention(config.numAttentionHeads.at(-1)!)),
+    );
+
+    const rev = [...boc].reverse();
+    const revHeads = [...config.numAttentionHeads].reverse();
+    const up: UpBlock[] = [];
+    let prevOut = rev[0]!;
+    config.upBlockTypes.forEach((type, i) => {
+      const outCh = rev[i]!;
+      const inCh = rev[Math.min(i + 1, rev.length - 1)]!;
+      up.push(
+        new UpBlock(
+          {
+            inChannels: inCh,
+            outChannels: outCh,
+            prevOutputChannels: prevOut,
+            tembChannels: tembDim,
+            numLayers: config.layersPerBlock + 1,
+            addUpsample: i < rev.length - 1,
+            groups,
+            eps,
+            attention: type === 'CrossAttnUpBlock2D' ? attention(revHeads[i]!) : undefined,
+          },
+          `up_blocks.${i}`,
+        ),
+      );
+      prevOut = outCh;
+    });
+    this.upBlocks = this.childList('up_blocks', up);
+
+    this.convNormOut = this.child('conv_norm_out', new GroupNorm(groups, boc[0]!, eps));
+    this.convOut = this.child('conv_out', new Conv2d(boc[0]!, config.outChannels, 3, 1, 1));
+  }
+
+  /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
+  static fromFolder(dir: string | ComponentFolder): UNet2DConditionModel {
+    const folder = typeof dir === 'string' ? readComponentFolder(dir, 'UNet') : dir;
+    const model = new UNet2DConditionModel(parseUNetConfig(folder.config));
+    const weights = folder.openWeights();
+    try {
+      loadWeights(model, weights, unetWeightMap);
+    } catch (err) {
+      model.disposeAll();
+      throw err;
+    } finally {
+      weights.close();
+    }
+    return model;
+  }
+
+  /** The spatial factor the latent size must be a multiple of (2 per downsampling). */
+  get sizeMultiple(): number {
+    return 2 ** (this.config.blockOutChannels.length - 1);
+  }
+
+  /** tf.layers entry: `inputs` = [latents, context]; `args.timestep` (number) and `args.hook`. */
+  forward(inputs: tf.Tensor | tf.Tensor[], args: { timestep?: number; hook?: CrossAttentionHook } = {}): tf.Tensor {
+    const [x, context] = Array.isArray(inputs) ? inputs : [inputs];
+    if (x === undefined || context === undefined) throw new Error('UNet2DConditionModel: expected [latents, context]');
+    return this.predict(x as tf.Tensor4D, args.timestep ?? 0, context as tf.Tensor3D, { hook: args.hook });
+  }
+
+  /**
+   * The model output (noise, v or x_0 by the scheduler's prediction type) for `latents` [B, H, W, C] at
+   * `timestep`, conditioned on `context` [B, keys, crossAttentionDim].
+   */
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: UNetForwardOptions = {}): tf.Tensor4D {
+    const [b, h, w, c] = latents.shape;
+    if (c !== this.config.inChannels) throw new Error(`UNet: latents have ${c} channels, the model takes ${this.config.inChannels}`);
+    const m = this.sizeMultiple;
+    if (h % m !== 0 || w % m !== 0) throw new Error(`UNet: latent size ${h}x${w} must be a multiple of ${m} (image size a multiple of ${m * 8})`);
+    if (context.shape[0] !== b || context.shape[2] !== this.config.crossAttentionDim) {
+      throw new Error(`UNet: context is [${context.shape.join(', ')}], expected [${b}, keys, ${this.config.crossAttentionDim}]`);
+    }
+    return tf.tidy(() => {
+      const cfg = this.config;
+      const t = tf.fill([b], timestep, 'float32') as tf.Tensor1D;
+      const temb = this.timeEmbedding.forward(timestepFeatures(t, cfg.blockOutChannels[0]!, cfg.flipSinToCos, cfg.freqShift));
+      const args: UNetBlockArgs = { temb, context, hook: options.hook };
+      let x: tf.Tensor = cfg.centerInputSample ? tf.sub(tf.mul(latents, 2), 1) : latents;
+      x = this.convIn.forward(x);
+      const skips: tf.Tensor[] = [x];
+      for (const block of this.downBlocks) {
+        const r = block.forwardWithStates(x, args);
+        x = r.output;
+        skips.push(...r.states);
+      }
+      x = this.midBlock.forward(x, args);
+      for (const block of this.upBlocks) {
+        const n = block.resnets.length;
+        x = block.forwardWithSkips(x, skips.splice(skips.length - n, n), args);
+      }
+      return this.convOut.forward(silu(this.convNormOut.forward(x))) as tf.Tensor4D;
+    });
+  }
+}
