@@ -1,0 +1,146 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { writeSafetensors, SafetensorsFile } from '../lib/io/safetensors.js';
+import { conv2dFastGrad } from '../lib/models/layers/conv2d.js';
+import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel, parseUNetConfig } from '../lib/models/unet/index.js';
+import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
+
+const MODELS = {
+  sd1: path.join(TINY_SD, 'unet'),
+  sd2: path.join(FIXTURES, 'models', 'unet-sd2'),
+};
+const TIMESTEPS = [1, 500, 981];
+const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
+
+forEachBackend('UNet2DConditionModel matches diffusers', function () {
+  for (const [name, dir] of Object.entries(MODELS)) {
+    describe(name, function () {
+      let unet: UNet2DConditionModel;
+      let ref: Record<string, tf.Tensor>;
+      before(function () {
+        unet = UNet2DConditionModel.fromFolder(dir);
+        ref = readReference(path.join(FIXTURES, 'reference', 'unet', `${name}.safetensors`));
+      });
+      after(function () {
+        unet.disposeAll();
+        tf.dispose(Object.values(ref));
+      });
+
+      it('output at t = 1, 500, 981 within 1e-4', function () {
+        for (const t of TIMESTEPS) {
+          tf.tidy(() => {
+            const out = unet.predict(nhwc(ref.sample!), t, ref.context as tf.Tensor3D);
+            expectClose(out, nhwc(ref[`t${t}.out`]!), 1e-4, `${name} output t=${t}`);
+          });
+        }
+      });
+
+      it('records every attn2 map, equal to diffusers attention probabilities', function () {
+        const rec = new AttentionRecorder();
+        tf.tidy(() => {
+          unet.predict(nhwc(ref.sample!), 500, ref.context as tf.Tensor3D, { hook: rec });
+        });
+        const maps = rec.take();
+        const expected = Object.keys(ref).filter((k) => k.startsWith('t500.maps.')).map((k) => k.slice('t500.maps.'.length));
+        expect([...maps.keys()].sort()).to.deep.equal(expected.sort());
+        for (const [layer, m] of maps) expectClose(m, ref[`t500.maps.${layer}`]!, 1e-4, layer);
+        tf.dispose([...maps.values()]);
+      });
+
+      it('gradient of the pix2pix-zero loss w.r.t. the latent matches torch autograd within 1e-3', function () {
+        const reference = new Map<string, tf.Tensor3D>();
+        const rec = new AttentionRecorder();
+        tf.tidy(() => {
+          unet.predict(nhwc(ref.sample!), 500, ref.context_ref as tf.Tensor3D, { hook: rec });
+        });
+        for (const [k, v] of rec.take()) {
+          expectClose(v, ref[`t500.ref.${k}`]!, 1e-4, `reference map ${k}`);
+          reference.set(k, v);
+        }
+        const start = tf.memory().numTensors;
+        for (let round = 0; round < 2; round++) {
+          tf.tidy(() => {
+            const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => {
+              const hook = new CrossAttentionLoss(reference);
+              unet.predict(x as tf.Tensor4D, 500, ref.context as tf.Tensor3D, { hook });
+              return hook.loss();
+            })(nhwc(ref.sample!));
+            expectClose(value, tf.reshape(ref['t500.loss']!, []), 1e-4, 'loss');
+            expectClose(grad, nhwc(ref['t500.grad']!), 1e-3, 'gradient');
+          });
+          expect(tf.memory().numTensors, 'tensors after a gradient step').to.equal(start);
+        }
+        tf.dispose([...reference.values()]);
+      });
+
+      it('keeps no tensors after a forward', function () {
+        const x = nhwc(ref.sample!);
+        const start = tf.memory().numTensors;
+        for (let i = 0; i < 2; i++) unet.predict(x, 981, ref.context as tf.Tensor3D).dispose();
+        expect(tf.memory().numTensors).to.equal(start);
+        x.dispose();
+      });
+    });
+  }
+});
+
+forEachBackend('fast convolution gradient', function () {
+  it('equals tfjs built-in gradient for strided, padded and asymmetric convolutions', function () {
+    const cases: [number, number, number, [number, number, number, number]][] = [
+      [8, 3, 1, [1, 1, 1, 1]],
+      [9, 3, 2, [1, 1, 1, 1]],
+      [8, 3, 2, [0, 1, 0, 1]],
+      [7, 1, 1, [0, 0, 0, 0]],
+    ];
+    for (const [size, k, stride, pad] of cases) {
+      tf.tidy(() => {
+        const x = tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+        const w = tf.randomNormal([k, k, 3, 5], 0, 1, 'float32', 2) as tf.Tensor4D;
+        const padded = (v: tf.Tensor4D) => tf.pad(v, [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]]) as tf.Tensor4D;
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.square(conv2dFastGrad(v as tf.Tensor4D, w, stride, pad))))(x);
+        const builtin = tf.grad((v: tf.Tensor) => tf.sum(tf.square(tf.conv2d(padded(v as tf.Tensor4D), w, stride, 'valid'))))(x);
+        expectClose(mine, builtin, 1e-5, `conv ${size}x${size} k${k} s${stride} pad ${pad}`);
+      });
+    }
+  });
+});
+
+describe('UNet config and weights', function () {
+  it('refuses unsupported configs, naming the field', function () {
+    const base = JSON.parse(fs.readFileSync(path.join(MODELS.sd1, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(() => parseUNetConfig({ ...base, only_cross_attention: true })).to.throw(/'only_cross_attention' = true is not supported/);
+    expect(() => parseUNetConfig({ ...base, down_block_types: ['AttnDownBlock2D', 'DownBlock2D'] })).to.throw(/'down_block_types' must be/);
+    expect(() => parseUNetConfig({ ...base, norm_num_groups: 7 })).to.throw(/not divisible by norm_num_groups 7/);
+    expect(() => parseUNetConfig({ ...base, class_embed_type: 'timestep' })).to.throw(/class_embed_type/);
+  });
+  it('refuses a checkpoint with a missing or mis-shaped tensor, naming it', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-unet-'));
+    try {
+      fs.copyFileSync(path.join(MODELS.sd1, 'config.json'), path.join(dir, 'config.json'));
+      const src = SafetensorsFile.open(path.join(MODELS.sd1, 'diffusion_pytorch_model.safetensors'));
+      const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+      for (const n of src.names()) {
+        const t = src.read(n);
+        tensors[n] = { dtype: 'F32', shape: t.shape, data: t.data as Float32Array };
+      }
+      src.close();
+      delete tensors['mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight'];
+      tensors['conv_in.bias'] = { dtype: 'F32', shape: [3], data: new Float32Array(3) };
+      writeSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), tensors);
+      let err: unknown;
+      try {
+        UNet2DConditionModel.fromFolder(dir);
+      } catch (e) {
+        err = e;
+      }
+      const msg = (err as Error).message;
+      expect(msg).to.match(/missing tensor 'mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight'/);
+      expect(msg).to.match(/'conv_in.bias' has shape \[3\], expected \[16\]/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
