@@ -19,3 +19,10 @@ export { createContainer, resolveService, type ServiceOverrides } from './contai
 export * from './editing/services.js';
 export { DEFAULT_MODEL } from './paths.js';
 export * from './models/clip-text/index.js';
+export * from './models/unet/index.js';
+export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
+export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
+export { DDIMScheduler } from './schedulers/ddim.js';
+export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';
+export { TorchGenerator } from './random/torch-generator.js';
+export { builtinConcepts, builtinSentences, readSentenceFile, chatSentences } from './editing/sentences.js';

@@ -1,22 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { writeSafetensors } from '../lib/io/safetensors.js';
-import { ROOT, TINY_SD } from './helpers/tensors.js';
-
-const BIN = path.join(ROOT, 'bin', 'pix2pix-zero.js');
-
-/** Runs the CLI as a user would; returns exit code, stdout, stderr. */
-export function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    timeout: 120_000,
-  });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+import { TINY_SD } from './helpers/tensors.js';
+import { cli } from './helpers/cli.js';
 
 describe('CLI', function () {
   let dir: string;

@@ -8,9 +8,10 @@ import { type CliIO, type Command, EXIT, UsageError } from './command.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { embedCommand } from './embed.js';
+import { directionCommand, editCommand, invertCommand } from './edit.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [infoCommand, inspectCommand, embedCommand];
+export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, embedCommand, infoCommand, inspectCommand];
 
 const processIO: CliIO = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),

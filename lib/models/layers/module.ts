@@ -57,6 +57,7 @@ export function fromTorchLayout(t: tf.Tensor, layout: WeightLayout): tf.Tensor {
 export abstract class Module extends layers.Layer {
   private readonly ownWeights = new Map<string, NamedWeight>();
   private readonly children = new Map<string, Module>();
+  private weightsDisposed = false;
 
   constructor() {
     super({ trainable: false });
@@ -115,9 +116,27 @@ export abstract class Module extends layers.Layer {
     return n;
   }
 
-  /** Frees every weight of this block and its sub-blocks. */
-  disposeAll(): void {
-    for (const w of this.namedWeights().values()) w.variable.dispose();
+  /** Frees every weight of this block and its sub-blocks (once; later calls do nothing). */
+  disposeAll(): number {
+    if (this.weightsDisposed) return 0;
+    this.weightsDisposed = true;
+    const all = [...this.namedWeights().values()];
+    for (const w of all) w.variable.dispose();
+    this.markDisposed();
+    return all.length;
+  }
+
+  private markDisposed(): void {
+    this.weightsDisposed = true;
+    for (const m of this.children.values()) m.markDisposed();
+  }
+
+  /**
+   * Frees the block's weights. (tf.layers' own `dispose` counts `apply()` calls and refuses blocks that were only
+   * called through `forward`; a block tree here owns its weights outright.)
+   */
+  override dispose(): { refCountAfterDispose: number; numDisposedVariables: number } {
+    return { refCountAfterDispose: 0, numDisposedVariables: this.disposeAll() };
   }
 }
 

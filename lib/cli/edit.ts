@@ -1,0 +1,306 @@
+/**
+ * `pix2pix-zero edit`, `invert` and `direction`: the pipeline from the command line. Progress bars on stderr,
+ * `--json` output with per-phase timings, artefacts written atomically and only when the run succeeds.
+ */
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs-core';
+import { writePng } from '../io/image.js';
+import { readSentenceFile, chatSentences } from '../editing/sentences.js';
+import type { Concept } from '../editing/services.js';
+import { Direction, Inversion, Pix2PixZero, type EditCallOptions, type InvertOptions } from '../pix2pix-zero.js';
+import {
+  COMMON_OPTIONS,
+  type CliIO,
+  type Command,
+  EXIT,
+  UsageError,
+  backendOption,
+  intOption,
+  numberOption,
+  parseCommandLine,
+} from './command.js';
+import { ProgressReporter } from './progress.js';
+
+const MODEL_OPTIONS = {
+  ...COMMON_OPTIONS,
+  model: { type: 'string' },
+  captioner: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean', default: false },
+} as const;
+
+const DIRECTION_OPTIONS = {
+  task: { type: 'string' },
+  source: { type: 'string' },
+  target: { type: 'string' },
+  'source-sentences': { type: 'string' },
+  'target-sentences': { type: 'string' },
+  'chat-url': { type: 'string' },
+  'chat-model': { type: 'string' },
+  direction: { type: 'string' },
+  'direction-scale': { type: 'string' },
+} as const;
+
+const INVERT_OPTIONS = {
+  caption: { type: 'string' },
+  steps: { type: 'string' },
+  'reg-steps': { type: 'string' },
+  'ac-rolls': { type: 'string' },
+  'lambda-ac': { type: 'string' },
+  'lambda-kl': { type: 'string' },
+  'min-shift': { type: 'string' },
+  'vae-encode': { type: 'string' },
+  seed: { type: 'string' },
+  size: { type: 'string' },
+  fit: { type: 'string' },
+} as const;
+
+type Values = Record<string, string | boolean | undefined>;
+
+function str(v: Values, k: string): string | undefined {
+  const x = v[k];
+  return typeof x === 'string' ? x : undefined;
+}
+
+async function load(v: Values): Promise<Pix2PixZero> {
+  return Pix2PixZero.load({
+    model: str(v, 'model'),
+    captioner: str(v, 'captioner'),
+    ...backendOption(str(v, 'backend')),
+    cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
+  });
+}
+
+/** Parses the inversion options shared by `edit` and `invert`. */
+function invertOptions(v: Values): InvertOptions {
+  const vae = str(v, 'vae-encode') ?? 'mean';
+  if (vae !== 'mean' && vae !== 'sample') throw new UsageError(`--vae-encode must be 'mean' or 'sample', got '${vae}'`);
+  const fit = str(v, 'fit') ?? 'resize';
+  if (fit !== 'resize' && fit !== 'crop') throw new UsageError(`--fit must be 'resize' or 'crop', got '${fit}'`);
+  const minShift = intOption(str(v, 'min-shift'), 'min-shift', 0, 0, 1) as 0 | 1;
+  const size = intOption(str(v, 'size'), 'size', 512, 8, 4096);
+  if (size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
+  return {
+    caption: str(v, 'caption'),
+    steps: intOption(str(v, 'steps'), 'steps', 50, 1, 1000),
+    numRegSteps: intOption(str(v, 'reg-steps'), 'reg-steps', 5, 0, 100),
+    numAutoCorrRolls: intOption(str(v, 'ac-rolls'), 'ac-rolls', 5, 0, 100),
+    lambdaAc: numberOption(str(v, 'lambda-ac'), 'lambda-ac', 20, 0, 1e6),
+    lambdaKl: numberOption(str(v, 'lambda-kl'), 'lambda-kl', 20, 0, 1e6),
+    minShift,
+    vaeEncode: vae,
+    seed: intOption(str(v, 'seed'), 'seed', 0, 0, 2 ** 32 - 1),
+    size,
+    fit,
+  };
+}
+
+/** The two concepts of a direction from `--task a2b`, `--source/--target` and sentence files or a chat endpoint. */
+async function concepts(v: Values): Promise<[Concept, Concept]> {
+  let source = str(v, 'source');
+  let target = str(v, 'target');
+  const task = str(v, 'task');
+  if (task !== undefined) {
+    const m = /^([a-z][a-z0-9_-]*)2([a-z][a-z0-9_-]*)$/i.exec(task);
+    if (m === null) throw new UsageError(`--task must look like 'cat2dog', got '${task}'`);
+    [source, target] = [m[1]!, m[2]!];
+  }
+  const chatUrl = str(v, 'chat-url');
+  const make = async (word: string | undefined, file: string | undefined, which: string): Promise<Concept> => {
+    if (file !== undefined) return { name: word ?? file, sentences: readSentenceFile(file) };
+    if (word === undefined) throw new UsageError(`the ${which} concept is missing: give --task, --${which}, or --${which}-sentences`);
+    if (chatUrl !== undefined) {
+      const model = str(v, 'chat-model');
+      if (model === undefined) throw new UsageError('--chat-url needs --chat-model');
+      return { name: word, sentences: await chatSentences(word, { baseUrl: chatUrl, model, apiKey: process.env.OPENAI_API_KEY }) };
+    }
+    return word;
+  };
+  return [await make(source, str(v, 'source-sentences'), 'source'), await make(target, str(v, 'target-sentences'), 'target')];
+}
+
+async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressReporter): Promise<Direction> {
+  const file = str(v, 'direction');
+  let d: Direction;
+  if (file !== undefined) {
+    d = Direction.load(file, p2p.embeddingShape);
+  } else {
+    const [source, target] = await concepts(v);
+    progress.start('direction');
+    d = await p2p.direction(source, target, { onProgress: progress.onProgress });
+    progress.finish();
+  }
+  const scale = str(v, 'direction-scale');
+  if (scale === undefined) return d;
+  const k = numberOption(scale, 'direction-scale', 1, -10, 10);
+  const scaled = d.scaled(k);
+  d.dispose();
+  return scaled;
+}
+
+function finish(io: CliIO, json: boolean, result: Record<string, unknown>, text: string[], progress: ProgressReporter, t0: number): number {
+  progress.finish();
+  if (json) io.out(JSON.stringify({ ...result, timings: { ...progress.timings, total: (performance.now() - t0) / 1000 } }, null, 2));
+  else io.out(text.join('\n'));
+  return EXIT.ok;
+}
+
+export const editCommand: Command = {
+  name: 'edit',
+  summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
+  usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
+
+Model:      --model <sd folder> (default: the shipped model)  --captioner <blip folder> | --caption "..."
+Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
+            | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
+            sentences for concepts without a bank;  --direction-scale k (default 1)
+Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 --min-shift 0|1
+            --vae-encode mean|sample --seed 0 --size 512 --fit resize|crop
+            --inversion f (reuse a saved inversion)  --save-inversion f
+Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
+Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
+            --json  --quiet  --backend auto|tensorflow|wasm|cpu  --cache-dir d | --no-cache  --debug`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, {
+      ...MODEL_OPTIONS,
+      ...DIRECTION_OPTIONS,
+      ...INVERT_OPTIONS,
+      inversion: { type: 'string' },
+      'save-inversion': { type: 'string' },
+      'save-latents': { type: 'string' },
+      'save-direction': { type: 'string' },
+      'guidance-scale': { type: 'string' },
+      'xa-guidance': { type: 'string' },
+      'negative-prompt': { type: 'string' },
+      reconstruction: { type: 'string' },
+      out: { type: 'string' },
+    });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    const v = values as Values;
+    const inversionFile = str(v, 'inversion');
+    if (positionals.length !== (inversionFile !== undefined ? 0 : 1)) {
+      throw new UsageError(inversionFile !== undefined ? 'give either an image or --inversion, not both' : 'edit takes one image (or --inversion f)');
+    }
+    const out = str(v, 'out');
+    if (out === undefined) throw new UsageError('--out <file.png> is required');
+    const opts: EditCallOptions = {
+      ...invertOptions(v),
+      guidanceScale: numberOption(str(v, 'guidance-scale'), 'guidance-scale', 5, 0, 100),
+      xaGuidance: numberOption(str(v, 'xa-guidance'), 'xa-guidance', 0.1, 0, 100),
+      negativePrompt: str(v, 'negative-prompt'),
+      reconstruction: str(v, 'reconstruction') !== undefined,
+    };
+    const t0 = performance.now();
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    progress.start('load');
+    const p2p = await load(v);
+    try {
+      const direction = await directionFrom(p2p, v, progress);
+      try {
+        const source = inversionFile !== undefined ? Inversion.load(inversionFile) : positionals[0]!;
+        const result = await p2p.edit(source, direction, { ...opts, onProgress: progress.onProgress });
+        try {
+          await writePng(out, result.image);
+          const rec = str(v, 'reconstruction');
+          if (rec !== undefined && result.reconstruction !== undefined) await writePng(rec, result.reconstruction);
+          const saveInv = str(v, 'save-inversion');
+          if (saveInv !== undefined) result.inversion.save(saveInv);
+          const saveDir = str(v, 'save-direction');
+          if (saveDir !== undefined) direction.save(saveDir);
+          const saveLat = str(v, 'save-latents');
+          if (saveLat !== undefined) new Inversion(result.latents, { ...result.inversion.meta, settings: { ...result.inversion.meta.settings, kind: 'edited x_0' } }).save(saveLat);
+          return finish(
+            io,
+            values.json,
+            { out, caption: result.caption, reconstruction: rec, backend: p2p.backend.name, size: [result.image.width, result.image.height] },
+            [`wrote ${out} (${result.image.width}x${result.image.height}; caption: "${result.caption}")`, ...(rec !== undefined ? [`wrote ${rec}`] : [])],
+            progress,
+            t0,
+          );
+        } finally {
+          result.latents.dispose();
+          result.inversion.dispose();
+        }
+      } finally {
+        direction.dispose();
+      }
+    } finally {
+      p2p.dispose();
+    }
+  },
+};
+
+export const invertCommand: Command = {
+  name: 'invert',
+  summary: 'invert an image to noise and save it, to edit it many times without inverting again',
+  usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
+       [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
+       [--vae-encode mean|sample] [--seed 0] [--size 512] [--fit resize|crop] [--json] [--quiet]`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    if (positionals.length !== 1) throw new UsageError('invert takes one image');
+    const v = values as Values;
+    const out = str(v, 'out');
+    if (out === undefined) throw new UsageError('--out <file.safetensors> is required');
+    const opts = invertOptions(v);
+    const t0 = performance.now();
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    progress.start('load');
+    const p2p = await load(v);
+    try {
+      const inv = await p2p.invert(positionals[0]!, { ...opts, onProgress: progress.onProgress });
+      try {
+        inv.save(out);
+        return finish(io, values.json, { out, caption: inv.caption, steps: inv.meta.steps }, [`wrote ${out} (caption: "${inv.caption}")`], progress, t0);
+      } finally {
+        inv.dispose();
+      }
+    } finally {
+      p2p.dispose();
+    }
+  },
+};
+
+export const directionCommand: Command = {
+  name: 'direction',
+  summary: 'compute an edit direction (mean target - mean source sentence embedding) and save it',
+  usage: `Usage: pix2pix-zero direction (--task cat2dog | --source cat --target dog | --source-sentences a.txt
+       --target-sentences b.txt) --out direction.safetensors [--model d] [--chat-url u --chat-model m]
+       [--direction-scale k] [--cache-dir d | --no-cache] [--json] [--quiet]`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...DIRECTION_OPTIONS, out: { type: 'string' } });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    if (positionals.length > 0) throw new UsageError(`direction takes no positional arguments (got '${positionals[0]}')`);
+    const v = values as Values;
+    const out = str(v, 'out');
+    if (out === undefined) throw new UsageError('--out <file.safetensors> is required');
+    if (str(v, 'direction') !== undefined) throw new UsageError('--direction is an input of edit, not of direction');
+    const t0 = performance.now();
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    progress.start('load');
+    const p2p = await load(v);
+    try {
+      const d = await directionFrom(p2p, v, progress);
+      try {
+        d.save(out);
+        const norm = Math.sqrt(tf.sum(tf.square(d.tensor)).dataSync()[0]!);
+        return finish(io, values.json, { out, source: d.meta.source, target: d.meta.target, shape: d.tensor.shape, norm }, [`wrote ${out} (${d.meta.source} -> ${d.meta.target}, norm ${norm.toFixed(3)})`], progress, t0);
+      } finally {
+        d.dispose();
+      }
+    } finally {
+      p2p.dispose();
+    }
+  },
+};

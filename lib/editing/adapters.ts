@@ -1,0 +1,115 @@
+/**
+ * Adapters from the model classes to the ports the editing services use, and the loading of a Stable Diffusion
+ * folder's models into them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { StableDiffusionFolder } from '../io/model-folder.js';
+import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
+import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel } from '../models/unet/index.js';
+import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
+import { ClipTextEmbedder } from './text-embedder.js';
+import type { AttentionMaps, AutoencoderPort, DenoiserPort } from './ports.js';
+import type { Captioner, TextEmbedder } from './services.js';
+
+/** The UNet as the pipeline's denoiser. */
+export class UNetDenoiser implements DenoiserPort {
+  constructor(readonly unet: UNet2DConditionModel) {}
+
+  get latentChannels(): number {
+    return this.unet.config.inChannels;
+  }
+
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): tf.Tensor4D {
+    return this.unet.predict(latents, timestep, context);
+  }
+
+  predictWithMaps(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps } {
+    const recorder = new AttentionRecorder();
+    try {
+      const output = this.unet.predict(latents, timestep, context, { hook: recorder });
+      return { output, maps: recorder.take() };
+    } catch (err) {
+      recorder.dispose();
+      throw err;
+    }
+  }
+
+  crossAttentionLoss(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Scalar {
+    const hook = new CrossAttentionLoss(reference);
+    this.unet.predict(latents, timestep, context, { hook }).dispose();
+    return hook.loss();
+  }
+}
+
+/** The VAE as the pipeline's autoencoder. */
+export class VaeAutoencoder implements AutoencoderPort {
+  constructor(readonly vae: AutoencoderKL) {}
+
+  get scalingFactor(): number {
+    return this.vae.scalingFactor;
+  }
+  get downscale(): number {
+    return this.vae.downscale;
+  }
+  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', seed = 0): tf.Tensor4D {
+    return this.vae.encodeLatents(image, mode === 'sample' ? { mode, generator: seed } : { mode });
+  }
+  decode(latents: tf.Tensor4D): tf.Tensor4D {
+    return this.vae.decodeLatents(latents);
+  }
+}
+
+/** The models of a pipeline, behind their ports. */
+export interface ModelPorts {
+  readonly textEmbedder: TextEmbedder;
+  readonly captioner?: Captioner;
+  readonly denoiser: DenoiserPort;
+  readonly vae: AutoencoderPort;
+  /** The text embeddings' [tokens, width]. */
+  readonly embeddingShape: { tokens: number; width: number };
+  /** Frees every model. */
+  dispose(): void;
+}
+
+/** Options of {@link loadModelPorts}. */
+export interface LoadModelOptions {
+  /** A BLIP folder for captions. */
+  captioner?: string;
+  /** Builds the captioner from a BLIP folder (the BLIP implementation registers itself here). */
+  captionerFactory?: (dir: string) => Captioner & { dispose?(): void };
+}
+
+/** Loads the UNet, VAE and text encoder of a Stable Diffusion folder (and a captioner, if asked). */
+export async function loadModelPorts(folder: StableDiffusionFolder, options: LoadModelOptions = {}): Promise<ModelPorts> {
+  const owned: { dispose(): void }[] = [];
+  try {
+    const encoder = ClipTextEncoder.load({ dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer });
+    owned.push(encoder);
+    const unet = UNet2DConditionModel.fromFolder(folder.unet);
+    owned.push({ dispose: () => unet.disposeAll() });
+    const vae = AutoencoderKL.fromFolder(folder.vae);
+    owned.push(vae);
+    const width = encoder.hiddenSize;
+    if (width !== unet.config.crossAttentionDim) {
+      throw new Error(`the text encoder's width ${width} does not match the UNet's cross_attention_dim ${unet.config.crossAttentionDim} in ${folder.dir}`);
+    }
+    let captioner: (Captioner & { dispose?(): void }) | undefined;
+    if (options.captioner !== undefined) {
+      if (options.captionerFactory === undefined) throw new Error('no BLIP captioner is available in this build: give the caption instead');
+      captioner = options.captionerFactory(options.captioner);
+      const c = captioner;
+      owned.push({ dispose: () => c.dispose?.() });
+    }
+    return {
+      textEmbedder: new ClipTextEmbedder(encoder),
+      captioner,
+      denoiser: new UNetDenoiser(unet),
+      vae: new VaeAutoencoder(vae),
+      embeddingShape: { tokens: encoder.tokenizer.modelMaxLength, width },
+      dispose: () => owned.forEach((o) => o.dispose()),
+    };
+  } catch (err) {
+    owned.forEach((o) => o.dispose());
+    throw err;
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * `Pix2PixZero`: the facade over the editing services. Load a Stable Diffusion folder (and optionally a BLIP
+ * folder for captions), then `caption`, `direction`, `invert` and `edit`. Inversions and directions are reusable
+ * artefacts: invert an image once, edit it with many directions; compute a direction once, apply it to many
+ * images. Every long call takes `onProgress` and an `AbortSignal` and frees its tensors when done.
+ *
+ * ```ts
+ * const p2p = await Pix2PixZero.load({ model: 'converted_models/tiny-sd' });
+ * const dir = await p2p.direction('cat', 'dog');
+ * const result = await p2p.edit('cat.png', dir, { caption: 'a cat sitting on a sofa' });
+ * await writePng('dog.png', result.image);
+ * ```
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Container } from 'inversify';
+import { type BackendChoice, type BackendInfo, initBackend } from './backend.js';
+import { createContainer } from './container.js';
+import { componentFingerprint } from './io/fingerprint.js';
+import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readImage, tensorToImage } from './io/image.js';
+import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
+import { DEFAULT_MODEL } from './paths.js';
+import { loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
+import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
+import { defaultCacheDir } from './editing/direction-discovery.js';
+import type { AutoencoderPort } from './editing/ports.js';
+import {
+  type Captioner,
+  type Concept,
+  type DirectionDiscovery,
+  type EditOptions,
+  type GuidedSampler,
+  type InversionOptions,
+  type Inverter,
+  type LongCallOptions,
+  type TextEmbedder,
+  TYPES,
+  throwIfAborted,
+} from './editing/services.js';
+
+/** Options of {@link Pix2PixZero.load}. */
+export interface Pix2PixZeroLoadOptions {
+  /** A diffusers Stable Diffusion pipeline folder (default: the shipped model). */
+  model?: string;
+  /** A transformers BLIP captioning folder; without one, calls need a `caption`. */
+  captioner?: string;
+  /** The tfjs backend (default: `$PIX2PIX_ZERO_BACKEND`, else the best present). */
+  backend?: BackendChoice;
+  /** Where mean sentence embeddings are cached (default `$PIX2PIX_ZERO_CACHE` or `~/.cache/pix2pix-zero`); `false` turns it off. */
+  cacheDir?: string | false;
+}
+
+/** An image given to the facade: a file path, decoded RGB, or a [1, H, W, 3] tensor in [-1, 1] of the model's size. */
+export type ImageInput = string | RgbImage | tf.Tensor4D;
+
+/** Options of {@link Pix2PixZero.invert}. */
+export interface InvertOptions extends InversionOptions {
+  /** The caption; written by the captioner when omitted. */
+  caption?: string;
+  /** Image size and fit (default 512, stretched as the authors; must suit the model). */
+  size?: PrepareOptions['size'];
+  fit?: PrepareOptions['fit'];
+  /** `mean` (default, deterministic) or `sample` of the VAE posterior (seeded by `seed`). */
+  vaeEncode?: 'mean' | 'sample';
+}
+
+/** Options of {@link Pix2PixZero.edit}. */
+export interface EditCallOptions extends EditOptions, Omit<InvertOptions, keyof LongCallOptions> {
+  /** The negative prompt (default: the caption, as the authors, so the reference pass reconstructs the input). */
+  negativePrompt?: string;
+  /** Multiplies the direction (the authors' "edit multiplier", default 1). */
+  directionScale?: number;
+  /** Also decode the reference pass (the reconstruction). Default true. */
+  reconstruction?: boolean;
+}
+
+/** An inverted image: x_T with its caption and settings. Reusable for many edits; save it with {@link save}. */
+export class Inversion {
+  constructor(
+    readonly latent: tf.Tensor4D,
+    readonly meta: InversionMeta,
+  ) {}
+  /** The caption the image was inverted with. */
+  get caption(): string {
+    return this.meta.caption;
+  }
+  /** Saves it as safetensors (`latent` + metadata). */
+  save(file: string): void {
+    saveInversion(file, this.latent, this.meta);
+  }
+  /** Loads an inversion saved by {@link save}. */
+  static load(file: string): Inversion {
+    const { latent, meta } = loadInversion(file);
+    return new Inversion(latent, meta);
+  }
+  dispose(): void {
+    this.latent.dispose();
+  }
+}
+
+/** An edit direction in text-embedding space, [1, 77, d]. Scale and add them to compose edits. */
+export class Direction {
+  constructor(
+    readonly tensor: tf.Tensor3D,
+    readonly meta: DirectionMeta,
+  ) {}
+  /** This direction times `k` (a new direction). */
+  scaled(k: number): Direction {
+    if (!Number.isFinite(k)) throw new Error(`direction scale must be a finite number, got ${k}`);
+    return new Direction(tf.mul(this.tensor, k) as tf.Tensor3D, { ...this.meta, target: `${k}*(${this.meta.target})` });
+  }
+  /** The sum of two directions (both edits at once; a new direction). */
+  plus(other: Direction): Direction {
+    if (!this.tensor.shape.every((d, i) => d === other.tensor.shape[i])) {
+      throw new Error(`cannot add directions of shapes [${this.tensor.shape.join(', ')}] and [${other.tensor.shape.join(', ')}]`);
+    }
+    return new Direction(tf.add(this.tensor, other.tensor) as tf.Tensor3D, {
+      source: `${this.meta.source} + ${other.meta.source}`,
+      target: `${this.meta.target} + ${other.meta.target}`,
+      model: this.meta.model,
+    });
+  }
+  save(file: string): void {
+    saveDirection(file, this.tensor, this.meta);
+  }
+  /** Loads a direction, checking it fits `tokens` x `width` embeddings when given. */
+  static load(file: string, expect?: { tokens: number; width: number }): Direction {
+    const { direction, meta } = loadDirection(file, expect);
+    return new Direction(direction, meta ?? { source: '?', target: '?' });
+  }
+  dispose(): void {
+    this.tensor.dispose();
+  }
+}
+
+/** What {@link Pix2PixZero.edit} returns. */
+export interface EditResult {
+  /** The edited image. */
+  image: RgbImage;
+  /** The reference pass's image (the input reconstructed), unless turned off. */
+  reconstruction?: RgbImage;
+  /** The caption used. */
+  caption: string;
+  /** The inversion used (reuse it for more edits; the caller disposes it). */
+  inversion: Inversion;
+  /** The edited x_0 latents [1, h, w, c] (the caller disposes them). */
+  latents: tf.Tensor4D;
+}
+
+export class Pix2PixZero {
+  private constructor(
+    readonly folder: StableDiffusionFolder,
+    readonly backend: BackendInfo,
+    readonly container: Container,
+    private readonly ports: ModelPorts,
+    private readonly unetFingerprint: string,
+  ) {}
+
+  /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
+  static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
+    const backend = await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
+    const folder = readStableDiffusionFolder(options.model ?? DEFAULT_MODEL);
+    const ports = await loadModelPorts(folder, { captioner: options.captioner });
+    const container = createContainer({
+      textEmbedder: ports.textEmbedder,
+      captioner: ports.captioner,
+      denoiser: ports.denoiser,
+      schedulerConfig: folder.schedulerConfig,
+      directionSettings: { modelId: componentFingerprint(folder.textEncoder), cacheDir: options.cacheDir ?? defaultCacheDir() },
+    });
+    return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet));
+  }
+
+  private get embedder(): TextEmbedder {
+    return this.container.get<TextEmbedder>(TYPES.TextEmbedder);
+  }
+  private get vae(): AutoencoderPort {
+    return this.ports.vae;
+  }
+
+  /** The text embeddings' [tokens, width]. */
+  get embeddingShape(): { tokens: number; width: number } {
+    return this.ports.embeddingShape;
+  }
+
+  /** Reads and prepares an image as the model's input tensor [1, H, W, 3] in [-1, 1]. */
+  async prepare(image: ImageInput, options: Pick<InvertOptions, 'size' | 'fit'> = {}): Promise<tf.Tensor4D> {
+    if (image instanceof tf.Tensor) return tf.clone(image);
+    const rgb = typeof image === 'string' ? await readImage(image) : image;
+    return imageToTensor(prepareImage(rgb, { size: options.size ?? 512, fit: options.fit }));
+  }
+
+  /** The BLIP caption of an image. Needs a captioner folder at load time. */
+  async caption(image: ImageInput, options: LongCallOptions = {}): Promise<string> {
+    if (!this.container.isBound(TYPES.Captioner)) {
+      throw new Error('no captioner loaded: pass a BLIP folder (captioner option / --captioner) or give the caption yourself');
+    }
+    const captioner = this.container.get<Captioner>(TYPES.Captioner);
+    const rgb = typeof image === 'string' ? await readImage(image) : image instanceof tf.Tensor ? tensorToImage(image) : image;
+    const t = tf.tensor3d(Float32Array.from(rgb.data), [rgb.height, rgb.width, 3]);
+    try {
+      return await captioner.caption(t, options);
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** The edit direction from `source` to `target` (concept words with built-in banks, or sentences). */
+  async direction(source: Concept, target: Concept, options: LongCallOptions = {}): Promise<Direction> {
+    const dd = this.container.get<DirectionDiscovery>(TYPES.DirectionDiscovery);
+    const t = await dd.direction(source, target, options);
+    const name = (c: Concept): string => (typeof c === 'string' ? c : c.name);
+    return new Direction(t, { source: name(source), target: name(target), model: componentFingerprint(this.folder.textEncoder) });
+  }
+
+  /** Inverts an image to noise (x_T), with its caption (written by the captioner if not given). */
+  async invert(image: ImageInput, options: InvertOptions = {}): Promise<Inversion> {
+    const input = await this.prepare(image, options);
+    try {
+      const caption = options.caption ?? (await this.caption(tensorToImage(input), { signal: options.signal, onProgress: options.onProgress }));
+      throwIfAborted(options.signal);
+      const mode = options.vaeEncode ?? 'mean';
+      options.onProgress?.({ phase: 'encode', step: 0, total: 1 });
+      const latents = tf.tidy(() => this.vae.encode(input, mode, options.seed ?? 0));
+      options.onProgress?.({ phase: 'encode', step: 1, total: 1 });
+      const context = await this.embedder.embed([caption], { signal: options.signal });
+      try {
+        const inverter = this.container.get<Inverter>(TYPES.Inverter);
+        const latent = await inverter.invert(latents, context, options);
+        const [, h, w] = input.shape;
+        return new Inversion(latent, {
+          caption,
+          steps: options.steps ?? 50,
+          imageSize: [h, w],
+          model: this.unetFingerprint,
+          settings: {
+            vaeEncode: mode,
+            seed: options.seed ?? 0,
+            numRegSteps: options.numRegSteps ?? 5,
+            numAutoCorrRolls: options.numAutoCorrRolls ?? 5,
+            lambdaAc: options.lambdaAc ?? 20,
+            lambdaKl: options.lambdaKl ?? 20,
+            minShift: options.minShift ?? 0,
+          },
+        });
+      } finally {
+        latents.dispose();
+        context.dispose();
+      }
+    } finally {
+      input.dispose();
+    }
+  }
+
+  /**
+   * Edits an image (inverting it first) or an existing inversion along `direction`. The reference and edit
+   * passes run in lock-step; the result never comes back silently blank: NaNs are an error.
+   */
+  async edit(source: ImageInput | Inversion, direction: Direction, options: EditCallOptions = {}): Promise<EditResult> {
+    const expected = this.embeddingShape;
+    const [, tokens, width] = direction.tensor.shape;
+    if (tokens !== expected.tokens || width !== expected.width) {
+      throw new Error(`the direction is [1, ${tokens}, ${width}] but this model's text embeddings are [1, ${expected.tokens}, ${expected.width}]`);
+    }
+    const ownInversion = !(source instanceof Inversion);
+    const inversion = source instanceof Inversion ? source : await this.invert(source, options);
+    if (inversion.meta.model !== this.unetFingerprint) {
+      throw new Error(`the inversion was made with another model (UNet ${inversion.meta.model}, this one is ${this.unetFingerprint})`);
+    }
+    try {
+      const caption = inversion.caption;
+      const [c] = await Promise.all([this.embedder.embed([caption], { signal: options.signal })]);
+      const negative = options.negativePrompt === undefined ? tf.clone(c) : await this.embedder.embed([options.negativePrompt], { signal: options.signal });
+      const delta = options.directionScale !== undefined ? (tf.mul(direction.tensor, options.directionScale) as tf.Tensor3D) : tf.clone(direction.tensor);
+      let latents: { edited: tf.Tensor4D; reconstruction: tf.Tensor4D };
+      try {
+        const sampler = this.container.get<GuidedSampler>(TYPES.GuidedSampler);
+        latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, options);
+      } finally {
+        tf.dispose([c, negative, delta]);
+      }
+      try {
+        options.onProgress?.({ phase: 'decode', step: 0, total: 1 });
+        const image = this.decode(latents.edited, 'edited image');
+        const reconstruction = options.reconstruction === false ? undefined : this.decode(latents.reconstruction, 'reconstruction');
+        options.onProgress?.({ phase: 'decode', step: 1, total: 1 });
+        return { image, reconstruction, caption, inversion, latents: latents.edited };
+      } finally {
+        latents.reconstruction.dispose();
+      }
+    } catch (err) {
+      if (ownInversion) inversion.dispose();
+      throw err;
+    }
+  }
+
+  private decode(latents: tf.Tensor4D, what: string): RgbImage {
+    const img = tf.tidy(() => this.vae.decode(latents));
+    try {
+      const out = tensorToImage(img);
+      if (out.nanCount > 0) throw new Error(`the ${what} has ${out.nanCount} NaN values: the model or settings are numerically broken (try the float32 weights or fewer guidance)`);
+      return out;
+    } finally {
+      img.dispose();
+    }
+  }
+
+  /** Frees every model's weights. */
+  dispose(): void {
+    this.ports.dispose();
+  }
+}

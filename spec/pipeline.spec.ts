@@ -1,0 +1,195 @@
+/**
+ * End-to-end parity with diffusers' StableDiffusionPix2PixZeroPipeline on the tiny pipeline (fixtures made by
+ * tools/reference/pipeline_outputs.py): each stage is fed the reference's inputs (so stage errors do not
+ * compound) and compared with the reference's outputs; then the whole chain runs from the image file alone.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { readStableDiffusionFolder } from '../lib/io/model-folder.js';
+import { imageToTensor, readImage } from '../lib/io/image.js';
+import { type ModelPorts, loadModelPorts } from '../lib/editing/adapters.js';
+import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
+import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
+import { RecordedShifts } from '../lib/editing/noise-regularization.js';
+import { Pix2PixZero } from '../lib/pix2pix-zero.js';
+import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
+import { cli } from './helpers/cli.js';
+
+const DIR = path.join(FIXTURES, 'reference', 'pipeline');
+const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
+  caption: string;
+  source: string[];
+  target: string[];
+  steps: number;
+  cases: Record<string, { lambda_auto_corr: number; lambda_kl: number; num_reg_steps: number; num_auto_corr_rolls: number; seed: number; size: number }>;
+};
+const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
+
+forEachBackend('pix2pix-zero end to end vs diffusers', function () {
+  let ports: ModelPorts;
+  const schedulerConfig = readStableDiffusionFolder(TINY_SD).schedulerConfig;
+  before(async function () {
+    ports = await loadModelPorts(readStableDiffusionFolder(TINY_SD));
+  });
+  after(function () {
+    ports.dispose();
+  });
+
+  for (const [name, c] of Object.entries(meta.cases)) {
+    describe(`${name} (${c.size}x${c.size}, ${meta.steps} steps, regularisation ${c.num_reg_steps > 0 ? 'on' : 'off'})`, function () {
+      let ref: Record<string, tf.Tensor>;
+      before(function () {
+        ref = readReference(path.join(DIR, `${name}.safetensors`));
+      });
+      after(function () {
+        tf.dispose(Object.values(ref));
+      });
+      const inv = () => ({
+        steps: meta.steps,
+        numRegSteps: c.num_reg_steps,
+        numAutoCorrRolls: c.num_auto_corr_rolls,
+        lambdaAc: c.lambda_auto_corr,
+        lambdaKl: c.lambda_kl,
+      });
+
+      it('image, VAE latents (posterior mean), caption and sentence embeddings, direction', async function () {
+        const img = imageToTensor(await readImage(path.join(DIR, `input${c.size}.png`)));
+        expectClose(img, nhwc(ref.image!), 1e-6, 'preprocessed image');
+        const latents = ports.vae.encode(img, 'mean');
+        expectClose(latents, nhwc(ref.image_latents!), 1e-4, 'image latents');
+        const cap = await ports.textEmbedder.embed([meta.caption]);
+        expectClose(cap, ref.caption_embeds!, 1e-4, 'caption embedding');
+        const src = await ports.textEmbedder.meanEmbedding(meta.source);
+        const tgt = await ports.textEmbedder.meanEmbedding(meta.target);
+        expectClose(src, ref.source_embeds!, 1e-4, 'source mean embedding');
+        expectClose(tf.sub(tgt, src), ref.direction!, 1e-4, 'direction');
+        tf.dispose([img, latents, cap, src, tgt]);
+      });
+
+      it('inversion: x_T within 1e-3 (shifts replayed, and drawn from the same seed)', async function () {
+        const inverter = new DDIMInverter(ports.denoiser, schedulerConfig);
+        const x0 = nhwc(ref.image_latents!);
+        const shifts = Array.from(ref.shifts!.dataSync());
+        const replay = new RecordedShifts(shifts);
+        const a = await inverter.invert(x0, ref.caption_embeds as tf.Tensor3D, { ...inv(), shifts: replay });
+        expect(replay.used).to.equal(shifts.length);
+        expectClose(a, nhwc(ref.inverted!), 1e-3, 'x_T (recorded shifts)');
+        const b = await inverter.invert(x0, ref.caption_embeds as tf.Tensor3D, { ...inv(), seed: c.seed });
+        expectClose(b, nhwc(ref.inverted!), 1e-3, 'x_T (seeded generator)');
+        tf.dispose([x0, a, b]);
+      });
+
+      it('reference + edit passes: every step\'s reference maps and the edited latents within 1e-3', async function () {
+        const sampler = new CrossAttentionGuidedSampler(ports.denoiser, schedulerConfig);
+        const caption = ref.caption_embeds as tf.Tensor3D;
+        let compared = 0;
+        const start = tf.memory().numTensors;
+        const noise = nhwc(ref.inverted!);
+        const r = await sampler.sample(noise, { caption, negative: caption, direction: ref.direction as tf.Tensor3D }, {
+          steps: meta.steps,
+          guidanceScale: 5,
+          xaGuidance: 0.1,
+          onReferenceMaps: (step, maps) => {
+            [...maps.values()].forEach((m, j) => {
+              const expected = ref[`ref_maps.step${step}.layer${j}`];
+              if (expected === undefined) return;
+              expectClose(m, expected, 1e-3, `reference map step ${step} layer ${j}`);
+              compared++;
+            });
+          },
+        });
+        tf.tidy(() => expectClose(r.edited, nhwc(ref.edited_latents!), 1e-3, 'edited latents'));
+        if (name === 'reg_off') expect(compared).to.equal(meta.steps * 4);
+        tf.dispose([r.edited, r.reconstruction, noise]);
+        expect(tf.memory().numTensors).to.equal(start);
+      });
+
+      it('decoded edited image within 1e-4', function () {
+        const img = tf.tidy(() => ports.vae.decode(nhwc(ref.edited_latents!)));
+        expectClose(img, nhwc(ref.edited_image!), 1e-4, 'decoded image');
+        img.dispose();
+      });
+    });
+  }
+});
+
+describe('pix2pix-zero from a file, as a user runs it', function () {
+  const c = meta.cases.reg_off!;
+  let dir: string;
+  before(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-e2e-'));
+    fs.writeFileSync(path.join(dir, 'cat.txt'), meta.source.join('\n'));
+    fs.writeFileSync(path.join(dir, 'dog.txt'), meta.target.join('\n'));
+  });
+  after(function () {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the facade reproduces diffusers from the image file, and frees every tensor', async function () {
+    const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false });
+    const ref = readReference(path.join(DIR, 'reg_off.safetensors'));
+    try {
+      const start = tf.memory().numTensors;
+      for (let run = 0; run < 2; run++) {
+        const d = await p2p.direction({ name: 'cat', sentences: meta.source }, { name: 'dog', sentences: meta.target });
+        const result = await p2p.edit(path.join(DIR, `input${c.size}.png`), d, { caption: meta.caption, size: c.size, steps: meta.steps, numRegSteps: 0 });
+        tf.tidy(() => expectClose(result.latents, nhwc(ref.edited_latents!), 1e-3, 'edited latents (facade)'));
+        const expected = tf.tidy(() => tf.round(tf.mul(tf.clipByValue(tf.add(tf.div(nhwc(ref.edited_image!), 2), 0.5), 0, 1), 255)));
+        const got = tf.tensor4d(Float32Array.from(result.image.data), [1, c.size, c.size, 3]);
+        const maxDiff = tf.tidy(() => tf.max(tf.abs(tf.sub(got, expected))).dataSync()[0]!);
+        expect(maxDiff, 'PNG pixel difference (levels of 255)').to.be.at.most(1);
+        tf.dispose([expected, got, result.latents, d.tensor]);
+        result.inversion.dispose();
+        expect(tf.memory().numTensors, `tensors after run ${run + 1}`).to.equal(start);
+      }
+    } finally {
+      tf.dispose(Object.values(ref));
+      p2p.dispose();
+    }
+  });
+
+  it('the CLI edits an image and writes the PNGs; artefacts can be saved and reused', function () {
+    const out = path.join(dir, 'dog.png');
+    const inv = path.join(dir, 'inv.safetensors');
+    const dirFile = path.join(dir, 'dir.safetensors');
+    const r = cli([
+      'edit', path.join(DIR, `input${c.size}.png`), '--caption', meta.caption,
+      '--source-sentences', path.join(dir, 'cat.txt'), '--target-sentences', path.join(dir, 'dog.txt'),
+      '--steps', String(meta.steps), '--size', String(c.size), '--reg-steps', '0', '--out', out,
+      '--reconstruction', path.join(dir, 'rec.png'), '--save-inversion', inv, '--save-direction', dirFile, '--json', '--no-cache',
+    ]);
+    expect(r.code, r.err).to.equal(0);
+    const report = JSON.parse(r.out) as { timings: Record<string, number>; caption: string };
+    expect(report.caption).to.equal(meta.caption);
+    expect(Object.keys(report.timings)).to.include.members(['inversion', 'edit', 'decode', 'total']);
+    for (const f of [out, path.join(dir, 'rec.png'), inv, dirFile]) expect(fs.existsSync(f), f).to.equal(true);
+    const again = cli(['edit', '--inversion', inv, '--direction', dirFile, '--out', path.join(dir, 'dog2.png'), '--steps', String(meta.steps), '--no-cache']);
+    expect(again.code, again.err).to.equal(0);
+    expect(fs.readFileSync(path.join(dir, 'dog2.png')).equals(fs.readFileSync(out)), 'reusing the artefacts gives the same image').to.equal(true);
+  });
+
+  it('bad input: clear errors, nothing written', function () {
+    const out = path.join(dir, 'never.png');
+    const img = path.join(DIR, `input${c.size}.png`);
+    const base = ['edit', img, '--caption', 'x', '--size', String(c.size), '--steps', '2', '--out', out, '--no-cache'];
+    const unknown = cli([...base, '--source', 'unicorn', '--target', 'dog']);
+    expect(unknown.code).to.equal(1);
+    expect(unknown.err).to.match(/unknown concept 'unicorn'/);
+    fs.writeFileSync(path.join(dir, 'empty.txt'), '\n');
+    const empty = cli([...base, '--source-sentences', path.join(dir, 'empty.txt'), '--target', 'dog']);
+    expect(empty.err).to.match(/has no sentences/);
+    const wrongWidth = path.join(dir, 'wide.safetensors');
+    fs.copyFileSync(path.join(FIXTURES, 'safetensors', 'dtypes.safetensors'), wrongWidth);
+    expect(cli([...base, '--direction', wrongWidth]).err).to.match(/holds no 'direction' tensor/);
+    const notImage = path.join(dir, 'text.png');
+    fs.writeFileSync(notImage, 'not an image');
+    expect(cli(['edit', notImage, '--caption', 'x', '--task', 'cat2dog', '--out', out, '--size', '32', '--no-cache']).err).to.match(/not a PNG, JPEG/);
+    expect(cli([...base, '--task', 'cat2dog', '--guidance-scale', '-3']).code).to.equal(2);
+    expect(cli([...base, '--task', 'cat2dog', '--size', '30']).err).to.match(/multiple of 8/);
+    expect(cli(['edit', img, '--task', 'cat2dog', '--out', out, '--size', '32', '--no-cache']).err).to.match(/no captioner loaded/);
+    expect(fs.existsSync(out), 'nothing written').to.equal(false);
+  });
+});
