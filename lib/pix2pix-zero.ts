@@ -56,7 +56,7 @@ export type ImageInput = string | RgbImage | tf.Tensor4D;
 export interface InvertOptions extends InversionOptions {
   /** The caption; written by the captioner when omitted. */
   caption?: string;
-  /** Image size and fit (default 512, stretched as the authors; must suit the model). */
+  /** Image size and fit (default: the model's own size, 512 for SD 1.x, as diffusers; stretched as the authors). */
   size?: PrepareOptions['size'];
   fit?: PrepareOptions['fit'];
   /** `mean` (default, deterministic) or `sample` of the VAE posterior (seeded by `seed`). */
@@ -186,7 +186,7 @@ export class Pix2PixZero {
   async prepare(image: ImageInput, options: Pick<InvertOptions, 'size' | 'fit'> = {}): Promise<tf.Tensor4D> {
     if (image instanceof tf.Tensor) return tf.clone(image);
     const rgb = typeof image === 'string' ? await readImage(image) : image;
-    return imageToTensor(prepareImage(rgb, { size: options.size ?? 512, fit: options.fit }));
+    return imageToTensor(prepareImage(rgb, { size: options.size ?? this.ports.defaultImageSize, fit: options.fit }));
   }
 
   /** The BLIP caption of an image. Needs a captioner folder at load time. */

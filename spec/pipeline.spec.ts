@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { readStableDiffusionFolder } from '../lib/io/model-folder.js';
 import { imageToTensor, readImage } from '../lib/io/image.js';
+import { SafetensorsFile, writeSafetensors } from '../lib/io/safetensors.js';
 import { type ModelPorts, loadModelPorts } from '../lib/editing/adapters.js';
 import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
@@ -169,6 +170,51 @@ describe('pix2pix-zero from a file, as a user runs it', function () {
     const again = cli(['edit', '--inversion', inv, '--direction', dirFile, '--out', path.join(dir, 'dog2.png'), '--steps', String(meta.steps), '--no-cache']);
     expect(again.code, again.err).to.equal(0);
     expect(fs.readFileSync(path.join(dir, 'dog2.png')).equals(fs.readFileSync(out)), 'reusing the artefacts gives the same image').to.equal(true);
+  });
+
+  it('memory: peak does not grow with the number of steps (lock-step keeps one step of maps)', async function () {
+    const ports = await loadModelPorts(readStableDiffusionFolder(TINY_SD));
+    try {
+      const sampler = new CrossAttentionGuidedSampler(ports.denoiser, readStableDiffusionFolder(TINY_SD).schedulerConfig);
+      const noise = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 5) as tf.Tensor4D;
+      const caption = tf.randomNormal([1, 77, 32], 0, 1, 'float32', 6) as tf.Tensor3D;
+      const direction = tf.mul(caption, 0.1) as tf.Tensor3D;
+      const peak: Record<number, number> = {};
+      for (const steps of [10, 50]) {
+        const base = tf.memory().numBytes;
+        let max = 0;
+        const r = await sampler.sample(noise, { caption, negative: caption, direction }, {
+          steps,
+          onReferenceMaps: () => (max = Math.max(max, tf.memory().numBytes - base)),
+        });
+        peak[steps] = max;
+        tf.dispose([r.edited, r.reconstruction]);
+        expect(tf.memory().numBytes, `bytes after ${steps} steps`).to.equal(base);
+      }
+      expect(peak[50], `peak bytes: 10 steps ${peak[10]}, 50 steps ${peak[50]}`).to.be.at.most(peak[10]! * 1.05);
+      tf.dispose([noise, caption, direction]);
+    } finally {
+      ports.dispose();
+    }
+  });
+
+  it('refuses an inversion made with another model', function () {
+    const inv = path.join(dir, 'inv.safetensors');
+    expect(fs.existsSync(inv), 'made by the CLI test').to.equal(true);
+    const f = SafetensorsFile.open(inv);
+    const latent = f.read('latent');
+    const metaJson = JSON.parse(f.metadata.meta!) as Record<string, unknown>;
+    f.close();
+    const other = path.join(dir, 'other-model.safetensors');
+    writeSafetensors(other, { latent: { dtype: 'F32', shape: latent.shape, data: latent.data as Float32Array } }, { format: 'pix2pix-zero', kind: 'inversion', meta: JSON.stringify({ ...metaJson, model: '0123456789abcdef' }) });
+    const r = cli(['edit', '--inversion', other, '--task', 'cat2dog', '--out', path.join(dir, 'never2.png'), '--no-cache']);
+    expect(r.code).to.equal(1);
+    expect(r.err).to.match(/the inversion was made with another model \(UNet 0123456789abcdef/);
+    const wide = path.join(dir, 'wide-direction.safetensors');
+    writeSafetensors(wide, { direction: { dtype: 'F32', shape: [1, 77, 24], data: new Float32Array(77 * 24) } });
+    const w = cli(['edit', '--inversion', inv, '--direction', wide, '--out', path.join(dir, 'never3.png'), '--no-cache']);
+    expect(w.err).to.match(/direction is \[1, 77, 24\] but the model's text embeddings are \[1, 77, 32\]/);
+    expect(fs.existsSync(path.join(dir, 'never2.png')) || fs.existsSync(path.join(dir, 'never3.png'))).to.equal(false);
   });
 
   it('bad input: clear errors, nothing written', function () {

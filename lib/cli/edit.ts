@@ -79,8 +79,9 @@ function invertOptions(v: Values): InvertOptions {
   const fit = str(v, 'fit') ?? 'resize';
   if (fit !== 'resize' && fit !== 'crop') throw new UsageError(`--fit must be 'resize' or 'crop', got '${fit}'`);
   const minShift = intOption(str(v, 'min-shift'), 'min-shift', 0, 0, 1) as 0 | 1;
-  const size = intOption(str(v, 'size'), 'size', 512, 8, 4096);
-  if (size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
+  const sizeArg = str(v, 'size');
+  const size = sizeArg === undefined ? undefined : intOption(sizeArg, 'size', 512, 8, 4096);
+  if (size !== undefined && size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
   return {
     caption: str(v, 'caption'),
     steps: intOption(str(v, 'steps'), 'steps', 50, 1, 1000),
@@ -156,7 +157,7 @@ Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.tx
             | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
             sentences for concepts without a bank;  --direction-scale k (default 1)
 Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 --min-shift 0|1
-            --vae-encode mean|sample --seed 0 --size 512 --fit resize|crop
+            --vae-encode mean|sample --seed 0 --size <model's size, 512 for SD 1.x> --fit resize|crop
             --inversion f (reuse a saved inversion)  --save-inversion f
 Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
@@ -239,7 +240,7 @@ export const invertCommand: Command = {
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
   usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
-       [--vae-encode mean|sample] [--seed 0] [--size 512] [--fit resize|crop] [--json] [--quiet]`,
+       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });
     if (values.help) {

@@ -67,6 +67,8 @@ export interface ModelPorts {
   readonly vae: AutoencoderPort;
   /** The text embeddings' [tokens, width]. */
   readonly embeddingShape: { tokens: number; width: number };
+  /** The image side the model was made for: the UNet's `sample_size` times the VAE's downscale (as diffusers). */
+  readonly defaultImageSize: number;
   /** Frees every model. */
   dispose(): void;
 }
@@ -106,6 +108,7 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
       denoiser: new UNetDenoiser(unet),
       vae: new VaeAutoencoder(vae),
       embeddingShape: { tokens: encoder.tokenizer.modelMaxLength, width },
+      defaultImageSize: (unet.config.sampleSize ?? 64) * vae.downscale,
       dispose: () => owned.forEach((o) => o.dispose()),
     };
   } catch (err) {
