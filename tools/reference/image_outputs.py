@@ -1,4 +1,5 @@
-"""Reference outputs for image reading and resizing: what Pillow does with the same files.
+"""Reference outputs for image reading and resizing: what Pillow does with the same files; and the test images
+(spec/fixtures/images/: rgb, grey, rgba, palette PNGs and a JPEG).
 
 Writes spec/fixtures/reference/images/:
   source.png, grey.png, grey_alpha.png, rgba.png, palette.png   inputs (deterministic content)
@@ -47,6 +48,15 @@ def build(root: Path) -> list[Path]:
     st = out / "pillow.safetensors"
     save_file(tensors, str(st), metadata={"pillow": Image.__version__})
     written.append(st)
+    # Test images of several modes and formats for the image readers and the BLIP processor.
+    images = root / "spec" / "fixtures" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for name, img in {"rgb": source, "grey": grey, "rgba": rgba, "palette": palette}.items():
+        _png(img, images / f"{name}.png")
+        written.append(images / f"{name}.png")
+    jpg = images / "photo.jpg"
+    source.resize((48, 40), Image.BICUBIC).save(jpg, format="JPEG", quality=90, optimize=False, progressive=False)
+    written.append(jpg)
     return written
 
 
