@@ -66,3 +66,24 @@ export function loadWeights(model: Module, source: WeightSource, map: WeightName
     });
   }
 }
+
+/**
+ * Fills a freshly built model from a component folder's weights with `load` (a model's own loader, which applies
+ * its weight-name map), closing the files either way and freeing the model if the weights do not fit.
+ */
+export function loadFromComponent<M extends Module>(
+  model: M,
+  component: { openWeights(): WeightSource },
+  load: (model: M, source: WeightSource) => void,
+): M {
+  const source = component.openWeights();
+  try {
+    load(model, source);
+    return model;
+  } catch (err) {
+    model.disposeAll();
+    throw err;
+  } finally {
+    source.close();
+  }
+}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file as save_numpy
 
+from clip_outputs import bytes_to_unicode  # CLIP's byte-to-symbol table, shared with the tokenizer fixtures
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
                           BlipProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer)
@@ -52,18 +53,6 @@ def randomize(model: torch.nn.Module, seed: int, embed_std: float = 0.5) -> None
 
 # ---------------------------------------------------------------------------------------------- tokenizers
 
-def _bytes_to_unicode() -> dict[int, str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
 def clip_tokenizer(dest: Path, num_merges: int = TINY_MERGES) -> CLIPTokenizer:
     """A CLIP tokenizer built exactly as CLIP's (byte symbols, their end-of-word forms, merges, the two special
     tokens) from the first `num_merges` merges of the real BPE file shipped by open_clip_torch."""
@@ -73,7 +62,7 @@ def clip_tokenizer(dest: Path, num_merges: int = TINY_MERGES) -> CLIPTokenizer:
     bpe = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
     lines = gzip.open(bpe).read().decode("utf-8").split("\n")[1: num_merges + 1]
     merges = [tuple(line.split()) for line in lines]
-    vocab = list(_bytes_to_unicode().values())
+    vocab = list(bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False) + "\n")

@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import type { WeightSource } from '../../io/weights.js';
 import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
-import { type WeightNameMap, loadWeights } from '../load-weights.js';
+import { type WeightNameMap, loadFromComponent, loadWeights } from '../load-weights.js';
 import { parseClipTextConfig } from './config.js';
 import { CLIPTextModel } from './model.js';
 
@@ -38,15 +38,5 @@ export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource):
 export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
   const component = typeof folder === 'string' ? readComponentFolder(folder, 'text encoder') : folder;
   const config = parseClipTextConfig(component.config, path.join(component.dir, 'config.json'));
-  const model = new CLIPTextModel(config);
-  const source = component.openWeights();
-  try {
-    loadClipTextWeights(model, source);
-  } catch (err) {
-    model.disposeAll();
-    throw err;
-  } finally {
-    source.close();
-  }
-  return model;
+  return loadFromComponent(new CLIPTextModel(config), component, loadClipTextWeights);
 }

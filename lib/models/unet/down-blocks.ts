@@ -8,7 +8,7 @@ import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Downsample2D } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
-import { Transformer2DModel } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 /** What a down block is built from. */
 export interface DownBlockConfig {
@@ -21,7 +21,7 @@ export interface DownBlockConfig {
   eps: number;
   downsamplePadding: number;
   /** Cross-attention settings; absent for `DownBlock2D`. */
-  attention?: { heads: number; crossAttentionDim: number; useLinearProjection: boolean };
+  attention?: BlockAttention;
 }
 
 export class DownBlock extends Module {
@@ -44,12 +44,7 @@ export class DownBlock extends Module {
         ? []
         : this.childList(
             'attentions',
-            Array.from({ length: cfg.numLayers }, (_, i) =>
-              new Transformer2DModel(
-                { heads: att.heads, headDim: cfg.outChannels / att.heads, inChannels: cfg.outChannels, crossAttentionDim: att.crossAttentionDim, normNumGroups: cfg.groups, useLinearProjection: att.useLinearProjection },
-                `${path}.attentions.${i}`,
-              ),
-            ),
+            Array.from({ length: cfg.numLayers }, (_, i) => blockTransformer(cfg.outChannels, att, cfg.groups, `${path}.attentions.${i}`)),
           );
     if (cfg.addDownsample) this.downsampler = this.child('downsamplers.0', new Downsample2D(cfg.outChannels, cfg.outChannels, cfg.downsamplePadding));
   }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
-import { Transformer2DModel } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 export class UNetMidBlock2DCrossAttn extends Module {
   readonly resnets: ResnetBlock2D[];
@@ -14,7 +14,7 @@ export class UNetMidBlock2DCrossAttn extends Module {
     tembChannels: number,
     groups: number,
     eps: number,
-    attention: { heads: number; crossAttentionDim: number; useLinearProjection: boolean },
+    attention: BlockAttention,
     numLayers = 1,
   ) {
     super();
@@ -22,12 +22,7 @@ export class UNetMidBlock2DCrossAttn extends Module {
     this.resnets = this.childList('resnets', Array.from({ length: numLayers + 1 }, resnet));
     this.attentions = this.childList(
       'attentions',
-      Array.from({ length: numLayers }, (_, i) =>
-        new Transformer2DModel(
-          { heads: attention.heads, headDim: channels / attention.heads, inChannels: channels, crossAttentionDim: attention.crossAttentionDim, normNumGroups: groups, useLinearProjection: attention.useLinearProjection },
-          `mid_block.attentions.${i}`,
-        ),
-      ),
+      Array.from({ length: numLayers }, (_, i) => blockTransformer(channels, attention, groups, `mid_block.attentions.${i}`)),
     );
   }
 

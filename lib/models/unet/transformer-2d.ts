@@ -59,3 +59,18 @@ export class Transformer2DModel extends Module {
     });
   }
 }
+
+/** The cross-attention settings of a UNet block. */
+export interface BlockAttention {
+  heads: number;
+  crossAttentionDim: number;
+  useLinearProjection: boolean;
+}
+
+/** The `Transformer2DModel` a UNet block puts after a resnet: `channels / heads` per head, at `path`. */
+export function blockTransformer(channels: number, att: BlockAttention, groups: number, path: string): Transformer2DModel {
+  return new Transformer2DModel(
+    { heads: att.heads, headDim: channels / att.heads, inChannels: channels, crossAttentionDim: att.crossAttentionDim, normNumGroups: groups, useLinearProjection: att.useLinearProjection },
+    path,
+  );
+}

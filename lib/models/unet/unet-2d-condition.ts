@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ComponentFolder } from '../../io/model-folder.js';
 import { readComponentFolder } from '../../io/model-folder.js';
-import { loadWeights } from '../load-weights.js';
+import { loadFromComponent, loadWeights } from '../load-weights.js';
 import { silu } from '../layers/activations.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { GroupNorm } from '../layers/group-norm.js';
@@ -112,17 +112,7 @@ export class UNet2DConditionModel extends Module {
   /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
   static fromFolder(dir: string | ComponentFolder): UNet2DConditionModel {
     const folder = typeof dir === 'string' ? readComponentFolder(dir, 'UNet') : dir;
-    const model = new UNet2DConditionModel(parseUNetConfig(folder.config));
-    const weights = folder.openWeights();
-    try {
-      loadWeights(model, weights, unetWeightMap);
-    } catch (err) {
-      model.disposeAll();
-      throw err;
-    } finally {
-      weights.close();
-    }
-    return model;
+    return loadFromComponent(new UNet2DConditionModel(parseUNetConfig(folder.config)), folder, (m, w) => loadWeights(m, w, unetWeightMap));
   }
 
   /** The spatial factor the latent size must be a multiple of (2 per downsampling). */

@@ -8,7 +8,7 @@ import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Upsample2D } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
-import { Transformer2DModel } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 export interface UpBlockConfig {
   /** Channels of the skip state the last layer takes (the matching down block's input). */
@@ -21,7 +21,7 @@ export interface UpBlockConfig {
   addUpsample: boolean;
   groups: number;
   eps: number;
-  attention?: { heads: number; crossAttentionDim: number; useLinearProjection: boolean };
+  attention?: BlockAttention;
 }
 
 export class UpBlock extends Module {
@@ -45,12 +45,7 @@ export class UpBlock extends Module {
         ? []
         : this.childList(
             'attentions',
-            Array.from({ length: cfg.numLayers }, (_, i) =>
-              new Transformer2DModel(
-                { heads: att.heads, headDim: cfg.outChannels / att.heads, inChannels: cfg.outChannels, crossAttentionDim: att.crossAttentionDim, normNumGroups: cfg.groups, useLinearProjection: att.useLinearProjection },
-                `${path}.attentions.${i}`,
-              ),
-            ),
+            Array.from({ length: cfg.numLayers }, (_, i) => blockTransformer(cfg.outChannels, att, cfg.groups, `${path}.attentions.${i}`)),
           );
     if (cfg.addUpsample) this.upsampler = this.child('upsamplers.0', new Upsample2D(cfg.outChannels, cfg.outChannels));
   }
