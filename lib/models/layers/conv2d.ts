@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { matMulByConstant } from './matmul.js';
 import { Module } from './module.js';
 
 /** Zero padding as [top, bottom, left, right]. */
@@ -91,10 +92,10 @@ export class Conv2d extends Module {
       const kernel = this.kernel.read() as tf.Tensor4D;
       let y: tf.Tensor;
       if (this.kernelSize === 1 && this.stride === 1 && this.pad.every((p) => p === 0)) {
-        // A 1x1 convolution is a matrix product; its gradient is tfjs' fast matMul gradient.
+        // A 1x1 convolution is a matrix product (with an input gradient on the fast path, see matmul.ts).
         const [n, h, w] = x.shape as [number, number, number, number];
         const flat = tf.reshape(x, [-1, this.inChannels]) as tf.Tensor2D;
-        y = tf.reshape(tf.matMul(flat, tf.reshape(kernel, [this.inChannels, this.outChannels]) as tf.Tensor2D), [n, h, w, this.outChannels]);
+        y = tf.reshape(matMulByConstant(flat, tf.reshape(kernel, [this.inChannels, this.outChannels]) as tf.Tensor2D), [n, h, w, this.outChannels]);
       } else {
         y = conv2dFastGrad(x as tf.Tensor4D, kernel, this.stride, this.pad);
       }

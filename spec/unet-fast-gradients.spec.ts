@@ -1,0 +1,123 @@
+// The UNet's gradient kernels against plain tfjs: the recomputing attention, the products that avoid wasm's
+// slow BatchMatMul cases (split batches, explicit transposes), and the convolution whose input gradient is a
+// forward convolution. Sizes are chosen above the thresholds at which the wasm paths switch on.
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { multiHeadAttention } from '../lib/models/layers/attention-core.js';
+import { conv2dFastGrad } from '../lib/models/layers/conv2d.js';
+import { matMul, matMulByConstant } from '../lib/models/layers/matmul.js';
+import { expectClose, forEachBackend } from './helpers/tensors.js';
+
+/** Textbook multi-head attention with tfjs' own ops and gradients. */
+function naiveAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number): tf.Tensor {
+  const [b, lq, c] = q.shape as [number, number, number];
+  const split = (x: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(x, [b, -1, heads, c / heads]), [0, 2, 1, 3]);
+  const probs = tf.softmax(tf.mul(tf.matMul(split(q), split(k), false, true), 1 / Math.sqrt(c / heads)));
+  return tf.reshape(tf.transpose(tf.matMul(probs, split(v)), [0, 2, 1, 3]), [b, lq, c]);
+}
+
+const randn = (shape: number[], seed: number): tf.Tensor => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+forEachBackend('UNet fast gradient kernels', function () {
+  it('recomputing attention: values and q/k/v gradients equal the textbook attention (self and cross)', function () {
+    // 2 x 4 heads of 8 dims, 256 x 256 and 512 x 77: above the per-slice threshold on wasm.
+    for (const [lq, lk] of [
+      [256, 256],
+      [512, 77],
+    ]) {
+      tf.tidy(() => {
+        const [q, k, v] = [randn([2, lq!, 32], 1), randn([2, lk!, 32], 2), randn([2, lk!, 32], 3)];
+        const w = randn([2, lq!, 32], 4);
+        const loss = (f: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(tf.mul(f(a, b, c), w)) as tf.Scalar;
+        const mine = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => multiHeadAttention(a, b, c, 4);
+        const ref = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => naiveAttention(a, b, c, 4);
+        expectClose(mine(q, k, v), ref(q, k, v), 1e-5, `attention value (${lk} keys)`);
+        const g1 = tf.grads(loss(mine))([q, k, v]);
+        const g2 = tf.grads(loss(ref))([q, k, v]);
+        ['dq', 'dk', 'dv'].forEach((n, i) => expectClose(g1[i]!, g2[i]!, 1e-5, `attention ${n} (${lk} keys)`));
+      });
+    }
+  });
+
+  it('observed attention (probabilities in the graph) gives the same values and gradients', function () {
+    tf.tidy(() => {
+      // 2 heads of 32 dims over 1024 queries and 77 keys: the products are split on wasm.
+      const [q, k, v] = [randn([1, 1024, 64], 5), randn([1, 77, 64], 6), randn([1, 77, 64], 7)];
+      const f = (a: tf.Tensor) => {
+        let probs: tf.Tensor | undefined;
+        const out = multiHeadAttention(a, k, v, 2, { onProbs: (p) => (probs = tf.keep(p)) });
+        const l = tf.add(tf.sum(tf.square(out)), tf.sum(tf.square(probs!))) as tf.Scalar;
+        probs!.dispose();
+        return l;
+      };
+      const g = (a: tf.Tensor) => {
+        const split = (x: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(x, [1, -1, 2, 32]), [0, 2, 1, 3]);
+        const probs = tf.softmax(tf.mul(tf.matMul(split(a), split(k), false, true), 1 / Math.sqrt(32)));
+        const out = tf.reshape(tf.transpose(tf.matMul(probs, split(v)), [0, 2, 1, 3]), [1, 1024, 64]);
+        return tf.add(tf.sum(tf.square(out)), tf.sum(tf.square(probs))) as tf.Scalar;
+      };
+      expectClose(tf.grad(f)(q), tf.grad(g)(q), 1e-5, 'observed attention dq');
+    });
+  });
+
+  it('matMul of batches and matMulByConstant: values and gradients equal tf.matMul', function () {
+    tf.tidy(() => {
+      const [a, b] = [randn([3, 96, 64], 8), randn([3, 64, 80], 9)];
+      const wa = randn([3, 96, 80], 10);
+      const l = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), wa)) as tf.Scalar;
+      expectClose(matMul(a, b), tf.matMul(a, b), 1e-6, 'batched product');
+      const g1 = tf.grads(l(matMul))([a, b]);
+      const g2 = tf.grads(l((x, y) => tf.matMul(x, y)))([a, b]);
+      expectClose(g1[0]!, g2[0]!, 1e-5, 'batched dA');
+      expectClose(g1[1]!, g2[1]!, 1e-5, 'batched dB');
+
+      const [x, w] = [randn([512, 64], 11), randn([64, 96], 12)];
+      const wx = randn([512, 96], 13);
+      const lx = (f: (v: tf.Tensor2D) => tf.Tensor) => (v: tf.Tensor) => tf.sum(tf.mul(f(v as tf.Tensor2D), wx)) as tf.Scalar;
+      expectClose(matMulByConstant(x as tf.Tensor2D, w as tf.Tensor2D), tf.matMul(x, w), 1e-6, 'product by a constant');
+      expectClose(
+        tf.grad(lx((v) => matMulByConstant(v, w as tf.Tensor2D)))(x),
+        tf.grad(lx((v) => tf.matMul(v, w)))(x),
+        1e-5,
+        'product by a constant, dX',
+      );
+    });
+  });
+
+  it('conv2dFastGrad: the input gradient equals tfjs built-in one (strided, padded, asymmetric, odd sizes)', function () {
+    const cases: [number, number, number, [number, number, number, number]][] = [
+      [8, 3, 1, [1, 1, 1, 1]],
+      [9, 3, 2, [1, 1, 1, 1]],
+      [8, 3, 2, [1, 1, 1, 1]],
+      [8, 3, 2, [0, 1, 0, 1]],
+      [7, 3, 2, [0, 1, 0, 1]],
+      [6, 3, 1, [0, 0, 0, 0]],
+      [7, 1, 1, [0, 0, 0, 0]],
+    ];
+    for (const [size, k, stride, pad] of cases) {
+      tf.tidy(() => {
+        const x = randn([2, size, size + 1, 3], 14) as tf.Tensor4D;
+        const w = randn([k, k, 3, 5], 15) as tf.Tensor4D;
+        const padded = (v: tf.Tensor): tf.Tensor4D => tf.pad(v, [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]]) as tf.Tensor4D;
+        const out = conv2dFastGrad(x, w, stride, pad);
+        const builtinOut = tf.conv2d(padded(x), w, stride, 'valid');
+        expectClose(out, builtinOut, 1e-6, `conv value ${size} k${k} s${stride} [${pad}]`);
+        const dy = randn(out.shape, 16);
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(conv2dFastGrad(v as tf.Tensor4D, w, stride, pad), dy)))(x);
+        const builtin = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(padded(v), w, stride, 'valid'), dy)))(x);
+        expectClose(mine, builtin, 1e-5, `conv input gradient ${size} k${k} s${stride} [${pad}]`);
+      });
+    }
+  });
+
+  it('keeps no tensors after gradients through these kernels', function () {
+    const [q, k, v] = [randn([2, 256, 32], 1), randn([2, 256, 32], 2), randn([2, 256, 32], 3)];
+    const start = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) {
+      tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(multiHeadAttention(a, b, c, 4)) as tf.Scalar)([q, k, v]));
+    }
+    expect(tf.memory().numTensors).to.equal(start);
+    tf.dispose([q, k, v]);
+  });
+});
