@@ -16,7 +16,7 @@ import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { RecordedShifts } from '../lib/editing/noise-regularization.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
-import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
+import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
 
 const DIR = path.join(FIXTURES, 'reference', 'pipeline');
@@ -25,28 +25,24 @@ const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) a
   source: string[];
   target: string[];
   steps: number;
-  cases: Record<string, { lambda_auto_corr: number; lambda_kl: number; num_reg_steps: number; num_auto_corr_rolls: number; seed: number; size: number }>;
+  cases: Record<string, { lambda_auto_corr: number; lambda_kl: number; num_reg_steps: number; num_auto_corr_rolls: number; seed: number; size: number; model?: string }>;
 };
 const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
 
 forEachBackend('pix2pix-zero end to end vs diffusers', function () {
-  let ports: ModelPorts;
-  const schedulerConfig = readStableDiffusionFolder(TINY_SD).schedulerConfig;
-  before(async function () {
-    ports = await loadModelPorts(readStableDiffusionFolder(TINY_SD));
-  });
-  after(function () {
-    ports.dispose();
-  });
-
   for (const [name, c] of Object.entries(meta.cases)) {
-    describe(`${name} (${c.size}x${c.size}, ${meta.steps} steps, regularisation ${c.num_reg_steps > 0 ? 'on' : 'off'})`, function () {
+    const model = c.model !== undefined ? path.join(ROOT, c.model) : TINY_SD;
+    describe(`${name} (${path.basename(model)}, ${c.size}x${c.size}, ${meta.steps} steps, regularisation ${c.num_reg_steps > 0 ? 'on' : 'off'})`, function () {
       let ref: Record<string, tf.Tensor>;
-      before(function () {
+      let ports: ModelPorts;
+      const schedulerConfig = readStableDiffusionFolder(model).schedulerConfig;
+      before(async function () {
         ref = readReference(path.join(DIR, `${name}.safetensors`));
+        ports = await loadModelPorts(readStableDiffusionFolder(model));
       });
       after(function () {
         tf.dispose(Object.values(ref));
+        ports.dispose();
       });
       const inv = () => ({
         steps: meta.steps,

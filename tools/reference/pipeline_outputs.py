@@ -27,6 +27,8 @@ from diffusers import (AutoencoderKL, DDIMInverseScheduler, DDIMScheduler, Stabl
 from diffusers.pipelines.deprecated.stable_diffusion_variants import pipeline_stable_diffusion_pix2pix_zero as p2pz
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from fixtures_models import randomize
+
 CAPTION = "a photo of a cat sitting on a sofa"
 SOURCE = ["a cat", "a photo of a cat", "a small cat on a bed", "a black cat in the garden", "a cat sleeping"]
 TARGET = ["a dog", "a photo of a dog", "a small dog on a bed", "a brown dog in the park", "a dog running"]
@@ -34,6 +36,10 @@ STEPS = 5
 CASES = {
     "reg_off": dict(lambda_auto_corr=0.0, lambda_kl=0.0, num_reg_steps=0, num_auto_corr_rolls=0, seed=0, size=32),
     "reg_on": dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=2, num_auto_corr_rolls=2, seed=3, size=64),
+    # An SD 2.x-style pipeline: v-prediction, linear projections, per-block heads, upcast attention, SD 2.x's
+    # tokenizer conventions (pad "!") and a gelu text encoder of another width.
+    "sd2_v": dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=2, num_auto_corr_rolls=2, seed=5, size=64,
+                  model="spec/fixtures/models/tiny-sd2"),
 }
 
 
@@ -45,8 +51,36 @@ def input_image(size: int) -> Image.Image:
     return Image.fromarray(np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8), "RGB")
 
 
-def load(root: Path) -> StableDiffusionPix2PixZeroPipeline:
-    sd = root / "converted_models" / "tiny-sd"
+def make_sd2_pipeline(root: Path) -> Path:
+    """spec/fixtures/models/tiny-sd2: a small SD 2.x-style UNet of its own, with the VAE of tiny-sd and the gelu
+    text encoder + SD 2.x tokenizer of clip-gelu-sd2 (copied, so that the folder stands alone)."""
+    out = root / "spec" / "fixtures" / "models" / "tiny-sd2"
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=24, attention_head_dim=(2, 4), use_linear_projection=True, upcast_attention=True,
+        norm_num_groups=8,
+    )
+    randomize(unet, 6)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    for part, src in [("vae", root / "converted_models" / "tiny-sd" / "vae"),
+                      ("text_encoder", root / "spec" / "fixtures" / "models" / "clip-gelu-sd2" / "text_encoder"),
+                      ("tokenizer", root / "spec" / "fixtures" / "models" / "clip-gelu-sd2" / "tokenizer")]:
+        (out / part).mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.iterdir()):
+            (out / part / f.name).write_bytes(f.read_bytes())
+    DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                  set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction").save_pretrained(out / "scheduler")
+    (out / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "feature_extractor": [None, None], "requires_safety_checker": False,
+        "safety_checker": [None, None], "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}, indent=2) + "\n")
+    return out
+
+
+def load(root: Path, sd: Path) -> StableDiffusionPix2PixZeroPipeline:
     scheduler = DDIMScheduler.from_pretrained(sd / "scheduler")
     return StableDiffusionPix2PixZeroPipeline(
         vae=AutoencoderKL.from_pretrained(sd / "vae"),
@@ -66,12 +100,12 @@ def load(root: Path) -> StableDiffusionPix2PixZeroPipeline:
 def build(root: Path) -> list[Path]:
     out = root / "spec" / "fixtures" / "reference" / "pipeline"
     out.mkdir(parents=True, exist_ok=True)
-    pipe = load(root)
-    pipe.set_progress_bar_config(disable=True)
-    written = []
+    written = [make_sd2_pipeline(root)]
     meta = {"caption": CAPTION, "source": SOURCE, "target": TARGET, "steps": STEPS, "guidance_scale": 5.0,
             "cross_attention_guidance_amount": 0.1, "negative_prompt": "caption", "cases": CASES}
     for name, c in CASES.items():
+        pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
+        pipe.set_progress_bar_config(disable=True)
         img_path = out / f"input{c['size']}.png"
         input_image(c["size"]).save(img_path, format="PNG", optimize=False, compress_level=9)
         written.append(img_path)
