@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'tools/reference/.venv/**', 'converted_models/**', 'spec/fixtures/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'tmp/**', 'tools/reference/.venv/**', 'converted_models/**', 'spec/fixtures/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
