@@ -16,7 +16,14 @@ import { AutoencoderKL } from '../lib/models/vae/autoencoder-kl.js';
 import { parseVaeConfig } from '../lib/models/vae/config.js';
 import { DiagonalGaussianDistribution } from '../lib/models/vae/distribution.js';
 import { torchRandn } from '../lib/models/vae/torch-randn.js';
+import { conv2dLean, downsampleLean, groupNormLean, resnetLean, siluLean, upsampleLean } from '../lib/models/vae/inference.js';
 import { detectVaeCheckpointFormat, diffusersToLdmName } from '../lib/models/vae/weights.js';
+import { silu } from '../lib/models/layers/activations.js';
+import { Conv2d } from '../lib/models/layers/conv2d.js';
+import { GroupNorm } from '../lib/models/layers/group-norm.js';
+import type { Module } from '../lib/models/layers/module.js';
+import { ResnetBlock2D } from '../lib/models/layers/resnet-block-2d.js';
+import { Downsample2D, Upsample2D } from '../lib/models/layers/sampling.js';
 import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference, relativeError } from './helpers/tensors.js';
 
 const TINY_VAE = path.join(TINY_SD, 'vae');
@@ -145,6 +152,61 @@ forEachBackend('AutoencoderKL matches diffusers', (backend) => {
       });
     });
   }
+});
+
+/** Random weights (seeded), norm scales around 1. */
+function randomize(m: Module, seed: number): void {
+  for (const [name, w] of m.namedWeights()) {
+    tf.tidy(() => {
+      const r = tf.randomNormal(w.variable.shape as number[], 0, 0.3, 'float32', seed++);
+      w.variable.write(/norm/.test(name) && name.endsWith('weight') ? tf.add(r, 1) : r);
+    });
+  }
+}
+
+forEachBackend('lean inference forwards equal the shared blocks', () => {
+  const x = (): tf.Tensor4D => tf.randomNormal([2, 6, 10, 8], 0.5, 2, 'float32', 11) as tf.Tensor4D;
+  const same = (lean: tf.Tensor, shared: tf.Tensor, what: string): void => {
+    expectClose(lean, shared, 1e-5, what);
+    tf.dispose([lean, shared]);
+  };
+
+  it('ResnetBlock2D with and without a shortcut, and with an output scale', function () {
+    const input = x();
+    const before = tf.memory().numTensors;
+    for (const [i, config] of [
+      { inChannels: 8, outChannels: 16, groups: 4, eps: 1e-6 },
+      { inChannels: 8, groups: 2, eps: 1e-6, outputScaleFactor: 2 },
+    ].entries()) {
+      const block = new ResnetBlock2D(config);
+      randomize(block, 100 * i);
+      same(resnetLean(block, input), block.forward(input), `resnet ${i}`);
+      block.disposeAll();
+    }
+    expect(tf.memory().numTensors).to.equal(before);
+    input.dispose();
+  });
+
+  it('GroupNorm, SiLU, convolutions (asymmetric padding, stride 2, 1x1), down- and upsampling', function () {
+    const input = x();
+    const norm = new GroupNorm(4, 8, 1e-6);
+    const conv = new Conv2d(8, 5, 3, 2, [0, 1, 2, 1]);
+    const conv1 = new Conv2d(8, 3, 1);
+    const down = new Downsample2D(8, 8, 0);
+    const up = new Upsample2D(8, 4);
+    const modules: Module[] = [norm, conv, conv1, down, up];
+    modules.forEach((m, i) => randomize(m, 10 * i));
+    const before = tf.memory().numTensors;
+    same(groupNormLean(norm, input), norm.forward(input), 'group norm');
+    same(siluLean(input), silu(input), 'silu');
+    same(conv2dLean(conv, input), conv.forward(input), 'conv 3x3 stride 2');
+    same(conv2dLean(conv1, input), conv1.forward(input), 'conv 1x1');
+    same(downsampleLean(down, input), down.forward(input), 'downsample');
+    same(upsampleLean(up, input), up.forward(input), 'upsample');
+    expect(tf.memory().numTensors).to.equal(before);
+    modules.forEach((m) => m.disposeAll());
+    input.dispose();
+  });
 });
 
 after(function () {

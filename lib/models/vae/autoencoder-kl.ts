@@ -10,8 +10,10 @@
  * {@link AutoencoderKL.decodeLatents} are the pipeline's conversions that include the scaling.
  *
  * Memory: batch items are encoded and decoded one at a time (as diffusers' `enable_slicing()`; results are
- * the same), and every block frees its intermediates as it goes, so the peak is that of one image's largest
- * block (measured in docs of the issue: a 512x512 SD 1.x decode on wasm).
+ * the same), and the blocks run lean inference forwards that free every intermediate as soon as it is used
+ * (./inference.ts). Measured for a full-size SD 1.x VAE (83.7M parameters, 319 MB) on wasm, batch 1
+ * (spec/vae-memory.spec.ts): decoding a 64x64 latent to 512x512 peaks at 1,024 MB of tensors above the weights,
+ * encoding 512x512 at 640 MB (the shared blocks' one-tidy forwards: 1,920 and 1,408 MB).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +25,7 @@ import { type ForwardArgs, Module } from '../layers/module.js';
 import { Decoder } from './decoder.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { Encoder } from './encoder.js';
+import { conv2dLean } from './inference.js';
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from './config.js';
 import { loadVaeWeights } from './weights.js';
 
@@ -108,7 +111,7 @@ export class AutoencoderKL extends Module {
     const params = this.perItem(image, (x) => {
       const h = this.encoder.forward(x);
       if (this.quantConv === undefined) return h;
-      const q = this.quantConv.forward(h);
+      const q = conv2dLean(this.quantConv, h);
       h.dispose();
       return q;
     });
@@ -148,7 +151,7 @@ export class AutoencoderKL extends Module {
     this.checkInput(z, 'latents', this.config.latentChannels, 1);
     return this.perItem(z, (x) => {
       if (this.postQuantConv === undefined) return this.decoder.forward(x);
-      const h = this.postQuantConv.forward(x);
+      const h = conv2dLean(this.postQuantConv, x);
       try {
         return this.decoder.forward(h);
       } finally {

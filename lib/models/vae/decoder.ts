@@ -4,12 +4,12 @@
  * -> `conv_norm_out` -> SiLU -> `conv_out`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { silu } from '../layers/activations.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { GroupNorm } from '../layers/group-norm.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { UNetMidBlock2D, UpDecoderBlock2D, VAE_EPS, sequential, type Step } from './blocks.js';
 import type { VaeConfig } from './config.js';
+import { conv2dLean, groupNormLean, siluLean } from './inference.js';
 
 /** diffusers' `Decoder` with GroupNorm (`norm_type="group"`). */
 export class Decoder extends Module {
@@ -46,12 +46,12 @@ export class Decoder extends Module {
   /** Latents [N, h, w, latent] -> images [N, h*f, w*f, out]. */
   forward(z: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
     const steps: Step[] = [
-      (h) => this.convIn.forward(h),
+      (h) => conv2dLean(this.convIn, h),
       (h) => this.midBlock.forward(h),
       ...this.upBlocks.map((b) => (h: tf.Tensor) => b.forward(h)),
-      (h) => this.convNormOut.forward(h),
-      silu,
-      (h) => this.convOut.forward(h),
+      (h) => groupNormLean(this.convNormOut, h),
+      siluLean,
+      (h) => conv2dLean(this.convOut, h),
     ];
     return sequential(z, steps);
   }

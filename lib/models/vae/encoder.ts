@@ -4,12 +4,12 @@
  * channels: the posterior's mean and log-variance).
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { silu } from '../layers/activations.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { GroupNorm } from '../layers/group-norm.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { DownEncoderBlock2D, UNetMidBlock2D, VAE_EPS, sequential, type Step } from './blocks.js';
 import type { VaeConfig } from './config.js';
+import { conv2dLean, groupNormLean, siluLean } from './inference.js';
 
 /** diffusers' `Encoder` with `double_z=True`. */
 export class Encoder extends Module {
@@ -46,12 +46,12 @@ export class Encoder extends Module {
   /** Images [N, H, W, in] -> posterior parameters [N, H/f, W/f, 2 * latent] (mean, then log-variance). */
   forward(x: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
     const steps: Step[] = [
-      (h) => this.convIn.forward(h),
+      (h) => conv2dLean(this.convIn, h),
       ...this.downBlocks.map((b) => (h: tf.Tensor) => b.forward(h)),
       (h) => this.midBlock.forward(h),
-      (h) => this.convNormOut.forward(h),
-      silu,
-      (h) => this.convOut.forward(h),
+      (h) => groupNormLean(this.convNormOut, h),
+      siluLean,
+      (h) => conv2dLean(this.convOut, h),
     ];
     return sequential(x, steps);
   }
