@@ -25,6 +25,17 @@ function dilate(dy: tf.Tensor4D, s: number): tf.Tensor4D {
 }
 
 /**
+ * The kernel flipped in space ([kh, kw] reversed, which is the flattened kh * kw axis reversed) with its in/out
+ * channels swapped. Built from contiguous slices: tfjs' `reverse` kernel takes ~1 s (wasm) and ~12 s (cpu) on a
+ * 3x3x1280x1280 kernel, this ~0.5 s.
+ */
+function flippedKernel(kernel: tf.Tensor4D): tf.Tensor4D {
+  const [kh, kw, cin, cout] = kernel.shape;
+  const taps = tf.split(tf.reshape(kernel, [kh * kw, cin, cout]), kh * kw, 0).reverse();
+  return tf.transpose(tf.reshape(taps.length === 1 ? taps[0]! : tf.concat(taps, 0), [kh, kw, cin, cout]), [0, 1, 3, 2]) as tf.Tensor4D;
+}
+
+/**
  * A 2D convolution (NHWC input, HWIO kernel) whose input gradient is computed by a forward convolution.
  * Same values as tfjs' built-in gradient; several times faster on wasm.
  */
@@ -52,7 +63,7 @@ export function conv2dFastGrad(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: numb
       if (top < 0 || left < 0 || bottom < 0 || right < 0) {
         throw new Error(`conv2d gradient: padding [${pad.join(', ')}] exceeds kernel ${kh}x${kw} minus one`);
       }
-      const flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+      const flipped = flippedKernel(kernel);
       const padded = tf.pad(d, [[0, 0], [top, bottom], [left, right], [0, 0]]);
       return tf.conv2d(padded, flipped, 1, 'valid');
     };
