@@ -1,0 +1,118 @@
+/**
+ * What every benchmark shares: timing (warm-up, then the median of a few runs), random weights for blocks that
+ * have no checkpoint, a plain-text table, and the JSON record written under docs/bench/.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Module } from '../../lib/models/layers/module.js';
+
+/** The repository root (this file runs from dist/tools/bench). */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Milliseconds of one run of `fn`, with its result read back (so lazy backends finish) and freed. */
+export async function timeOnce(fn: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const start = performance.now();
+  const out = fn();
+  const outs = Array.isArray(out) ? out : [out];
+  for (const t of outs) await t.data();
+  const ms = performance.now() - start;
+  tf.dispose(outs);
+  return ms;
+}
+
+/** A timing: the median and every run, in milliseconds. */
+export interface Timing {
+  medianMs: number;
+  runsMs: number[];
+}
+
+/** One warm-up run (kernel set-up, JIT), then `reps` timed runs; checks that no tensor is left behind. */
+export async function time(fn: () => tf.Tensor | tf.Tensor[], reps: number): Promise<Timing> {
+  const before = tf.memory().numTensors;
+  await timeOnce(fn);
+  const runsMs: number[] = [];
+  for (let i = 0; i < reps; i++) runsMs.push(await timeOnce(fn));
+  const leaked = tf.memory().numTensors - before;
+  if (leaked !== 0) throw new Error(`benchmark body left ${leaked} tensors behind`);
+  const sorted = [...runsMs].sort((a, b) => a - b);
+  return { medianMs: sorted[Math.floor(sorted.length / 2)]!, runsMs };
+}
+
+/** A small, fast, seeded generator (xorshift32) for filling large weights. */
+export function uniformFiller(seed: number): (out: Float32Array, scale: number) => void {
+  let s = seed >>> 0 || 1;
+  return (out, scale) => {
+    for (let i = 0; i < out.length; i++) {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      out[i] = (s / 4294967296 - 0.5) * 2 * scale;
+    }
+  };
+}
+
+/**
+ * Fills every weight of `block` with seeded random values: matrices and kernels uniform with variance 1/fan_in
+ * (so activations keep their scale through the block), norm scales near 1, biases small.
+ */
+export function randomizeWeights(block: Module, seed = 1): void {
+  const fill = uniformFiller(seed);
+  for (const [name, w] of block.namedWeights()) {
+    const shape = w.variable.shape as number[];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(size);
+    const torch = w.torchShape;
+    if (torch.length >= 2) {
+      const fanIn = torch.slice(1).reduce((a, b) => a * b, 1);
+      fill(data, Math.sqrt(3 / fanIn));
+    } else if (/norm/.test(name) && name.endsWith('weight')) {
+      fill(data, 0.1);
+      for (let i = 0; i < size; i++) data[i] = data[i]! + 1;
+    } else {
+      fill(data, 0.1);
+    }
+    tf.tidy(() => {
+      w.variable.write(tf.tensor(data, shape));
+    });
+  }
+}
+
+/** Prints rows as an aligned plain-text table. */
+export function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+/** Where and on what a benchmark ran. */
+export function machineInfo(): Record<string, string | number> {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    tfjs: tf.version_core,
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.arch()}`,
+  };
+}
+
+/** Writes `record` as JSON to `docs/bench/<name>.json` and returns the path. */
+export function writeRecord(name: string, record: unknown): string {
+  const file = path.join(ROOT, 'docs', 'bench', `${name}.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
+  return file;
+}
+
+/** `ms` for a table: 1 decimal under 100 ms, else whole. */
+export function fmtMs(ms: number): string {
+  return ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
+}

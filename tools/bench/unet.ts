@@ -1,0 +1,332 @@
+/**
+ * `npm run bench -- unet [--backend wasm|cpu] [--only <case>[,<case>...]]`
+ *
+ * Times the UNet's forward pass and its forward + gradient pass (the pix2pix-zero cross-attention loss,
+ * differentiated with respect to the input latent, as the edit pass does at every step), and their ratio:
+ *
+ * - the fixture UNets (tiny-sd's SD 1.x-style UNet and the SD 2.x-style one) at a 64 x 64 image (8 x 8 latents),
+ *   batch 2 (classifier-free guidance), 77 context tokens (`fixture-sd1`, `fixture-sd2`), and tiny-sd at its
+ *   default 512 x 512 image (64 x 64 latents, `tiny-sd-512`);
+ * - full-size Stable Diffusion 1.x blocks with random weights, batch 2, context 77 x 768: one layer of the first
+ *   `CrossAttnDownBlock2D` (ResnetBlock2D + Transformer2DModel, 320 channels, 8 heads) at 64 x 64
+ *   (`sd1-down64`), and the `UNetMidBlock2DCrossAttn` (1280 channels) at 8 x 8 (`sd1-mid8`);
+ * - one 3 x 3 convolution of the 64 x 64 / 320-channel level, with the input gradient computed by the forward
+ *   convolution (`conv2dFastGrad`, what the UNet uses) and by tfjs' built-in `Conv2DBackpropInput` (`conv`).
+ *
+ * Each case runs in its own process (a fresh wasm heap; a case that exhausts it is reported, not fatal).
+ * The cpu backend (pure JavaScript) is about 30x slower than wasm, so it times smaller things (see CASES);
+ * the whole full-size UNet is not timed: its float32 weights (3.4 GB) and activations exceed the wasm heap
+ * (4 GB) and would take tens of minutes a pass on cpu; it needs the tensorflow backend (tfjs-node).
+ * Results are printed and written to docs/bench/unet.json.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { type BackendName, initBackend } from '../../lib/backend.js';
+import { conv2dFastGrad } from '../../lib/models/layers/conv2d.js';
+import type { Module } from '../../lib/models/layers/module.js';
+import { DownBlock } from '../../lib/models/unet/down-blocks.js';
+import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
+import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
+import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
+import type { UNetBlockArgs } from '../../lib/models/unet/basic-transformer-block.js';
+import { ROOT, type Timing, fmtMs, machineInfo, printTable, randomizeWeights, time, writeRecord } from './harness.js';
+
+/** One benchmark result row. */
+interface Result {
+  backend: BackendName;
+  case: string;
+  input: string;
+  forwardMs?: number;
+  gradMs?: number;
+  /** forward + gradient time over forward time. */
+  ratio?: number;
+  /** For the convolution: the built-in gradient's time over the fast one's. */
+  builtinGradMs?: number;
+  reps: number;
+  error?: string;
+  note?: string;
+}
+
+/** Something that runs a forward pass with an optional cross-attention hook. */
+interface Subject {
+  name: string;
+  input: string;
+  x: tf.Tensor4D;
+  /** The reference pass's context (its maps are the loss's targets) and the edit pass's. */
+  refContext: tf.Tensor3D;
+  context: tf.Tensor3D;
+  forward(x: tf.Tensor4D, context: tf.Tensor3D, hook?: CrossAttentionHook): tf.Tensor;
+  dispose(): void;
+}
+
+const seeded = (shape: number[], seed: number): tf.Tensor => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+/** Forward, and forward + gradient of the cross-attention loss against the maps of a reference pass. */
+async function timeSubject(backend: BackendName, s: Subject, reps: number, note?: string): Promise<Result> {
+  const result: Result = { backend, case: s.name, input: s.input, reps, note };
+  const recorder = new AttentionRecorder();
+  try {
+    tf.tidy(() => {
+      s.forward(s.x, s.refContext, recorder);
+    });
+    const reference = recorder.take();
+    try {
+      const forward: Timing = await time(() => tf.tidy(() => s.forward(s.x, s.context)), reps);
+      const grad: Timing = await time(
+        () =>
+          tf.tidy(() =>
+            tf.grad((v: tf.Tensor) => {
+              const hook = new CrossAttentionLoss(reference);
+              tf.dispose(s.forward(v as tf.Tensor4D, s.context, hook));
+              return hook.loss();
+            })(s.x),
+          ),
+        reps,
+      );
+      result.forwardMs = forward.medianMs;
+      result.gradMs = grad.medianMs;
+      result.ratio = grad.medianMs / forward.medianMs;
+    } finally {
+      tf.dispose([...reference.values()]);
+    }
+  } catch (err) {
+    result.error = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  } finally {
+    recorder.dispose();
+  }
+  return result;
+}
+
+function fixtureSubject(name: string, dir: string, latent: number, batch: number): Subject {
+  const unet = UNet2DConditionModel.fromFolder(dir);
+  const d = unet.config.crossAttentionDim;
+  const x = seeded([batch, latent, latent, unet.config.inChannels], 1) as tf.Tensor4D;
+  return {
+    name,
+    input: `latents ${batch}x${latent}x${latent}x${unet.config.inChannels}, context ${batch}x77x${d}`,
+    x,
+    refContext: seeded([batch, 77, d], 2) as tf.Tensor3D,
+    context: seeded([batch, 77, d], 3) as tf.Tensor3D,
+    forward: (v, context, hook) => unet.predict(v, 500, context, { hook }),
+    dispose() {
+      unet.disposeAll();
+      tf.dispose([this.x, this.refContext, this.context]);
+    },
+  };
+}
+
+/** A full-size SD 1.x block with random weights, called as the UNet calls it. */
+function blockSubject(
+  name: string,
+  block: Module & { forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor },
+  size: number,
+  channels: number,
+  batch: number,
+): Subject {
+  randomizeWeights(block, 7);
+  const temb = seeded([batch, 1280], 4);
+  return {
+    name,
+    input: `${batch}x${size}x${size}x${channels}, temb ${batch}x1280, context ${batch}x77x768`,
+    x: seeded([batch, size, size, channels], 1) as tf.Tensor4D,
+    refContext: seeded([batch, 77, 768], 2) as tf.Tensor3D,
+    context: seeded([batch, 77, 768], 3) as tf.Tensor3D,
+    forward: (v, context, hook) => block.forward(v, { temb, context, hook }),
+    dispose() {
+      block.disposeAll();
+      tf.dispose([this.x, this.refContext, this.context, temb]);
+    },
+  };
+}
+
+/** SD 1.x's first down level: one CrossAttnDownBlock2D layer (resnet + transformer), 320 channels, 8 heads. */
+const down64 = (): DownBlock =>
+  new DownBlock(
+    {
+      inChannels: 320,
+      outChannels: 320,
+      tembChannels: 1280,
+      numLayers: 1,
+      addDownsample: false,
+      groups: 32,
+      eps: 1e-5,
+      downsamplePadding: 1,
+      attention: { heads: 8, crossAttentionDim: 768, useLinearProjection: false },
+    },
+    'down_blocks.0',
+  );
+
+/** SD 1.x's mid block: resnet, transformer, resnet at 1280 channels, 8 heads. */
+const mid8 = (): UNetMidBlock2DCrossAttn =>
+  new UNetMidBlock2DCrossAttn(1280, 1280, 32, 1e-5, { heads: 8, crossAttentionDim: 768, useLinearProjection: false });
+
+/** The input gradient of one 3x3 convolution: by a forward convolution (ours) and by tfjs' built-in kernel. */
+async function timeConv(backend: BackendName, size: number, channels: number, batch: number, reps: number): Promise<Result> {
+  const result: Result = { backend, case: `conv 3x3 ${channels}->${channels}`, input: `${batch}x${size}x${size}x${channels}`, reps };
+  const x = seeded([batch, size, size, channels], 1) as tf.Tensor4D;
+  const w = tf.mul(seeded([3, 3, channels, channels], 2), 1 / Math.sqrt(9 * channels)) as tf.Tensor4D;
+  const pad: [number, number, number, number] = [1, 1, 1, 1];
+  try {
+    const fwd = await time(() => tf.tidy(() => conv2dFastGrad(x, w, 1, pad)), reps);
+    const fast = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(conv2dFastGrad(v as tf.Tensor4D, w, 1, pad)))(x)), reps);
+    const builtin = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.conv2d(v as tf.Tensor4D, w, 1, 'same')))(x)), reps);
+    result.forwardMs = fwd.medianMs;
+    result.gradMs = fast.medianMs;
+    result.ratio = fast.medianMs / fwd.medianMs;
+    result.builtinGradMs = builtin.medianMs;
+  } catch (err) {
+    result.error = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  } finally {
+    tf.dispose([x, w]);
+  }
+  return result;
+}
+
+/** A benchmark case: how to run it on one backend (`undefined`: not timed there). */
+interface Case {
+  id: string;
+  run(backend: BackendName): Promise<Result> | undefined;
+}
+
+const FIXTURES: Record<string, [string, string]> = {
+  sd1: ['tiny-sd UNet (SD 1.x style)', path.join(ROOT, 'converted_models', 'tiny-sd', 'unet')],
+  sd2: ['unet-sd2 fixture (SD 2.x style)', path.join(ROOT, 'spec', 'fixtures', 'models', 'unet-sd2')],
+};
+
+async function withSubject(backend: BackendName, s: Subject, reps: number, note?: string): Promise<Result> {
+  try {
+    return await timeSubject(backend, s, reps, note);
+  } finally {
+    s.dispose();
+  }
+}
+
+/**
+ * Every case, in order. The cpu backend (pure JavaScript, ~30x slower than wasm) times smaller inputs: the
+ * 64x64 level at 16x16, the mid block at batch 1 and 4x4, the convolution at 16x16, and not the 512-pixel UNet.
+ */
+const CASES: Case[] = [
+  { id: 'fixture-sd1', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd1!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
+  { id: 'fixture-sd2', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd2!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
+  {
+    id: 'tiny-sd-512',
+    run: (b) => (b === 'cpu' ? undefined : withSubject(b, fixtureSubject(FIXTURES.sd1![0], FIXTURES.sd1![1], 64, 2), 1, '512 px image, the shipped model at its default size')),
+  },
+  {
+    id: 'sd1-down64',
+    run: (b) =>
+      b === 'cpu'
+        ? withSubject(b, blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), 16, 320, 2), 1, 'cpu: 16x16 instead of 64x64')
+        : withSubject(b, blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), 64, 320, 2), 1),
+  },
+  {
+    id: 'sd1-mid8',
+    run: (b) =>
+      b === 'cpu'
+        ? withSubject(b, blockSubject('SD1 mid block (UNetMidBlock2DCrossAttn)', mid8(), 4, 1280, 1), 1, 'cpu: batch 1, 4x4 instead of 8x8')
+        : withSubject(b, blockSubject('SD1 mid block (UNetMidBlock2DCrossAttn)', mid8(), 8, 1280, 2), 3),
+  },
+  { id: 'conv', run: (b) => (b === 'cpu' ? timeConv(b, 16, 320, 2, 2) : timeConv(b, 64, 320, 2, 1)) },
+];
+
+function parseArgs(argv: string[]): { backends: BackendName[]; only?: string[]; worker?: [BackendName, string] } {
+  let backends: BackendName[] = ['wasm', 'cpu'];
+  let only: string[] | undefined;
+  let worker: [BackendName, string] | undefined;
+  const backendOf = (v: string | undefined): BackendName => {
+    if (v !== 'wasm' && v !== 'cpu') throw new Error(`expected a backend (wasm or cpu), got ${v}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--backend') {
+      backends = [backendOf(argv[++i])];
+    } else if (a === '--only') {
+      only = (argv[++i] ?? '').split(',');
+      const unknown = only.filter((id) => !CASES.some((c) => c.id === id));
+      if (unknown.length > 0) throw new Error(`--only: unknown case ${unknown.join(', ')} (cases: ${CASES.map((c) => c.id).join(', ')})`);
+    } else if (a === '--worker') {
+      worker = [backendOf(argv[++i]), argv[++i] ?? ''];
+    } else {
+      throw new Error(`unet bench: unknown argument ${a}`);
+    }
+  }
+  return { backends, only, worker };
+}
+
+/** Runs one case in this process and prints its result as one JSON line on stdout. */
+async function runWorker(backend: BackendName, id: string): Promise<void> {
+  const c = CASES.find((x) => x.id === id);
+  if (c === undefined) throw new Error(`unknown case ${id}`);
+  await initBackend({ backend });
+  const r = await c.run(backend);
+  if (r !== undefined) console.log(JSON.stringify(r));
+}
+
+/**
+ * Runs one case in a child process: a fresh wasm heap for each, and a case that exhausts it (wasm aborts the
+ * process) is reported as failed instead of ending the benchmark.
+ */
+function runIsolated(backend: BackendName, id: string): Result | undefined {
+  const script = fileURLToPath(new URL('./index.js', import.meta.url));
+  const child = spawnSync(process.execPath, [script, 'unet', '--worker', backend, id], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = child.stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  if (child.status === 0) return line !== undefined ? (JSON.parse(line) as Result) : undefined;
+  const why = child.stderr.trim().split('\n').filter((l) => /Error|Abort|memory/i.test(l)).at(-1) ?? `exit status ${child.status}`;
+  return { backend, case: id, input: '', reps: 0, error: `process failed: ${why.trim()}` };
+}
+
+/** Runs the UNet benchmark (the `unet` sub-command). */
+export async function benchUnet(argv: string[]): Promise<void> {
+  const { backends, only, worker } = parseArgs(argv);
+  if (worker !== undefined) return runWorker(...worker);
+  const results: Result[] = [];
+  const started = Date.now();
+  for (const backend of backends) {
+    for (const c of CASES) {
+      if (only !== undefined && !only.includes(c.id)) continue;
+      const r = runIsolated(backend, c.id);
+      if (r === undefined) continue;
+      results.push(r);
+      const what =
+        r.error !== undefined ? `failed: ${r.error}` : `forward ${fmtMs(r.forwardMs!)} ms, +grad ${fmtMs(r.gradMs!)} ms, ratio ${r.ratio!.toFixed(2)}`;
+      console.error(`[${r.backend}] ${r.case} (${r.input}): ${what}`);
+    }
+  }
+
+  console.log('\nUNet forward vs forward + gradient of the cross-attention loss w.r.t. the input (median ms)\n');
+  printTable(
+    ['backend', 'case', 'input', 'forward', '+grad', 'ratio', 'note'],
+    results.map((r) => [
+      r.backend,
+      r.case,
+      r.input,
+      r.forwardMs !== undefined ? fmtMs(r.forwardMs) : '-',
+      r.gradMs !== undefined ? fmtMs(r.gradMs) : '-',
+      r.ratio !== undefined ? r.ratio.toFixed(2) : '-',
+      r.error !== undefined
+        ? `FAILED: ${r.error}`
+        : r.builtinGradMs !== undefined
+          ? `built-in conv input gradient ${fmtMs(r.builtinGradMs)} ms (${(r.builtinGradMs / r.gradMs!).toFixed(1)}x the fast one)`
+          : (r.note ?? ''),
+    ]),
+  );
+  const file = writeRecord('unet', {
+    benchmark: 'unet',
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    seconds: Math.round((Date.now() - started) / 1000),
+    notes: [
+      'forwardMs: forward without hooks; gradMs: forward with the CrossAttentionLoss hook plus tf.grad of the loss w.r.t. the input latent (the edit pass step); ratio = gradMs / forwardMs. Medians of `reps` runs after one warm-up run; each case in its own process.',
+      'Full-size SD 1.x blocks have random weights, batch 2 (classifier-free guidance), context 77 x 768.',
+      'conv rows: gradMs = forward + input gradient by conv2dFastGrad (a forward convolution), builtinGradMs = forward + input gradient by tfjs Conv2DBackpropInput.',
+      'cpu (pure JavaScript, ~30x slower than wasm) times smaller inputs (see each row), and not the 512-pixel UNet.',
+      'The whole full-size SD 1.x UNet is not timed: 3.4 GB of float32 weights plus activations exceed the wasm heap (4 GB); it needs the tensorflow backend (tfjs-node).',
+      'Timings on a 2-core machine shared with other work: expect +-20%.',
+    ],
+    results,
+  });
+  console.log(`\nwritten to ${path.relative(ROOT, file)}`);
+}
