@@ -19,6 +19,7 @@ import { componentFingerprint } from './io/fingerprint.js';
 import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readImage, tensorToImage } from './io/image.js';
 import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
 import { DEFAULT_MODEL } from './paths.js';
+import { TorchGenerator } from './random/torch-generator.js';
 import { loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
@@ -220,12 +221,14 @@ export class Pix2PixZero {
       throwIfAborted(options.signal);
       const mode = options.vaeEncode ?? 'mean';
       options.onProgress?.({ phase: 'encode', step: 0, total: 1 });
-      const latents = tf.tidy(() => this.vae.encode(input, mode, options.seed ?? 0));
+      // One generator for the posterior sample and then the roll shifts, as diffusers' invert(generator=...).
+      const generator = new TorchGenerator(options.seed ?? 0);
+      const latents = tf.tidy(() => this.vae.encode(input, mode, generator));
       options.onProgress?.({ phase: 'encode', step: 1, total: 1 });
       const context = await this.embedder.embed([caption], { signal: options.signal });
       try {
         const inverter = this.container.get<Inverter>(TYPES.Inverter);
-        const latent = await inverter.invert(latents, context, options);
+        const latent = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
         const [, h, w] = input.shape;
         return new Inversion(latent, {
           caption,

@@ -15,6 +15,7 @@ import { type ModelPorts, loadModelPorts } from '../lib/editing/adapters.js';
 import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { RecordedShifts } from '../lib/editing/noise-regularization.js';
+import { TorchGenerator } from '../lib/random/torch-generator.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
@@ -25,7 +26,7 @@ const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) a
   source: string[];
   target: string[];
   steps: number;
-  cases: Record<string, { lambda_auto_corr: number; lambda_kl: number; num_reg_steps: number; num_auto_corr_rolls: number; seed: number; size: number; model?: string }>;
+  cases: Record<string, { lambda_auto_corr: number; lambda_kl: number; num_reg_steps: number; num_auto_corr_rolls: number; seed: number; size: number; model?: string; vae?: 'sample' }>;
 };
 const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
 
@@ -68,6 +69,16 @@ forEachBackend('pix2pix-zero end to end vs diffusers', function () {
 
       it('inversion: x_T within 1e-3 (shifts replayed, and drawn from the same seed)', async function () {
         const inverter = new DDIMInverter(ports.denoiser, schedulerConfig);
+        if (c.vae === 'sample') {
+          // diffusers samples the posterior and then draws the roll shifts from one generator.
+          const img = imageToTensor(await readImage(path.join(DIR, `input${c.size}.png`)));
+          const generator = new TorchGenerator(c.seed);
+          const sampled = ports.vae.encode(img, 'sample', generator);
+          const x = await inverter.invert(sampled, ref.caption_embeds as tf.Tensor3D, { ...inv(), shifts: generator });
+          expectClose(x, nhwc(ref.inverted!), 1e-3, 'x_T (posterior sample + shifts from one seeded generator)');
+          tf.dispose([img, sampled, x]);
+          return;
+        }
         const x0 = nhwc(ref.image_latents!);
         const shifts = Array.from(ref.shifts!.dataSync());
         const replay = new RecordedShifts(shifts);

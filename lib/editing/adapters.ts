@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { StableDiffusionFolder } from '../io/model-folder.js';
+import type { TorchGenerator } from '../random/torch-generator.js';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
 import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
@@ -51,8 +52,8 @@ export class VaeAutoencoder implements AutoencoderPort {
   get downscale(): number {
     return this.vae.downscale;
   }
-  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', seed = 0): tf.Tensor4D {
-    return this.vae.encodeLatents(image, mode === 'sample' ? { mode, generator: seed } : { mode });
+  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', generator: number | TorchGenerator = 0): tf.Tensor4D {
+    return this.vae.encodeLatents(image, mode === 'sample' ? { mode, generator } : { mode });
   }
   decode(latents: tf.Tensor4D): tf.Tensor4D {
     return this.vae.decodeLatents(latents);

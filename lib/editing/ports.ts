@@ -4,6 +4,7 @@
  * can pass stand-ins. All image-like tensors are NHWC.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { TorchGenerator } from '../random/torch-generator.js';
 
 /** Cross-attention probabilities of one forward pass, by layer path, each [batch * heads, queries, keys]. */
 export type AttentionMaps = Map<string, tf.Tensor3D>;
@@ -30,8 +31,11 @@ export interface AutoencoderPort {
   readonly scalingFactor: number;
   /** Spatial downscale from image to latent (8 for Stable Diffusion). */
   readonly downscale: number;
-  /** Scaled latents of an image [1, H, W, 3] in [-1, 1]: the posterior mean, or a sample drawn with `seed`. */
-  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', seed?: number): tf.Tensor4D;
+  /**
+   * Scaled latents of an image [1, H, W, 3] in [-1, 1]: the posterior mean, or a sample drawn from `generator`
+   * (a seed, or a generator that advances, so the inversion's roll shifts can continue from it as in diffusers).
+   */
+  encode(image: tf.Tensor4D, mode: 'mean' | 'sample', generator?: number | TorchGenerator): tf.Tensor4D;
   /** The image [1, H, W, 3] in [-1, 1] (unclamped) of scaled latents. */
   decode(latents: tf.Tensor4D): tf.Tensor4D;
 }

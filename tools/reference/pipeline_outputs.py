@@ -38,6 +38,9 @@ CASES = {
     "reg_on": dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=2, num_auto_corr_rolls=2, seed=3, size=64),
     # An SD 2.x-style pipeline: v-prediction, linear projections, per-block heads, upcast attention, SD 2.x's
     # tokenizer conventions (pad "!") and a gelu text encoder of another width.
+    # The VAE posterior sampled with the same generator that then draws the roll shifts, as diffusers' invert().
+    "vae_sample": dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=1, num_auto_corr_rolls=2, seed=11, size=64,
+                       vae="sample"),
     "sd2_v": dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=2, num_auto_corr_rolls=2, seed=5, size=64,
                   model="spec/fixtures/models/tiny-sd2"),
 }
@@ -127,7 +130,7 @@ def build(root: Path) -> list[Path]:
         torch.randint = recording_randint
         try:
             inverted = pipe.invert(
-                CAPTION, image=image_latents, num_inference_steps=STEPS,
+                CAPTION, image=image if c.get("vae") == "sample" else image_latents, num_inference_steps=STEPS,
                 generator=torch.Generator().manual_seed(c["seed"]), output_type="pt",
                 lambda_auto_corr=c["lambda_auto_corr"], lambda_kl=c["lambda_kl"],
                 num_reg_steps=c["num_reg_steps"], num_auto_corr_rolls=c["num_auto_corr_rolls"],
