@@ -76,6 +76,29 @@ forEachBackend('UNet2DConditionModel matches diffusers', function () {
         tf.dispose([...reference.values()]);
       });
 
+      it('odd latent sizes (5x3) at a fractional timestep: output, loss and gradient as diffusers (upsample_size)', function () {
+        const t = ref['odd.t']!.dataSync()[0]!;
+        const context = tf.slice(ref.context!, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D;
+        const contextRef = tf.slice(ref.context_ref!, [0, 0, 0], [1, -1, -1]) as tf.Tensor3D;
+        const x = nhwc(ref['odd.sample']!);
+        tf.tidy(() => expectClose(unet.predict(x, t, context), nhwc(ref['odd.out']!), 1e-4, `${name} odd-size output`));
+        const rec = new AttentionRecorder();
+        tf.tidy(() => {
+          unet.predict(x, t, contextRef, { hook: rec });
+        });
+        const reference = rec.take();
+        tf.tidy(() => {
+          const { value, grad } = tf.valueAndGrad((v: tf.Tensor) => {
+            const hook = new CrossAttentionLoss(reference);
+            unet.predict(v as tf.Tensor4D, t, context, { hook }).dispose();
+            return hook.loss();
+          })(x);
+          expectClose(value, tf.reshape(ref['odd.loss']!, []), 1e-4, `${name} odd-size loss`);
+          expectClose(grad, nhwc(ref['odd.grad']!), 1e-3, `${name} odd-size gradient`);
+        });
+        tf.dispose([x, context, contextRef, ...reference.values()]);
+      });
+
       it('keeps no tensors after a forward', function () {
         const x = nhwc(ref.sample!);
         const start = tf.memory().numTensors;

@@ -8,6 +8,9 @@ For each model and timestep, writes to spec/fixtures/reference/unet/<model>.safe
   t<t>.ref.<layer path>         the reference maps under context_ref (t=500)
   t<t>.loss, t<t>.grad          L = sum over layers of mean over batch*heads of sum over (q, k) of
                                 (M - M_ref)^2 with M_ref the maps under context_ref, and dL/dsample by autograd
+  odd.sample [1,4,5,3], odd.t   a latent whose sides are not multiples of 2^downsamplers (diffusers passes
+  odd.out, odd.loss, odd.grad   upsample_size to the up blocks) at a fractional timestep (421.75), with the
+                                first item's contexts: output, loss and gradient as above
 """
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from safetensors.torch import save_file
 
 TIMESTEPS = [1, 500, 981]
 MAPS_AT = 500  # the maps (large) are saved for this timestep only
+ODD_T = 421.75  # a fractional timestep (diffusers makes a float64 tensor of it) for the odd-size case
 
 
 class Recording(AttnProcessor):
@@ -78,6 +82,19 @@ def build(root: Path) -> list[Path]:
             if t == MAPS_AT:
                 for n, m in ref.items():
                     tensors[f"t{t}.ref.{n}"] = m
+        odd = torch.randn(1, 4, 5, 3, generator=torch.Generator().manual_seed(11))
+        t = ODD_T
+        ref = {}
+        with torch.no_grad():
+            tensors["odd.out"] = run(unet, odd, t, context[:1], lambda n, p: None)
+            run(unet, odd, t, context_ref[:1], lambda n, p: ref.__setitem__(n, p.clone()))
+        x = odd.clone().requires_grad_(True)
+        parts = []
+        run(unet, x, t, context[:1], lambda n, p: parts.append(((p - ref[n]) ** 2).sum((1, 2)).mean(0)))
+        loss = sum(parts)
+        loss.backward()
+        tensors.update({"odd.sample": odd, "odd.t": torch.tensor([t]), "odd.loss": loss.detach().reshape(1),
+                        "odd.grad": x.grad.detach().clone()})
         st = out / f"{name}.safetensors"
         save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(st))
         written.append(st)

@@ -115,7 +115,10 @@ export class UNet2DConditionModel extends Module {
     return loadFromComponent(new UNet2DConditionModel(parseUNetConfig(folder.config)), folder, (m, w) => loadWeights(m, w, unetWeightMap));
   }
 
-  /** The spatial factor the latent size must be a multiple of (2 per downsampling). */
+  /**
+   * 2 per downsampling. Latent sides need not be multiples of it: other sizes are upsampled to the skip
+   * connections' sizes, as diffusers does (`upsample_size`).
+   */
   get sizeMultiple(): number {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
@@ -134,8 +137,7 @@ export class UNet2DConditionModel extends Module {
   predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: UNetForwardOptions = {}): tf.Tensor4D {
     const [b, h, w, c] = latents.shape;
     if (c !== this.config.inChannels) throw new Error(`UNet: latents have ${c} channels, the model takes ${this.config.inChannels}`);
-    const m = this.sizeMultiple;
-    if (h % m !== 0 || w % m !== 0) throw new Error(`UNet: latent size ${h}x${w} must be a multiple of ${m} (image size a multiple of ${m * 8})`);
+    if (h < 1 || w < 1) throw new Error(`UNet: empty latents ${h}x${w}`);
     if (context.shape[0] !== b || context.shape[2] !== this.config.crossAttentionDim) {
       throw new Error(`UNet: context is [${context.shape.join(', ')}], expected [${b}, keys, ${this.config.crossAttentionDim}]`);
     }
@@ -155,7 +157,10 @@ export class UNet2DConditionModel extends Module {
       x = this.midBlock.forward(x, args);
       for (const block of this.upBlocks) {
         const n = block.resnets.length;
-        x = block.forwardWithSkips(x, skips.splice(skips.length - n, n), args);
+        const own = skips.splice(skips.length - n, n);
+        // The next block's first skip has the size this block must upsample to.
+        const next = skips.at(-1);
+        x = block.forwardWithSkips(x, own, args, next !== undefined ? [next.shape[1]!, next.shape[2]!] : undefined);
       }
       return this.convOut.forward(silu(this.convNormOut.forward(x))) as tf.Tensor4D;
     });

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
-import { Upsample2D } from '../layers/sampling.js';
+import { Upsample2D, upsampleNearest2x } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
@@ -54,15 +54,30 @@ export class UpBlock extends Module {
     return this.forwardWithSkips(x, [], args);
   }
 
-  /** `skips`: this block's skip states, in down-path order (the last is used first). */
-  forwardWithSkips(x: tf.Tensor, skips: tf.Tensor[], args: UNetBlockArgs): tf.Tensor {
+  /**
+   * `skips`: this block's skip states, in down-path order (the last is used first). `upsampleSize` [H, W]: the
+   * size the upsampler must produce when it is not twice the input (diffusers' `upsample_size`, for latents whose
+   * side is not a multiple of 2^downsamplers): nearest 2x, cropped, which is exactly PyTorch's nearest resize to
+   * 2n - 1, the only other size a stride-2 downsampler leaves.
+   */
+  forwardWithSkips(x: tf.Tensor, skips: tf.Tensor[], args: UNetBlockArgs, upsampleSize?: [number, number]): tf.Tensor {
     if (skips.length !== this.resnets.length) throw new Error(`up block expects ${this.resnets.length} skip states, got ${skips.length}`);
-    let h = x;
-    this.resnets.forEach((resnet, i) => {
-      h = resnet.forward([tf.concat([h, skips[skips.length - 1 - i]!], 3), args.temb]);
-      const attn = this.attentions[i];
-      if (attn !== undefined) h = attn.forward(h, args);
+    return tf.tidy(() => {
+      let h = x;
+      this.resnets.forEach((resnet, i) => {
+        h = resnet.forward([tf.concat([h, skips[skips.length - 1 - i]!], 3), args.temb]);
+        const attn = this.attentions[i];
+        if (attn !== undefined) h = attn.forward(h, args);
+      });
+      if (this.upsampler === undefined) return h;
+      const [, hh, ww] = h.shape as [number, number, number, number];
+      if (upsampleSize === undefined || (upsampleSize[0] === 2 * hh && upsampleSize[1] === 2 * ww)) return this.upsampler.forward(h);
+      const [th, tw] = upsampleSize;
+      if (th < 2 * hh - 1 || th > 2 * hh || tw < 2 * ww - 1 || tw > 2 * ww) {
+        throw new Error(`up block: cannot upsample ${hh}x${ww} to ${th}x${tw} (only to twice the size, or one less)`);
+      }
+      const up = tf.slice(upsampleNearest2x(h), [0, 0, 0, 0], [-1, th, tw, -1]);
+      return this.upsampler.conv.forward(up);
     });
-    return this.upsampler !== undefined ? this.upsampler.forward(h) : h;
   }
 }
