@@ -138,6 +138,16 @@ describe('UNet config and weights', function () {
     expect(() => parseUNetConfig({ ...base, down_block_types: ['AttnDownBlock2D', 'DownBlock2D'] })).to.throw(/'down_block_types' must be/);
     expect(() => parseUNetConfig({ ...base, norm_num_groups: 7 })).to.throw(/not divisible by norm_num_groups 7/);
     expect(() => parseUNetConfig({ ...base, class_embed_type: 'timestep' })).to.throw(/class_embed_type/);
+    // Fields that would change the numbers if ignored.
+    expect(() => parseUNetConfig({ ...base, attention_type: 'gated' })).to.throw(/'attention_type' = "gated" is not supported/);
+    expect(() => parseUNetConfig({ ...base, mid_block_scale_factor: 1.5 })).to.throw(/'mid_block_scale_factor' = 1.5/);
+    expect(() => parseUNetConfig({ ...base, timestep_post_act: 'silu' })).to.throw(/'timestep_post_act'/);
+    expect(() => parseUNetConfig({ ...base, time_embedding_act_fn: 'mish' })).to.throw(/'time_embedding_act_fn'/);
+    expect(() => parseUNetConfig({ ...base, norm_num_groups: null })).to.throw(/'norm_num_groups' = null/);
+    expect(() => parseUNetConfig({ ...base, layers_per_block: [1, 2] })).to.throw(/'layers_per_block' must be a positive integer/);
+    // Defaults written out explicitly, and a time embedding width other than 4x the first block's channels.
+    expect(parseUNetConfig({ ...base, attention_type: 'default', mid_block_scale_factor: 1, timestep_post_act: null }).timeEmbeddingDim).to.equal(64);
+    expect(parseUNetConfig({ ...base, time_embedding_dim: 48 }).timeEmbeddingDim).to.equal(48);
   });
   it('refuses a checkpoint with a missing or mis-shaped tensor, naming it', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-unet-'));

@@ -15,6 +15,8 @@ export interface UNetConfig {
   upBlockTypes: UpBlockType[];
   layersPerBlock: number;
   crossAttentionDim: number;
+  /** Width of the time embedding (diffusers' `time_embedding_dim`, default 4 x the first block's channels). */
+  timeEmbeddingDim: number;
   /** Heads per down block (diffusers' `num_attention_heads`, which SD configs give as `attention_head_dim`). */
   numAttentionHeads: number[];
   normNumGroups: number;
@@ -58,13 +60,20 @@ const UNSUPPORTED: [string, unknown][] = [
   ['cross_attention_norm', null],
   ['resnet_skip_time_act', false],
   ['act_fn', 'silu'],
+  ['attention_type', 'default'],
+  ['time_embedding_act_fn', null],
+  ['timestep_post_act', null],
+  ['mid_block_scale_factor', 1],
+  ['encoder_hid_dim_type', null],
+  ['class_embeddings_concat', false],
+  ['reverse_transformer_layers_per_block', null],
 ];
 
 /** Parses and validates a diffusers UNet config. */
 export function parseUNetConfig(c: JsonObject): UNetConfig {
   for (const [key, supported] of UNSUPPORTED) {
     const v = c[key];
-    const isDefault = v === undefined || v === supported || (supported === false && v === null) || (Array.isArray(v) && v.every((x) => x === supported));
+    const isDefault = v === undefined || v === null || v === supported || (Array.isArray(v) && v.every((x) => x === supported));
     if (!isDefault) throw new Error(`UNet config: '${key}' = ${JSON.stringify(v)} is not supported (only ${JSON.stringify(supported)})`);
   }
   const tlpb = c.transformer_layers_per_block;
@@ -84,6 +93,7 @@ export function parseUNetConfig(c: JsonObject): UNetConfig {
     throw new Error(`UNet config: 'attention_head_dim' / 'num_attention_heads' must be a positive integer or one per block, got ${JSON.stringify(headsRaw)}`);
   }
   const crossDim = get(c, 'cross_attention_dim', (v): v is number => posInt(v), 'a positive integer', 1280);
+  if (c.norm_num_groups === null) throw new Error("UNet config: 'norm_num_groups' = null (no normalisation) is not supported");
   const groups = get(c, 'norm_num_groups', (v): v is number => posInt(v), 'a positive integer', 32);
   for (const ch of boc) {
     if (ch % groups !== 0) throw new Error(`UNet config: block_out_channels ${ch} is not divisible by norm_num_groups ${groups}`);
@@ -99,6 +109,7 @@ export function parseUNetConfig(c: JsonObject): UNetConfig {
     upBlockTypes: up,
     layersPerBlock,
     crossAttentionDim: crossDim,
+    timeEmbeddingDim: get(c, 'time_embedding_dim', (v): v is number => posInt(v), 'a positive integer', boc[0]! * 4),
     numAttentionHeads: heads as number[],
     normNumGroups: groups,
     normEps: get(c, 'norm_eps', num, 'a number', 1e-5),

@@ -41,7 +41,7 @@ export class UNet2DConditionModel extends Module {
     super();
     this.config = config;
     const boc = config.blockOutChannels;
-    const tembDim = boc[0]! * 4;
+    const tembDim = config.timeEmbeddingDim;
     const groups = config.normNumGroups;
     const eps = config.normEps;
     const attention = (heads: number) => ({ heads, crossAttentionDim: config.crossAttentionDim, useLinearProjection: config.useLinearProjection });
