@@ -20,6 +20,7 @@ export * from './editing/services.js';
 export { DEFAULT_MODEL } from './paths.js';
 export * from './models/clip-text/index.js';
 export * from './models/unet/index.js';
+export * from './models/blip/index.js';
 export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
 export { DDIMScheduler } from './schedulers/ddim.js';

@@ -22,6 +22,7 @@ import { DEFAULT_MODEL } from './paths.js';
 import { TorchGenerator } from './random/torch-generator.js';
 import { loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
+import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
 import type { AutoencoderPort } from './editing/ports.js';
 import {
@@ -44,6 +45,11 @@ export interface Pix2PixZeroLoadOptions {
   model?: string;
   /** A transformers BLIP captioning folder; without one, calls need a `caption`. */
   captioner?: string;
+  /**
+   * How the captioner writes captions (default: the authors' settings, `AUTHORS_CAPTION_OPTIONS`: prefix
+   * "a picture of" stripped, 3 beams, 10 to 30 tokens).
+   */
+  captionOptions?: CaptionOptions;
   /** The tfjs backend (default: `$PIX2PIX_ZERO_BACKEND`, else the best present). */
   backend?: BackendChoice;
   /** Where mean sentence embeddings are cached (default `$PIX2PIX_ZERO_CACHE` or `~/.cache/pix2pix-zero`); `false` turns it off. */
@@ -160,7 +166,7 @@ export class Pix2PixZero {
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
     const backend = await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
     const folder = readStableDiffusionFolder(options.model ?? DEFAULT_MODEL);
-    const ports = await loadModelPorts(folder, { captioner: options.captioner });
+    const ports = await loadModelPorts(folder, { captioner: options.captioner, captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
     const container = createContainer({
       textEmbedder: ports.textEmbedder,
       captioner: ports.captioner,

@@ -9,9 +9,10 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { embedCommand } from './embed.js';
 import { directionCommand, editCommand, invertCommand } from './edit.js';
+import { captionCommand } from './caption.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, embedCommand, infoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, captionCommand, embedCommand, infoCommand, inspectCommand];
 
 const processIO: CliIO = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),

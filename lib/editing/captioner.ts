@@ -1,0 +1,124 @@
+/**
+ * The BLIP captioner: the {@link Captioner} service on transformers' `BlipForConditionalGeneration`, with
+ * `BlipProcessor`'s preprocessing, `generate()`'s greedy or beam search, and the folder's BERT tokenizer.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { RgbImage } from '../io/image.js';
+import { readBlipFolder } from '../io/model-folder.js';
+import { type GenerateOptions, generateCaptionIds } from '../models/blip/generate.js';
+import type { BlipForConditionalGeneration } from '../models/blip/model.js';
+import { type BlipImageProcessorConfig, blipPixelValues, parseBlipImageProcessorConfig, tensorToRgb } from '../models/blip/processor.js';
+import { loadBlipModel } from '../models/blip/weights.js';
+import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
+import type { Captioner, LongCallOptions } from './services.js';
+
+/** Options of one caption: generation settings, a text prefix, progress and cancellation. */
+export interface CaptionOptions extends LongCallOptions, GenerateOptions {
+  /**
+   * A text the caption continues (BLIP's conditional captioning, e.g. "a picture of"); the caption then starts
+   * with it, as transformers decodes it.
+   */
+  readonly prompt?: string;
+  /** Drop the prompt from the returned caption (LAVIS does, transformers does not; default false). */
+  readonly stripPrompt?: boolean;
+}
+
+/**
+ * The authors' caption settings (LAVIS `blip_caption` as pix2pix-zero calls it): the prefix "a picture of",
+ * stripped from the result, beam search with 3 beams, at least 10 and at most 30 tokens. The facade's default.
+ */
+export const AUTHORS_CAPTION_OPTIONS: CaptionOptions = Object.freeze({
+  prompt: 'a picture of',
+  stripPrompt: true,
+  numBeams: 3,
+  minLength: 10,
+  maxNewTokens: 26,
+});
+
+/** A caption and the token ids it was decoded from (prompt included, as `generate()` returns them). */
+export interface CaptionResult {
+  readonly caption: string;
+  readonly ids: readonly number[];
+}
+
+function checkSignal(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw signal.reason instanceof Error ? signal.reason : new Error('caption aborted');
+}
+
+/**
+ * Captions images with a BLIP model. Build it with {@link BlipCaptioner.load}; free it with {@link dispose}.
+ * Without options a caption is `generate()`'s default: greedy, at most 20 tokens.
+ */
+export class BlipCaptioner implements Captioner {
+  private disposed = false;
+
+  constructor(
+    readonly model: BlipForConditionalGeneration,
+    readonly tokenizer: BertTokenizer,
+    readonly processor: BlipImageProcessorConfig,
+    /** Generation settings used where a call gives none. */
+    readonly defaults: CaptionOptions = {},
+  ) {}
+
+  /** Loads a transformers BLIP captioning folder (config.json, model.safetensors, preprocessor and tokenizer files). */
+  static load(dir: string, defaults: CaptionOptions = {}): BlipCaptioner {
+    const folder = readBlipFolder(dir);
+    const processor = parseBlipImageProcessorConfig(folder.preprocessorConfig, `${dir}/preprocessor_config.json`);
+    const tokenizer = BertTokenizer.fromFiles(folder.tokenizer);
+    const model = loadBlipModel(folder.model);
+    return new BlipCaptioner(model, tokenizer, processor, defaults);
+  }
+
+  /**
+   * The caption of `image`: a [height, width, 3] tensor of RGB values in 0..255 (bytes as float32, what the
+   * pipeline facade passes; values are rounded and clamped to bytes, as the PIL image transformers reads).
+   * The tensor is not disposed.
+   */
+  async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
+    return (await this.captionImage(tensorToRgb(image, 'caption image'), options)).caption;
+  }
+
+  /** The caption of an 8-bit RGB image, with its token ids. */
+  async captionImage(image: RgbImage, options: CaptionOptions = {}): Promise<CaptionResult> {
+    if (this.disposed) throw new Error('BLIP captioner: used after dispose()');
+    const o: CaptionOptions = { ...this.defaults, ...options };
+    checkSignal(o.signal);
+    const bos = this.model.config.text.bosTokenId;
+    let promptIds = [bos];
+    if (o.prompt !== undefined && o.prompt.trim() !== '') {
+      // BLIP: the tokenizer's [CLS] becomes bos, and the final [SEP] is dropped.
+      const ids = this.tokenizer.encode(o.prompt);
+      promptIds = [bos, ...ids.slice(1, -1)];
+    }
+    const feats = tf.tidy(() => {
+      const pixels = blipPixelValues(image, this.processor);
+      return this.model.encodeImage(pixels);
+    });
+    try {
+      o.onProgress?.({ phase: 'caption', step: 1, total: 2 });
+      await Promise.resolve();
+      checkSignal(o.signal);
+      const ids = generateCaptionIds(this.model, feats, promptIds, o);
+      o.onProgress?.({ phase: 'caption', step: 2, total: 2 });
+      const generated = o.stripPrompt === true ? ids.slice(promptIds.length) : ids;
+      return { caption: this.tokenizer.decode(generated).trim(), ids };
+    } finally {
+      feats.dispose();
+    }
+  }
+
+  /** Frees the model's weights (later calls fail). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.disposeAll();
+  }
+}
+
+/**
+ * The captioner factory the pipeline facade passes to `loadModelPorts` (`captionerFactory`); its captions follow
+ * `defaults` (the authors' settings, {@link AUTHORS_CAPTION_OPTIONS}, unless given).
+ */
+export function blipCaptionerFactory(dir: string, defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS): BlipCaptioner {
+  return BlipCaptioner.load(dir, defaults);
+}

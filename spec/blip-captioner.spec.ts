@@ -1,0 +1,117 @@
+/**
+ * The BLIP captioner service, the `caption` command and the pipeline facade's `caption()`, on the tiny fixture
+ * BLIP: captions equal to transformers' (generate.json from tools/reference/blip_outputs.py), no tensor left
+ * behind, and errors that name the input.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { BlipCaptioner } from '../lib/editing/captioner.js';
+import { readImage } from '../lib/io/image.js';
+import { Pix2PixZero } from '../lib/pix2pix-zero.js';
+import { cli } from './helpers/cli.js';
+import { FIXTURES, TINY_SD, forEachBackend } from './helpers/tensors.js';
+
+const TINY_BLIP = path.join(FIXTURES, 'models', 'tiny-blip');
+const GEN = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference', 'blip', 'generate.json'), 'utf8')) as {
+  prompt: string;
+  results: Record<string, Record<string, { ids: number[]; caption: string }>>;
+};
+const image = (name: string): string => path.join(FIXTURES, 'images', `${name}.png`);
+
+async function rgbTensor(name: string): Promise<tf.Tensor3D> {
+  const img = await readImage(image(name));
+  return tf.tensor3d(Float32Array.from(img.data), [img.height, img.width, 3]);
+}
+
+forEachBackend('BLIP captioner', () => {
+  let captioner: BlipCaptioner;
+  before(function () {
+    captioner = BlipCaptioner.load(TINY_BLIP);
+  });
+  after(function () {
+    captioner?.dispose();
+  });
+
+  it('captions [H, W, 3] 0..255 tensors as transformers (greedy, beam, prompt), leaving no tensor behind', async function () {
+    for (const name of ['rgb', 'grey', 'palette']) {
+      const t = await rgbTensor(name);
+      const before = tf.memory().numTensors;
+      const ref = GEN.results[name]!;
+      // generate()'s default, max_length 20, runs on past the reference's 12 new tokens along the same greedy path.
+      const long = await captioner.caption(t);
+      expect(long.startsWith(ref['greedy']!.caption.trim()), long).to.equal(true);
+      expect(long.length).to.be.greaterThan(ref['greedy']!.caption.trim().length);
+      expect(await captioner.caption(t, { maxNewTokens: 12 })).to.equal(ref['greedy']!.caption.trim());
+      expect(await captioner.caption(t, { numBeams: 3, maxNewTokens: 12, prompt: GEN.prompt })).to.equal(ref['beam3.prompt']!.caption.trim());
+      expect(await captioner.caption(t, { numBeams: 3, maxNewTokens: 12, repetitionPenalty: 1.3 })).to.equal(ref['beam3_rep']!.caption.trim());
+      expect(tf.memory().numTensors, 'tensors after four captions').to.equal(before);
+      t.dispose();
+    }
+  });
+
+  it('rejects bad inputs by name, and aborts', async function () {
+    const bad = tf.zeros([4, 4]) as unknown as tf.Tensor3D;
+    await captioner.caption(bad).then(
+      () => expect.fail('no error'),
+      (err: Error) => expect(err.message).to.match(/caption image: expected a \[height, width, 3\] RGB tensor/),
+    );
+    bad.dispose();
+    const t = await rgbTensor('rgb');
+    await captioner.caption(t, { numBeams: 0 }).then(
+      () => expect.fail('no error'),
+      (err: Error) => expect(err.message).to.match(/numBeams must be an integer >= 1/),
+    );
+    const ac = new AbortController();
+    ac.abort(new Error('stop now'));
+    await captioner.caption(t, { signal: ac.signal }).then(
+      () => expect.fail('no error'),
+      (err: Error) => expect(err.message).to.equal('stop now'),
+    );
+    t.dispose();
+  });
+});
+
+describe('pix2pix-zero caption', function () {
+  it('prints the caption, and JSON with the ids', function () {
+    const plain = cli(['caption', image('rgb'), '--captioner', TINY_BLIP, '--max-new-tokens', '12', '--backend', 'cpu']);
+    expect(plain.code, plain.err).to.equal(0);
+    expect(plain.out.trim()).to.equal(GEN.results.rgb!['greedy']!.caption.trim());
+    const json = cli(['caption', image('rgb'), '--captioner', TINY_BLIP, '--beams', '3', '--max-new-tokens', '12', '--prompt', GEN.prompt, '--json']);
+    expect(json.code, json.err).to.equal(0);
+    const r = JSON.parse(json.out) as { caption: string; ids: number[] };
+    expect(r.ids).to.deep.equal(GEN.results.rgb!['beam3.prompt']!.ids);
+    expect(r.caption).to.equal(GEN.results.rgb!['beam3.prompt']!.caption.trim());
+  });
+
+  it('explains a missing --captioner, a bad option and a missing image', function () {
+    expect(cli(['caption', image('rgb')]).code).to.equal(2);
+    const beams = cli(['caption', image('rgb'), '--captioner', TINY_BLIP, '--beams', '0']);
+    expect(beams.code).to.equal(2);
+    expect(beams.err).to.match(/beams/);
+    const missing = cli(['caption', 'no-such.png', '--captioner', TINY_BLIP]);
+    expect(missing.code).to.equal(1);
+    expect(missing.err).to.match(/no-such\.png/);
+  });
+});
+
+describe('Pix2PixZero.caption with a BLIP folder', function () {
+  it('captions through the facade', async function () {
+    if (!fs.existsSync(TINY_SD)) this.skip();
+    const ref = GEN.results.rgb!['beam3.prompt']!.caption.trim();
+    expect(ref.startsWith(`${GEN.prompt} `)).to.equal(true);
+    const p = await Pix2PixZero.load({
+      model: TINY_SD,
+      captioner: TINY_BLIP,
+      backend: 'cpu',
+      captionOptions: { prompt: GEN.prompt, stripPrompt: true, numBeams: 3, maxNewTokens: 12 },
+    });
+    try {
+      // The authors' way: the prefix is stripped from the caption.
+      expect(await p.caption(image('rgb'))).to.equal(ref.slice(GEN.prompt.length + 1));
+    } finally {
+      p.dispose();
+    }
+  });
+});
