@@ -2,7 +2,8 @@
 # Rebuilds the reference fixtures with diffusers/transformers (npm run fixtures). Creates tools/reference/.venv
 # on first use. Pass module names to rebuild only those (e.g. `npm run fixtures -- clip_outputs`); the committed
 # fixtures are those of a full run (a module run alone can differ in the last bit of a float, PyTorch kernels
-# picking other code paths), and two full runs are byte-identical.
+# picking other code paths). `--check` rebuilds into a scratch copy and compares with the committed files
+# (floats within 1e-4: on another CPU, MKL/oneDNN kernels change the last bits).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="$here/.venv"
