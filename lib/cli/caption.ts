@@ -3,6 +3,7 @@ import { initBackend } from '../backend.js';
 import { BlipCaptioner } from '../editing/captioner.js';
 import { readImage } from '../io/image.js';
 import { readBlipFolder } from '../io/model-folder.js';
+import { ProgressReporter } from './progress.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
 
 export const captionCommand: Command = {
@@ -20,6 +21,7 @@ does: greedy by default, beam search with --beams.
   --repetition-penalty X      penalty of repeated tokens (default 1: none)
   --length-penalty X          beam length penalty (default 1)
   --backend wasm|cpu|...      the TensorFlow.js backend
+  --quiet, -q                 no progress bar on stderr (there is none either when stderr is not a terminal)
   --json                      machine-readable output: {"caption", "ids", "image", "backend", "seconds"}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
@@ -31,6 +33,7 @@ does: greedy by default, beam search with --beams.
       'min-length': { type: 'string' },
       'repetition-penalty': { type: 'string' },
       'length-penalty': { type: 'string' },
+      quiet: { type: 'boolean', short: 'q', default: false },
     });
     if (values.help) {
       io.out(this.usage);
@@ -50,8 +53,11 @@ does: greedy by default, beam search with --beams.
     const backend = await initBackend(backendChoice);
     const started = Date.now();
     const captioner = BlipCaptioner.load(values.captioner);
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    progress.start('caption');
     try {
-      const result = await captioner.captionImage(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty });
+      const result = await captioner.captionImage(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty, onProgress: progress.onProgress });
+      progress.close();
       if (values.json) {
         io.out(JSON.stringify({ caption: result.caption, ids: result.ids, image, backend: backend.name, seconds: (Date.now() - started) / 1000 }, null, 2));
       } else {
@@ -59,6 +65,7 @@ does: greedy by default, beam search with --beams.
       }
       return EXIT.ok;
     } finally {
+      progress.close();
       captioner.dispose();
     }
   },

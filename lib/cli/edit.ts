@@ -19,7 +19,7 @@ import {
   numberOption,
   parseCommandLine,
 } from './command.js';
-import { ProgressReporter } from './progress.js';
+import { ProgressReporter, roundMs } from './progress.js';
 
 const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
@@ -142,7 +142,7 @@ async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressRepo
 
 function finish(io: CliIO, json: boolean, result: Record<string, unknown>, text: string[], progress: ProgressReporter, t0: number): number {
   progress.finish();
-  if (json) io.out(JSON.stringify({ ...result, timings: { ...progress.timings, total: (performance.now() - t0) / 1000 } }, null, 2));
+  if (json) io.out(JSON.stringify({ ...result, timings: { ...progress.timings, total: roundMs((performance.now() - t0) / 1000) } }, null, 2));
   else io.out(text.join('\n'));
   return EXIT.ok;
 }
@@ -199,6 +199,7 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
     const p2p = await load(v);
+    progress.finish();
     try {
       const direction = await directionFrom(p2p, v, progress);
       try {
@@ -230,6 +231,7 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
         direction.dispose();
       }
     } finally {
+      progress.close();
       p2p.dispose();
     }
   },
@@ -256,6 +258,7 @@ export const invertCommand: Command = {
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
     const p2p = await load(v);
+    progress.finish();
     try {
       const inv = await p2p.invert(positionals[0]!, { ...opts, onProgress: progress.onProgress });
       try {
@@ -265,6 +268,7 @@ export const invertCommand: Command = {
         inv.dispose();
       }
     } finally {
+      progress.close();
       p2p.dispose();
     }
   },
@@ -291,6 +295,7 @@ export const directionCommand: Command = {
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
     const p2p = await load(v);
+    progress.finish();
     try {
       const d = await directionFrom(p2p, v, progress);
       try {
@@ -301,6 +306,7 @@ export const directionCommand: Command = {
         d.dispose();
       }
     } finally {
+      progress.close();
       p2p.dispose();
     }
   },

@@ -81,11 +81,12 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const backend = await initBackend(backendChoice);
     const encoder = ClipTextEncoder.load(folder);
     const started = Date.now();
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     try {
       const layers = encoder.model.config.numHiddenLayers;
       if (clipSkip > layers) throw new UsageError(`--clip-skip ${clipSkip} is more than the text encoder's ${layers} layers`);
       const embedder = new ClipTextEmbedder(encoder, { batchSize, clipSkip });
-      const progress = new ProgressReporter(io, io.isTTY && !values.quiet);
+      progress.start('embed');
       const onProgress = progress.onProgress;
       const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
       const shape = [...result.shape];
@@ -108,6 +109,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
       io.out(values.json ? JSON.stringify(summary, null, 2) : `wrote ${out}: embeddings [${shape.join(', ')}] from ${sentences.length} text${sentences.length === 1 ? '' : 's'}${values.mean ? ' (mean)' : ''}`);
       return EXIT.ok;
     } finally {
+      progress.close();
       encoder.dispose();
     }
   },
