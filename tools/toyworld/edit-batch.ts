@@ -1,0 +1,159 @@
+/**
+ * `node dist/tools/toyworld/edit-batch.js <job.json>`: many pix2pix-zero edits in one Node process (the models
+ * load once), for the toy-world quality benchmark (`npm run eval`, tools/toyworld/eval.py writes the job).
+ *
+ * The job (JSON):
+ *
+ * ```json
+ * { "model": "converted_models/toyworld", "captioner": "converted_models/toyworld/captioner" | null,
+ *   "captionOptions": { ... } | null, "backend": "auto", "cacheDir": "tmp/eval/cache" | false,
+ *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64 },
+ *   "tasks": { "circle2square": { "source": "circle", "target": "square",
+ *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
+ *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
+ *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png" } ],
+ *   "results": "results.json", "captionOnly": false }
+ * ```
+ *
+ * Each image is captioned (by the captioner when the item has no caption), inverted once, and edited once per
+ * `xaGuidance` value (`outputs[i]` for `xaGuidance[i]`), all through the public `Pix2PixZero` API. The results
+ * file (captions and seconds per phase) is rewritten after every image, so a cut-short run keeps what it did.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs-core';
+import { Pix2PixZero, Direction, readSentenceFile, writePng, type BackendChoice } from '../../lib/index.js';
+
+interface TaskSpec {
+  source: string;
+  target: string;
+  sourceSentences: string;
+  targetSentences: string;
+}
+
+interface ItemSpec {
+  id: string;
+  task: string;
+  image: string;
+  caption?: string | null;
+  outputs: string[];
+  reconstruction?: string | null;
+}
+
+interface Job {
+  model: string;
+  captioner?: string | null;
+  captionOptions?: Record<string, unknown> | null;
+  backend?: BackendChoice;
+  cacheDir?: string | false;
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number };
+  tasks: Record<string, TaskSpec>;
+  items: ItemSpec[];
+  results: string;
+  /** Only caption the images (no inversion, no edits): the benchmark captions first, then edits on both sides. */
+  captionOnly?: boolean;
+}
+
+interface ItemResult {
+  id: string;
+  caption: string;
+  captioned: boolean;
+  seconds: { caption: number; invert: number; edits: number[] };
+}
+
+function readJob(file: string): Job {
+  const job = JSON.parse(fs.readFileSync(file, 'utf8')) as Job;
+  if (typeof job.model !== 'string') throw new Error(`${file}: 'model' (a Stable Diffusion folder) is missing`);
+  if (!Array.isArray(job.items)) throw new Error(`${file}: 'items' must be a list`);
+  if (!Array.isArray(job.settings?.xaGuidance) || job.settings.xaGuidance.length === 0) {
+    throw new Error(`${file}: 'settings.xaGuidance' must be a non-empty list of numbers`);
+  }
+  for (const item of job.items) {
+    if (job.tasks[item.task] === undefined) throw new Error(`${file}: item ${item.id} names an unknown task '${item.task}'`);
+    if (job.captionOnly !== true && item.outputs.length !== job.settings.xaGuidance.length) {
+      throw new Error(`${file}: item ${item.id} has ${item.outputs.length} outputs for ${job.settings.xaGuidance.length} xaGuidance values`);
+    }
+  }
+  return job;
+}
+
+function writeAtomic(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+async function main(jobFile: string): Promise<void> {
+  const job = readJob(jobFile);
+  const s = job.settings;
+  const t0 = performance.now();
+  const p2p = await Pix2PixZero.load({
+    model: job.model,
+    ...(job.captioner ? { captioner: job.captioner } : {}),
+    ...(job.captionOptions ? { captionOptions: job.captionOptions } : {}),
+    ...(job.backend !== undefined ? { backend: job.backend } : {}),
+    cacheDir: job.cacheDir ?? false,
+  });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const directions = new Map<string, Direction>();
+  const results: ItemResult[] = [];
+  const save = (done: boolean): void =>
+    writeAtomic(job.results, JSON.stringify({ backend: p2p.backend.name, loadSeconds, done, items: results }, null, 1) + '\n');
+  try {
+    for (const [name, t] of Object.entries(job.tasks)) {
+      if (job.captionOnly === true || !job.items.some((i) => i.task === name)) continue;
+      directions.set(
+        name,
+        await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) }),
+      );
+    }
+    for (const [k, item] of job.items.entries()) {
+      const direction = directions.get(item.task)!;
+      let ts = performance.now();
+      const captioned = item.caption === undefined || item.caption === null;
+      const caption = captioned ? await p2p.caption(item.image) : (item.caption as string);
+      const captionSeconds = (performance.now() - ts) / 1000;
+      if (job.captionOnly === true) {
+        results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: 0, edits: [] } });
+        continue;
+      }
+      ts = performance.now();
+      const inversion = await p2p.invert(item.image, { caption, steps: s.steps, seed: s.seed, size: s.size, vaeEncode: 'mean' });
+      const invertSeconds = (performance.now() - ts) / 1000;
+      const edits: number[] = [];
+      try {
+        for (const [i, xa] of s.xaGuidance.entries()) {
+          ts = performance.now();
+          const wantRec = i === 0 && typeof item.reconstruction === 'string';
+          const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: wantRec });
+          r.latents.dispose();
+          await writePng(item.outputs[i]!, r.image);
+          if (wantRec && r.reconstruction) await writePng(item.reconstruction as string, r.reconstruction);
+          edits.push((performance.now() - ts) / 1000);
+        }
+      } finally {
+        inversion.dispose();
+      }
+      results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: invertSeconds, edits } });
+      save(false);
+      process.stderr.write(`[${k + 1}/${job.items.length}] ${item.id} '${caption}' invert ${invertSeconds.toFixed(1)} s, edits ${edits.map((e) => e.toFixed(1)).join(' / ')} s, tensors ${tf.memory().numTensors}\n`);
+    }
+    save(true);
+  } finally {
+    for (const d of directions.values()) d.dispose();
+    p2p.dispose();
+  }
+}
+
+const jobFile = process.argv[2];
+if (jobFile === undefined) {
+  console.error('usage: node dist/tools/toyworld/edit-batch.js <job.json>');
+  process.exitCode = 2;
+} else {
+  main(jobFile).catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,530 @@
+"""The toy-world quality benchmark (`npm run eval`): pix2pix-zero edits of held-out scenes, judged.
+
+For each task (circle->square, square->triangle, red->blue) it draws scenes of held-out seeds (>= 10**9, a
+stream of its own per task) whose main object (index 0) has the source attribute, renders them at the model's
+size, and edits them with
+
+  ours-xa0.1       our TypeScript pipeline (tools/toyworld/edit-batch.ts, the public Pix2PixZero API)
+  ours-xa0         the same without cross-attention guidance (xaGuidance 0), from the same inversion
+  diffusers-xa0.1  diffusers' StableDiffusionPix2PixZeroPipeline on the same weights and inputs
+  diffusers-xa0    the same with cross_attention_guidance_amount 0
+
+with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
+the same sentence banks (assets/sentences/<concept>.txt, read by both sides), the VAE posterior mean, the
+caption as negative prompt, the same guidance scale, steps and noise regularisation (5 x (5 + 1) steps,
+lambda 20, seed 0). As yardsticks it scores the input itself (no edit), the ideal edit (world.with_object
+rendered) and our reference pass (the reconstruction).
+
+Per image: edit success (the classifier of classifier.py on a crop at the input object's place says the target
+attribute and keeps the other one), structure (the object segmented analytically against the scene's known
+background: IoU with the ideal edit's mask and with the input's, centroid error and size error against the ideal
+edit), background change (mean abs pixel change, 0..255, outside both masks dilated by 2 px, against the input
+and against the reconstruction), and ours-vs-diffusers agreement (mean abs difference of the edited images).
+
+Writes docs/bench/eval.json and docs/eval.md (tables + settings); work files under tmp/eval/.
+
+    bash tools/toyworld/eval.sh [--quick] [--n 50] [--steps 20] [--model DIR] [--captioner DIR|none]
+                                [--retrain] [--reuse] [--only ours,diffusers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import classifier as clf  # noqa: E402
+import world  # noqa: E402
+
+#: task -> (attribute, source, target)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "circle2square": ("shape", "circle", "square"),
+    "square2triangle": ("shape", "square", "triangle"),
+    "red2blue": ("colour", "red", "blue"),
+}
+HELDOUT_SEED0 = 10**9
+TASK_STREAM = 10**6  # task k draws seeds HELDOUT_SEED0 + k * TASK_STREAM + 0, 1, 2, ...
+METHODS = ("ours-xa0.1", "ours-xa0", "diffusers-xa0.1", "diffusers-xa0")
+YARDSTICKS = ("input", "ideal", "reconstruction")
+SEG_FRACTION = 0.5  # a pixel is object when it is > this fraction of the way from the background to the object colour
+DILATE_PX = 2
+
+
+# ---------------------------------------------------------------------------------------------- scenes
+
+
+def _contrast(a, b) -> float:
+    return float(sum(abs(x - y) for x, y in zip(a, b)))
+
+
+def colour_fits(colour: str, bg: world.Background) -> bool:
+    """world.py's own rule for object colours on a background (contrast > 150 with both background colours)."""
+    return all(_contrast(world.COLOURS[colour], world.BACKGROUND_COLOURS[c]) > 150 for c in bg.colours)
+
+
+def draw_scenes(task_index: int, attr: str, src: str, tgt: str, n: int) -> list[tuple[int, world.Scene]]:
+    """The first n held-out scenes of this task's seed stream whose main object has the source attribute (and,
+    for a colour edit, a background the target colour stands out on, as world.py requires of every object)."""
+    out = []
+    seed = HELDOUT_SEED0 + task_index * TASK_STREAM
+    while len(out) < n:
+        s = world.scene_for_seed(seed)
+        o = s.objects[0]
+        if getattr(o, attr) == src and (attr != "colour" or colour_fits(tgt, s.background)):
+            out.append((seed, s))
+        seed += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- measures
+
+
+def dilate(m: np.ndarray, r: int) -> np.ndarray:
+    out = m.copy()
+    h, w = m.shape
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy * dy + dx * dx > r * r:
+                continue
+            sh = np.zeros_like(m)
+            sh[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = m[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            out |= sh
+    return out
+
+
+def largest_component(m: np.ndarray, seed_near: tuple[float, float]) -> np.ndarray:
+    """The 4-connected component of m with the most pixels (ties: nearest to seed_near), or m if empty."""
+    h, w = m.shape
+    label = np.zeros((h, w), dtype=np.int32)
+    best, best_key = 0, None
+    k = 0
+    for y0, x0 in zip(*np.nonzero(m)):
+        if label[y0, x0]:
+            continue
+        k += 1
+        q = deque([(y0, x0)])
+        label[y0, x0] = k
+        pix = []
+        while q:
+            y, x = q.popleft()
+            pix.append((y, x))
+            for yy, xx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= yy < h and 0 <= xx < w and m[yy, xx] and not label[yy, xx]:
+                    label[yy, xx] = k
+                    q.append((yy, xx))
+        ys, xs = np.array(pix).T
+        dist = math.hypot(ys.mean() - seed_near[1], xs.mean() - seed_near[0])
+        key = (len(pix), -dist)
+        if best_key is None or key > best_key:
+            best, best_key = k, key
+    return label == best if best else m
+
+
+class Judge:
+    """Scores images of one input scene: classifier verdicts, segmentation against the known background."""
+
+    def __init__(self, model: clf.ObjectClassifier, scene: world.Scene, attr: str, src: str, tgt: str, size: int) -> None:
+        self.model, self.scene, self.attr, self.src, self.tgt, self.size = model, scene, attr, src, tgt, size
+        self.obj = scene.objects[0]
+        self.ideal_scene = world.with_object(scene, 0, **{attr: tgt})
+        self.input = np.asarray(world.render(scene, size), dtype=np.float32)
+        self.bg = np.asarray(world.render(world.Scene([], scene.background), size), dtype=np.float32)
+        self.mask_in = world.object_mask(scene, size, 0)
+        self.mask_ideal = world.object_mask(self.ideal_scene, size, 0)
+        # Where the main object may be: a disc around its centre, minus the other objects (dilated).
+        yy, xx = np.mgrid[0:size, 0:size]
+        cx, cy, r = self.obj.cx * size, self.obj.cy * size, self.obj.radius * size
+        window = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= (2.0 * r + 2) ** 2
+        for i in range(1, len(scene.objects)):
+            window &= ~dilate(world.object_mask(scene, size, i), DILATE_PX)
+        self.window = window
+        self.outside = ~dilate(self.mask_in | self.mask_ideal, DILATE_PX)
+        # Object colours the segmentation accepts: the source object's and the target's.
+        colours = {self.obj.colour} | ({tgt} if attr == "colour" else set())
+        # Per pixel: the smallest distance from the background to an accepted object colour.
+        self.obj_dist = np.min([np.linalg.norm(self.bg - np.array(world.COLOURS[c], np.float32), axis=-1) for c in colours], axis=0)
+        self.scale = 64.0 / size  # pixel figures are quoted at 64 px
+
+    def segment(self, img: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(img - self.bg, axis=-1)
+        m = (d > SEG_FRACTION * self.obj_dist) & self.window
+        return largest_component(m, (self.obj.cx * self.size, self.obj.cy * self.size))
+
+    def classify(self, imgs: list[np.ndarray]) -> list[tuple[str, str]]:
+        crops = np.stack([clf.crop(np.clip(np.rint(a), 0, 255).astype(np.uint8), self.obj.cx, self.obj.cy, self.obj.radius) for a in imgs])
+        s, c = clf.predict(self.model, crops)
+        return list(zip(s, c))
+
+    def score(self, img: np.ndarray, verdict: tuple[str, str], rec: np.ndarray | None) -> dict:
+        shape, colour = verdict
+        if self.attr == "shape":
+            target_ok, other_ok = shape == self.tgt, colour == self.obj.colour
+        else:
+            target_ok, other_ok = colour == self.tgt, shape == self.obj.shape
+        seg = self.segment(img)
+
+        def iou(a, b):
+            u = (a | b).sum()
+            return float((a & b).sum() / u) if u else 1.0
+
+        def centroid(m):
+            ys, xs = np.nonzero(m)
+            return (xs.mean(), ys.mean()) if len(xs) else (math.nan, math.nan)
+
+        ce, ci = centroid(seg), centroid(self.mask_ideal)
+        area_ratio = seg.sum() / max(self.mask_ideal.sum(), 1)
+        out = self.outside
+        rec_change = float(np.abs(img - rec)[out].mean()) if rec is not None else None
+        return {
+            "shape": shape, "colour": colour, "success": bool(target_ok and other_ok), "target": bool(target_ok),
+            "kept": bool(other_ok),
+            "iou_ideal": round(iou(seg, self.mask_ideal), 4), "iou_input": round(iou(seg, self.mask_in), 4),
+            "centre_px": round(float(math.hypot(ce[0] - ci[0], ce[1] - ci[1]) * self.scale), 3) if seg.any() else None,
+            "size_err": round(float(abs(math.sqrt(area_ratio) - 1.0)), 4),
+            "bg_change": round(float(np.abs(img - self.input)[out].mean()), 3),
+            "bg_change_rec": round(rec_change, 3) if rec_change is not None else None,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- editors
+
+
+def read_sentences(path: Path) -> list[str]:
+    """As lib/editing/sentences.ts parses a bank: one a line, blank lines and '#' lines skipped."""
+    lines = [l.strip() for l in path.read_text(encoding="utf8").splitlines()]
+    out = [l for l in lines if l and not l.startswith("#")]
+    if not out:
+        raise ValueError(f"sentence bank {path} is empty")
+    return out
+
+
+def image_size(model: Path) -> int:
+    unet = json.loads((model / "unet" / "config.json").read_text())
+    vae = json.loads((model / "vae" / "config.json").read_text())
+    return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+
+
+def run_node(job: dict, path: Path, log) -> subprocess.Popen:
+    path.write_text(json.dumps(job, indent=1))
+    cmd = ["nice", "-n", "10", "node", str(ROOT / "dist" / "tools" / "toyworld" / "edit-batch.js"), str(path)]
+    log(f"eval: {' '.join(cmd)}")
+    return subprocess.Popen(cmd, cwd=ROOT, stderr=open(path.with_suffix(".log"), "w"), env={**os.environ, "PIX2PIX_ZERO_BACKEND": job.get("backend", "wasm")})
+
+
+def load_diffusers(model: Path):
+    from diffusers import (AutoencoderKL, DDIMInverseScheduler, DDIMScheduler, StableDiffusionPix2PixZeroPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    scheduler = DDIMScheduler.from_pretrained(model / "scheduler")
+    pipe = StableDiffusionPix2PixZeroPipeline(
+        vae=AutoencoderKL.from_pretrained(model / "vae"), text_encoder=CLIPTextModel.from_pretrained(model / "text_encoder"),
+        tokenizer=CLIPTokenizer.from_pretrained(model / "tokenizer"), unet=UNet2DConditionModel.from_pretrained(model / "unet"),
+        scheduler=scheduler, feature_extractor=None, safety_checker=None,
+        inverse_scheduler=DDIMInverseScheduler.from_config(scheduler.config), caption_generator=None,
+        caption_processor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, log) -> dict:
+    """Edits every item with diffusers' pipeline; returns seconds per item."""
+    pipe = load_diffusers(model)
+    embeds = {}
+    with torch.no_grad():
+        for name, t in tasks.items():
+            embeds[name] = (pipe.get_embeds(read_sentences(ROOT / t["sourceSentences"])), pipe.get_embeds(read_sentences(ROOT / t["targetSentences"])))
+    sf = pipe.vae.config.scaling_factor
+    seconds = {}
+    for k, it in enumerate(items):
+        t0 = time.time()
+        with torch.no_grad():
+            image = pipe.image_processor.preprocess(Image.open(ROOT / it["image"]).convert("RGB"))
+            latents = pipe.vae.encode(image).latent_dist.mean * sf
+        inv = pipe.invert(it["caption"], image=latents, num_inference_steps=settings["steps"],
+                          generator=torch.Generator().manual_seed(settings["seed"]), output_type="pt").latents
+        src, tgt = embeds[it["task"]]
+        for xa, out in zip(settings["xaGuidance"], it["diffusers_outputs"]):
+            img = pipe(prompt=it["caption"], negative_prompt=it["caption"], source_embeds=src, target_embeds=tgt,
+                       num_inference_steps=settings["steps"], guidance_scale=settings["guidanceScale"],
+                       cross_attention_guidance_amount=xa, latents=inv.clone(), output_type="pil").images[0]
+            img.save(ROOT / out)
+        seconds[it["id"]] = time.time() - t0
+        log(f"eval: diffusers [{k + 1}/{len(items)}] {it['id']} {seconds[it['id']]:.1f} s")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+
+
+def aggregate(rows: list[dict]) -> dict:
+    def mean(k):
+        v = [r[k] for r in rows if r.get(k) is not None]
+        return round(float(np.mean(v)), 4) if v else None
+
+    return {"n": len(rows), "success": mean("success"), "target": mean("target"), "kept": mean("kept"),
+            "iou_ideal": mean("iou_ideal"), "iou_input": mean("iou_input"), "centre_px": mean("centre_px"),
+            "size_err": mean("size_err"), "bg_change": mean("bg_change"), "bg_change_rec": mean("bg_change_rec"),
+            "centre_missing": sum(1 for r in rows if r.get("centre_px") is None)}
+
+
+def fmt(v, pct=False, nd=2):
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f} %" if pct else f"{v:.{nd}f}"
+
+
+def write_markdown(path: Path, report: dict) -> None:
+    s = report["settings"]
+    L = ["# Quality benchmark on the toy world (`npm run eval`)", "",
+         "Generated by `tools/toyworld/eval.py` (this file and `docs/bench/eval.json` are rewritten by each run; the",
+         "commentary at the end is kept between the markers).", "",
+         f"Model `{s['model']}`, {s['image_size']} px, captions: {s['caption_source']}. {s['steps']} DDIM steps (inversion and",
+         f"editing), guidance scale {s['guidanceScale']}, negative prompt = caption, VAE posterior mean, noise regularisation",
+         f"{s['numRegSteps']} x ({s['numAutoCorrRolls']} + 1) steps with lambda 20, seed {s['seed']}; cross-attention guidance",
+         f"{s['xaGuidance'][0]} (`-xa0.1`) or 0 (`-xa0`). Sentence banks: `assets/sentences/<concept>.txt`, the same files on both sides.",
+         f"Held-out scenes: seeds from {HELDOUT_SEED0} (task k: {HELDOUT_SEED0} + k x {TASK_STREAM} onwards), the first",
+         f"{s['n']} per task whose main object has the source attribute. Backend: {report.get('backend', '?')}; run took",
+         f"{report['seconds']['total'] / 60:.1f} min on {report['machine']}.", "",
+         f"Classifier (`tools/toyworld/classifier.py`): held-out accuracy on clean renders {fmt(report['classifier']['heldout']['both'], True)}"
+         f" (shape {fmt(report['classifier']['heldout']['shape'], True)}, colour {fmt(report['classifier']['heldout']['colour'], True)},"
+         f" {report['classifier']['heldout']['crops']} crops of seeds {report['classifier']['heldout']['seeds']}).", "",
+         "Columns: **success** = the classifier sees the target attribute and the other attribute kept (target / kept",
+         "separately); **IoU ideal / input** = IoU of the segmented object with the ideal edit's mask / with the input's;",
+         "**centre** = centroid error against the ideal edit (px at 64 px); **size** = |sqrt(area ratio) - 1| against the",
+         "ideal edit; **bg** = mean abs change (0..255) outside the objects against the input, **bg rec** = the same",
+         "against our reconstruction (the reference pass, which carries the VAE and inversion error). Yardsticks:",
+         "*input* (no edit), *ideal* (the exact edit rendered: the measures' own floor), *reconstruction* (our reference pass).", ""]
+    for task, res in report["tasks"].items():
+        attr, src, tgt = TASKS[task]
+        L += [f"## {src} -> {tgt} ({res['n']} scenes)", "",
+              "| method | success | target | kept | IoU ideal | IoU input | centre px | size err | bg | bg rec |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in YARDSTICKS + METHODS:
+            a = res["methods"].get(m)
+            if a is None:
+                continue
+            L.append(f"| {m} | {fmt(a['success'], True)} | {fmt(a['target'], True)} | {fmt(a['kept'], True)} | {fmt(a['iou_ideal'])} | "
+                     f"{fmt(a['iou_input'])} | {fmt(a['centre_px'])} | {fmt(a['size_err'])} | {fmt(a['bg_change'], nd=1)} | {fmt(a['bg_change_rec'], nd=1)} |")
+        ag = res.get("agreement", {})
+        if ag:
+            L += ["", "Ours vs diffusers (same weights, inputs, captions): " + "; ".join(
+                f"xa {k}: mean abs difference {v['mean_abs']:.2f} / 255 (max per image {v['max_image_mean_abs']:.2f}, "
+                f"largest pixel difference {v['max_abs']:.0f}), same verdict on {fmt(v['same_verdict'], True)} of images"
+                for k, v in ag.items()) + "."]
+        L.append("")
+    t = report["seconds"]
+    L += ["## Timings", "", f"Total {t['total']:.0f} s; ours {t.get('ours', 0):.0f} s, diffusers {t.get('diffusers', 0):.0f} s (in parallel, one",
+          "thread each, niced), captions {:.0f} s, classifier {:.0f} s.".format(t.get("captions", 0), t.get("classifier", 0)), ""]
+    old = path.read_text() if path.exists() else ""
+    begin, end = "<!-- commentary -->", "<!-- /commentary -->"
+    comment = old[old.index(begin):old.index(end) + len(end)] if begin in old and end in old else f"{begin}\n{end}"
+    L += ["## Commentary", "", comment, ""]
+    path.write_text("\n".join(L))
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Toy-world quality benchmark of pix2pix-zero (ours vs diffusers).")
+    ap.add_argument("--quick", action="store_true", help="5 scenes per task")
+    ap.add_argument("--n", type=int, default=50, help="scenes per task (default 50)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--guidance-scale", type=float, default=5.0)
+    ap.add_argument("--xa-guidance", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
+    ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--banks", type=Path, default=ROOT / "assets" / "sentences", help="sentence banks folder (<concept>.txt)")
+    ap.add_argument("--only", default="ours,diffusers", help="which editors to run (ours, diffusers)")
+    ap.add_argument("--retrain", action="store_true", help="retrain the classifier first")
+    ap.add_argument("--reuse", action="store_true", help="keep edited images already in the work folder (re-score only)")
+    ap.add_argument("--work", type=Path, default=ROOT / "tmp" / "eval")
+    ap.add_argument("--json", type=Path, default=ROOT / "docs" / "bench" / "eval.json")
+    ap.add_argument("--md", type=Path, default=ROOT / "docs" / "eval.md")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    n = 5 if args.quick else args.n
+    t_start = time.time()
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    model_dir = args.model if args.model.is_absolute() else ROOT / args.model
+    if not (model_dir / "model_index.json").exists():
+        raise SystemExit(f"eval: {model_dir} is not a diffusers Stable Diffusion folder (no model_index.json); pass --model")
+    captioner = None
+    if args.captioner is None:
+        if (model_dir / "captioner" / "config.json").exists():
+            captioner = model_dir / "captioner"
+    elif args.captioner != "none":
+        captioner = Path(args.captioner).resolve()
+    size = image_size(model_dir)
+    rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
+    settings = {"model": rel(model_dir), "image_size": size, "n": n, "steps": args.steps, "guidanceScale": args.guidance_scale,
+                "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": 5, "numAutoCorrRolls": 5,
+                "lambdaAc": 20, "lambdaKl": 20, "vae": "posterior mean", "negative_prompt": "caption",
+                "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
+
+    # Classifier
+    t0 = time.time()
+    if args.retrain or not clf.DEFAULT_FILE.exists():
+        clf.train(clf.DEFAULT_FILE, log=log)
+    model, cmeta = clf.load(clf.DEFAULT_FILE)
+    t_classifier = time.time() - t0
+
+    # Scenes, inputs and ideal edits
+    work = args.work if args.work.is_absolute() else ROOT / args.work
+    for d in ("input", "ideal", "reconstruction") + METHODS:
+        (work / d).mkdir(parents=True, exist_ok=True)
+    tasks_sel = [t for t in args.tasks.split(",") if t]
+    items, scenes = [], {}
+    for task in tasks_sel:
+        attr, src, tgt = TASKS[task]
+        for seed, scene in draw_scenes(list(TASKS).index(task), attr, src, tgt, n):
+            iid = f"{task}-{seed}"
+            scenes[iid] = (task, seed, scene)
+            world.render(scene, size).save(work / "input" / f"{iid}.png")
+            world.render(world.with_object(scene, 0, **{attr: tgt}), size).save(work / "ideal" / f"{iid}.png")
+            items.append({"id": iid, "task": task, "image": rel(work / "input" / f"{iid}.png"),
+                          "caption": None if captioner else world.describe(scene),
+                          "outputs": [rel(work / "ours-xa0.1" / f"{iid}.png"), rel(work / "ours-xa0" / f"{iid}.png")],
+                          "diffusers_outputs": [rel(work / "diffusers-xa0.1" / f"{iid}.png"), rel(work / "diffusers-xa0" / f"{iid}.png")],
+                          "reconstruction": rel(work / "reconstruction" / f"{iid}.png")})
+    banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
+    task_specs = {t: {"source": TASKS[t][1], "target": TASKS[t][2], "sourceSentences": rel(banks / f"{TASKS[t][1]}.txt"),
+                      "targetSentences": rel(banks / f"{TASKS[t][2]}.txt")} for t in tasks_sel}
+    for spec in task_specs.values():
+        for k in ("sourceSentences", "targetSentences"):
+            if not (ROOT / spec[k]).exists():
+                raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
+    job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": "wasm", "cacheDir": False,
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed")} | {"size": size},
+           "tasks": task_specs}
+    todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in it["outputs"] + it["diffusers_outputs"] + [it["reconstruction"]]))]
+    only = set(args.only.split(","))
+
+    # Captions (ours, so both editors get the same), then both editors in parallel
+    t0 = time.time()
+    captions_file = work / "captions.json"
+    known = json.loads(captions_file.read_text()) if captions_file.exists() and args.reuse else {}
+    need = [it for it in items if it["caption"] is None and it["id"] not in known]
+    if need:
+        p = run_node({**job, "captionOnly": True, "items": need, "results": rel(work / "captions-results.json")}, work / "captions-job.json", log)
+        if p.wait() != 0:
+            raise SystemExit(f"eval: captioning failed, see {work / 'captions-job.log'}")
+        known |= {r["id"]: r["caption"] for r in json.loads((work / "captions-results.json").read_text())["items"]}
+    for it in items:
+        if it["caption"] is None:
+            it["caption"] = known[it["id"]]
+        known[it["id"]] = it["caption"]
+    captions_file.write_text(json.dumps(known, indent=1))
+    t_captions = time.time() - t0
+
+    t0 = time.time()
+    backend = None
+    proc = None
+    todo_ours = [it for it in todo if "ours" in only]
+    if todo_ours:
+        proc = run_node({**job, "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours],
+                         "results": rel(work / "ours-results.json")}, work / "ours-job.json", log)
+    t_diff = 0.0
+    if "diffusers" in only and todo:
+        td = time.time()
+        run_diffusers(model_dir, todo, task_specs, job["settings"], log)
+        t_diff = time.time() - td
+    if proc is not None:
+        if proc.wait() != 0:
+            raise SystemExit(f"eval: our edit batch failed, see {work / 'ours-job.log'}")
+    t_ours = time.time() - t0
+    if (work / "ours-results.json").exists():
+        backend = json.loads((work / "ours-results.json").read_text()).get("backend")
+
+    # Scores
+    per_image: dict[str, dict] = {}
+    report_tasks = {}
+    for task in tasks_sel:
+        attr, src, tgt = TASKS[task]
+        rows = {m: [] for m in YARDSTICKS + METHODS}
+        agree = {str(xa): {"diffs": [], "max": 0.0, "same": []} for xa in settings["xaGuidance"]}
+        for it in [i for i in items if i["task"] == task]:
+            _, seed, scene = scenes[it["id"]]
+            judge = Judge(model, scene, attr, src, tgt, size)
+            paths = {"input": work / "input", "ideal": work / "ideal", "reconstruction": work / "reconstruction"} | {m: work / m for m in METHODS}
+            imgs = {m: load_rgb(p / f"{it['id']}.png") for m, p in paths.items() if (p / f"{it['id']}.png").exists()}
+            rec = imgs.get("reconstruction")
+            names = list(imgs)
+            verdicts = dict(zip(names, judge.classify([imgs[m] for m in names])))
+            rec_row = {}
+            for m in names:
+                r = judge.score(imgs[m], verdicts[m], rec)
+                if m == "reconstruction":  # the reconstruction should keep the source: score it as "kept everything"
+                    r["success"] = r["target"] = bool(verdicts[m] == (judge.obj.shape, judge.obj.colour))
+                rows[m].append(r)
+                rec_row[m] = r
+            for xa in settings["xaGuidance"]:
+                a, b = imgs.get(f"ours-xa{xa:g}"), imgs.get(f"diffusers-xa{xa:g}")
+                if a is not None and b is not None:
+                    d = np.abs(a - b)
+                    g = agree[str(xa)]
+                    g["diffs"].append(float(d.mean()))
+                    g["max"] = max(g["max"], float(d.max()))
+                    g["same"].append(rec_row[f"ours-xa{xa:g}"]["success"] == rec_row[f"diffusers-xa{xa:g}"]["success"])
+            per_image[it["id"]] = {"seed": seed, "caption": it["caption"], "description": world.describe(scene), "scores": rec_row}
+        report_tasks[task] = {
+            "attribute": attr, "source": src, "target": tgt, "n": sum(1 for i in items if i["task"] == task),
+            "seeds": [scenes[i["id"]][1] for i in items if i["task"] == task],
+            "methods": {m: aggregate(r) for m, r in rows.items() if r},
+            "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
+                               "max_abs": g["max"], "same_verdict": round(float(np.mean(g["same"])), 4)}
+                          for xa, g in agree.items() if g["diffs"]},
+        }
+    report = {
+        "settings": settings, "backend": backend, "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})",
+        "classifier": {"file": rel(clf.DEFAULT_FILE), "heldout": cmeta["heldout"], "train_seeds": cmeta["train_seeds"]},
+        "tasks": report_tasks,
+        "seconds": {"total": round(time.time() - t_start, 1), "ours": round(t_ours, 1), "diffusers": round(t_diff, 1),
+                    "captions": round(t_captions, 1), "classifier": round(t_classifier, 1), "edited_images": len(todo)},
+        "images": per_image,
+    }
+    if (work / "ours-results.json").exists():
+        done = json.loads((work / "ours-results.json").read_text())["items"]
+        if done:
+            report["seconds"]["ours_mean_per_image"] = {
+                "invert": round(float(np.mean([d["seconds"]["invert"] for d in done])), 2),
+                "edits": [round(float(np.mean([d["seconds"]["edits"][i] for d in done])), 2) for i in range(len(done[0]["seconds"]["edits"]))]}
+    out_json = args.json if args.json.is_absolute() else ROOT / args.json
+    out_md = args.md if args.md.is_absolute() else ROOT / args.md
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(out_md, report)
+    for task, res in report_tasks.items():
+        log(f"eval: {task}")
+        for m, a in res["methods"].items():
+            log(f"  {m:16s} success {fmt(a['success'], True):>5s}  IoU ideal {fmt(a['iou_ideal'])}  centre {fmt(a['centre_px'])}  bg {fmt(a['bg_change'], nd=1)}")
+        for xa, g in res["agreement"].items():
+            log(f"  ours vs diffusers xa {xa}: mean abs {g['mean_abs']:.2f}, same verdict {fmt(g['same_verdict'], True)}")
+    log(f"eval: wrote {rel(out_json)} and {rel(out_md)} in {time.time() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
