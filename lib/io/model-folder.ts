@@ -3,11 +3,14 @@
  * `scheduler_config.json`) and its weights (`diffusion_pytorch_model.safetensors` / `model.safetensors`, or a
  * sharded `*.safetensors.index.json`); a Stable Diffusion pipeline folder holds `model_index.json` and one
  * folder per component; a BLIP folder holds a transformers model, its image processor and its tokenizer.
+ * A component converted by `pix2pix-zero convert` holds a `model.json` (its config and a tfjs weights manifest)
+ * and shards instead, and reads the same way.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type JsonObject, readJsonObject } from './json.js';
+import { type JsonObject, isJsonObject, readJsonObject } from './json.js';
 import { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './weights.js';
+import { MODEL_JSON, TfjsWeights, readTfjsModelJson } from './tfjs-weights.js';
 
 /** Weight file stems, in the order they are looked for: diffusers first, then transformers. */
 const WEIGHT_STEMS = ['diffusion_pytorch_model', 'model'];
@@ -16,9 +19,9 @@ const WEIGHT_STEMS = ['diffusion_pytorch_model', 'model'];
 export interface ComponentFolder {
   /** The folder. */
   readonly dir: string;
-  /** The parsed `config.json`. */
+  /** The parsed `config.json` (or, in a converted folder, the config in `model.json`). */
   readonly config: JsonObject;
-  /** The weights file or sharded index. */
+  /** The weights file, sharded index, or tfjs `model.json`. */
   readonly weightsPath: string;
   /** Opens the weights for reading (the caller closes them). */
   openWeights(): WeightSource;
@@ -32,7 +35,13 @@ function isDir(p: string): boolean {
   }
 }
 
-/** Finds the weights file of a component folder, or throws saying what was looked for and what was found. */
+/** tfjs weight shard names as `pix2pix-zero convert` and the tfjs converters write them. */
+const TFJS_SHARD = /^group\d+-shard\d+of\d+\.bin$/;
+
+/**
+ * Finds the weights of a component folder: safetensors (single or sharded) first, then a converted folder's
+ * `model.json`; throws saying what was looked for and what was found.
+ */
 export function findWeights(dir: string, what: string): string {
   for (const stem of WEIGHT_STEMS) {
     for (const name of [`${stem}.safetensors`, `${stem}.safetensors.index.json`]) {
@@ -40,7 +49,12 @@ export function findWeights(dir: string, what: string): string {
       if (fs.existsSync(p)) return p;
     }
   }
+  const tfjs = path.join(dir, MODEL_JSON);
+  if (fs.existsSync(tfjs)) return tfjs;
   const present = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  if (present.some((f) => TFJS_SHARD.test(f))) {
+    throw new Error(`${what} weights not found in ${dir}: it has tfjs weight shards but no ${MODEL_JSON} describing them (convert the model again)`);
+  }
   const pt = present.filter((f) => f.endsWith('.bin') || f.endsWith('.ckpt') || f.endsWith('.pt'));
   const hint =
     pt.length > 0
@@ -53,17 +67,34 @@ export function findWeights(dir: string, what: string): string {
   );
 }
 
-/** Opens a weights file or sharded index found by {@link findWeights}. */
+/** Whether a weights path found by {@link findWeights} is a converted folder's tfjs `model.json`. */
+export function isTfjsWeightsPath(weightsPath: string): boolean {
+  return path.basename(weightsPath) === MODEL_JSON;
+}
+
+/** Opens a weights file, sharded index or tfjs `model.json` found by {@link findWeights}. */
 export function openWeights(weightsPath: string): WeightSource {
+  if (isTfjsWeightsPath(weightsPath)) return new TfjsWeights(weightsPath);
   return weightsPath.endsWith('.index.json')
     ? new ShardedSafetensorsWeights(weightsPath)
     : new SafetensorsWeights(weightsPath);
 }
 
-/** Reads a component folder (`config.json` + safetensors weights). `what` names it in errors. */
+/**
+ * Reads a component folder (`config.json` + safetensors weights, or a converted folder's `model.json` + shards,
+ * whose config is the one in `model.json`). `what` names it in errors.
+ */
 export function readComponentFolder(dir: string, what: string): ComponentFolder {
   if (!isDir(dir)) throw new Error(`${what} folder not found: ${dir}`);
-  const config = readJsonObject(path.join(dir, 'config.json'), `${what} config`);
+  const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(configFile) && fs.existsSync(path.join(dir, MODEL_JSON))) {
+    const weightsPath = findWeights(dir, what);
+    if (isTfjsWeightsPath(weightsPath)) {
+      const { config } = readTfjsModelJson(weightsPath);
+      return { dir, config, weightsPath, openWeights: () => openWeights(weightsPath) };
+    }
+  }
+  const config = readJsonObject(configFile, `${what} config`);
   const weightsPath = findWeights(dir, what);
   return { dir, config, weightsPath, openWeights: () => openWeights(weightsPath) };
 }
@@ -159,6 +190,20 @@ export interface BlipFolder {
   readonly tokenizer: TokenizerFiles;
 }
 
+/**
+ * The image processor config of a transformers folder: `preprocessor_config.json`, or (as transformers 5's
+ * `processor.save_pretrained` writes it) the `image_processor` object of `processor_config.json`.
+ */
+function readImageProcessorConfig(dir: string): JsonObject {
+  const pre = path.join(dir, 'preprocessor_config.json');
+  const proc = path.join(dir, 'processor_config.json');
+  if (!fs.existsSync(pre) && fs.existsSync(proc)) {
+    const nested = readJsonObject(proc, 'BLIP processor config').image_processor;
+    if (isJsonObject(nested)) return nested;
+  }
+  return readJsonObject(pre, 'BLIP image processor config');
+}
+
 /** Resolves a transformers BLIP folder: `config.json` of a BLIP model, weights, image processor, tokenizer. */
 export function readBlipFolder(dir: string): BlipFolder {
   const model = readComponentFolder(dir, 'BLIP');
@@ -173,7 +218,7 @@ export function readBlipFolder(dir: string): BlipFolder {
   return {
     dir,
     model,
-    preprocessorConfig: readJsonObject(path.join(dir, 'preprocessor_config.json'), 'BLIP image processor config'),
+    preprocessorConfig: readImageProcessorConfig(dir),
     tokenizer: readTokenizerFolder(dir, 'BLIP tokenizer'),
   };
 }
@@ -181,6 +226,13 @@ export function readBlipFolder(dir: string): BlipFolder {
 /** What kind of folder `dir` is: a Stable Diffusion pipeline, a BLIP model, a single component, or unknown. */
 export function detectFolderKind(dir: string): 'stable-diffusion' | 'blip' | 'component' | 'unknown' {
   if (fs.existsSync(path.join(dir, 'model_index.json'))) return 'stable-diffusion';
+  if (!fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, MODEL_JSON))) {
+    try {
+      return readTfjsModelJson(path.join(dir, MODEL_JSON)).config.model_type === 'blip' ? 'blip' : 'component';
+    } catch {
+      return 'component';
+    }
+  }
   if (fs.existsSync(path.join(dir, 'config.json'))) {
     try {
       const c = readJsonObject(path.join(dir, 'config.json'), 'config');

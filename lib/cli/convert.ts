@@ -1,0 +1,258 @@
+/**
+ * `pix2pix-zero convert <folder> <out>`: a diffusers Stable Diffusion pipeline, a transformers BLIP folder or a
+ * single component folder to the TensorFlow.js weights format. Every component with weights becomes a
+ * `model.json` (its config and a tfjs weights manifest) with shards of at most `--shard-mb`; every other file
+ * (model index, scheduler, tokenizer, preprocessor and generation configs) is copied. The folder is built under a
+ * temporary name beside `<out>` and renamed into place at the end, so a failure leaves nothing half-written.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { ProgressEvent } from '../editing/services.js';
+import {
+  type ComponentFolder,
+  detectFolderKind,
+  findWeights,
+  readBlipFolder,
+  readComponentFolder,
+  readStableDiffusionFolder,
+} from '../io/model-folder.js';
+import { DEFAULT_SHARD_BYTES, MODEL_JSON, writeTfjsWeights } from '../io/tfjs-weights.js';
+import { packageVersion } from '../paths.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
+import { ProgressReporter } from './progress.js';
+
+/** Options of {@link convertModelFolder}. */
+export interface ConvertOptions {
+  /** How float weights are stored: `float32` (default, exact) or `float16` (half the size). */
+  readonly dtype?: 'float32' | 'float16';
+  /** The largest shard, in bytes (default 64 MiB). */
+  readonly shardBytes?: number;
+  /** Replace an existing non-empty `out` (default: refuse). */
+  readonly force?: boolean;
+  /** Called after each tensor, with the component's folder name (`unet`, `vae`, ... or `model`) as the phase. */
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+/** One converted component. */
+export interface ConvertedComponent {
+  /** Its folder, relative to the output (`.` for a BLIP or single-component folder). */
+  readonly folder: string;
+  readonly tensors: number;
+  /** Bytes of tensor data written (the sum of the shards). */
+  readonly bytes: number;
+  readonly shards: number;
+}
+
+/** What {@link convertModelFolder} did. */
+export interface ConvertReport {
+  readonly source: string;
+  readonly out: string;
+  readonly kind: 'stable-diffusion' | 'blip' | 'component';
+  readonly dtype: 'float32' | 'float16';
+  readonly shardBytes: number;
+  readonly components: ConvertedComponent[];
+  /** Files copied as they are, relative to the output. */
+  readonly copied: string[];
+  /** Source files left out (the source weights and configs that model.json replaces, hidden files), relative. */
+  readonly skipped: string[];
+}
+
+/** Files a component's `model.json` replaces, or that are weights in another form: not copied. */
+function isReplacedByModelJson(name: string): boolean {
+  return (
+    name === 'config.json' ||
+    name === MODEL_JSON ||
+    name.endsWith('.safetensors') ||
+    name.endsWith('.safetensors.index.json') ||
+    /\.(bin|ckpt|pt|pth)$/.test(name)
+  );
+}
+
+/** Weight-like files whose presence means a config folder was meant to have weights. */
+const WEIGHT_FILE = /\.(safetensors|bin|ckpt|pt|pth)$/;
+
+/** The component in `dir`, if it is one with weights; a component whose weights cannot be read is an error. */
+function componentIn(dir: string, what: string): ComponentFolder | undefined {
+  const hasConfig = fs.existsSync(path.join(dir, 'config.json')) || fs.existsSync(path.join(dir, MODEL_JSON));
+  if (!hasConfig) return undefined;
+  try {
+    findWeights(dir, what);
+  } catch (err) {
+    if (fs.readdirSync(dir).some((f) => WEIGHT_FILE.test(f))) throw err;
+    return undefined; // a config without weights (a feature extractor, say): copied as it is
+  }
+  return readComponentFolder(dir, what);
+}
+
+/** Checks that `source` is a model folder this library reads, before anything is written. */
+function validateSource(source: string): ConvertReport['kind'] {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(source);
+  } catch {
+    throw new Error(`model folder not found: ${source}`);
+  }
+  if (!stat.isDirectory()) throw new Error(`${source} is not a folder (convert takes a diffusers or transformers model folder)`);
+  const kind = detectFolderKind(source);
+  switch (kind) {
+    case 'stable-diffusion':
+      readStableDiffusionFolder(source);
+      return kind;
+    case 'blip':
+      readBlipFolder(source);
+      return kind;
+    case 'component':
+      readComponentFolder(source, 'model');
+      return kind;
+    default:
+      throw new Error(`${source} is not a model folder: expected model_index.json (a Stable Diffusion pipeline) or config.json (a BLIP model or a component)`);
+  }
+}
+
+/** Whether `out` exists as something other than an empty folder. */
+function occupied(out: string): boolean {
+  try {
+    const st = fs.statSync(out);
+    return !st.isDirectory() || fs.readdirSync(out).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Converts a model folder (a diffusers Stable Diffusion pipeline, a transformers BLIP folder or one component;
+ * safetensors or already converted) to the TensorFlow.js weights format in `out`.
+ * @throws Error naming the bad input when the source is not a readable model folder, when `out` is not empty
+ *   (without `force`), or when `out` lies inside the source; nothing is left at `out` then.
+ */
+export function convertModelFolder(source: string, out: string, options: ConvertOptions = {}): ConvertReport {
+  const dtype = options.dtype ?? 'float32';
+  const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;
+  const kind = validateSource(source);
+  const src = path.resolve(source);
+  const dest = path.resolve(out);
+  if (dest === src || dest.startsWith(`${src}${path.sep}`) || src.startsWith(`${dest}${path.sep}`)) {
+    throw new Error(`the output ${out} must not be the model folder ${source}, inside it, or around it`);
+  }
+  if (occupied(dest) && options.force !== true) {
+    throw new Error(`${out} exists and is not an empty folder: choose another output or pass --force to replace it`);
+  }
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.converting-${process.pid}-${Date.now()}`);
+  const report: ConvertReport = { source, out, kind, dtype, shardBytes, components: [], copied: [], skipped: [] };
+  const convertedBy = `pix2pix-zero ${packageVersion()}`;
+
+  const walk = (from: string, to: string, rel: string): void => {
+    fs.mkdirSync(to);
+    const name = rel === '.' ? 'model' : rel;
+    const component = componentIn(from, name);
+    if (component !== undefined) {
+      const weights = component.openWeights();
+      try {
+        const w = writeTfjsWeights(to, weights, component.config, {
+          dtype,
+          shardBytes,
+          convertedBy,
+          onTensor: (step, total) => options.onProgress?.({ phase: name, step, total }),
+        });
+        report.components.push({ folder: rel, tensors: w.tensors, bytes: w.bytes, shards: w.shards.length });
+      } finally {
+        weights.close();
+      }
+    }
+    for (const entry of fs.readdirSync(from).sort()) {
+      const relEntry = rel === '.' ? entry : `${rel}/${entry}`;
+      const p = path.join(from, entry);
+      const isDirectory = fs.statSync(p).isDirectory();
+      if (entry.startsWith('.') || (component !== undefined && !isDirectory && isReplacedByModelJson(entry))) {
+        report.skipped.push(relEntry);
+      } else if (isDirectory) {
+        walk(p, path.join(to, entry), relEntry);
+      } else {
+        fs.copyFileSync(p, path.join(to, entry));
+        report.copied.push(relEntry);
+      }
+    }
+  };
+
+  try {
+    walk(src, tmp, '.');
+    if (fs.existsSync(dest)) {
+      const old = `${tmp}.replaced`;
+      fs.renameSync(dest, old);
+      fs.renameSync(tmp, dest);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, dest);
+    }
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return report;
+}
+
+const MiB = 1024 * 1024;
+const fmtBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+
+export const convertCommand: Command = {
+  name: 'convert',
+  summary: 'convert a diffusers/transformers model folder to TensorFlow.js weights (model.json + shards)',
+  usage: `Usage: pix2pix-zero convert <model folder> <out folder> [--dtype float32|float16] [--shard-mb 64]
+                            [--force] [--json] [--quiet]
+
+Converts a diffusers Stable Diffusion pipeline folder, a transformers BLIP folder or a single component folder
+(safetensors) to the TensorFlow.js weights format: each component with weights becomes a model.json (its config
+and a tfjs weights manifest) and binary shards group1-shard1ofN.bin; every other file is copied. The result
+loads wherever the original does (--model, --captioner, inspect). Tensor names and shapes stay PyTorch's.
+  --dtype     float32 (default: exact) or float16 (half the size; dequantised to float32 on load)
+  --shard-mb  the largest shard in MiB (default 64; fractions allowed)
+  --force     replace <out> if it exists and is not empty
+  --json      print a machine-readable summary on stdout
+  --quiet     no progress bar on stderr`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandLine(argv, {
+      ...COMMON_OPTIONS,
+      dtype: { type: 'string' },
+      'shard-mb': { type: 'string' },
+      force: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
+    });
+    if (values.help) {
+      io.out(this.usage);
+      return EXIT.ok;
+    }
+    if (positionals.length !== 2) {
+      throw new UsageError(`convert takes a model folder and an output folder (got ${positionals.length} argument${positionals.length === 1 ? '' : 's'})`);
+    }
+    const dtype = values.dtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be 'float32' or 'float16', got '${dtype}'`);
+    const shardMb = numberOption(values['shard-mb'], 'shard-mb', DEFAULT_SHARD_BYTES / MiB, 1 / 1024, 1024 * 1024);
+    const [source, out] = positionals as [string, string];
+    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    const t0 = performance.now();
+    const report = convertModelFolder(source, out, {
+      dtype,
+      shardBytes: Math.floor(shardMb * MiB),
+      force: values.force,
+      onProgress: progress.onProgress,
+    });
+    progress.finish();
+    const seconds = (performance.now() - t0) / 1000;
+    if (values.json) {
+      io.out(JSON.stringify({ ...report, seconds }, null, 2));
+      return EXIT.ok;
+    }
+    io.out(
+      [
+        `converted ${source} (${report.kind}) to ${out} as ${dtype} in ${seconds.toFixed(1)} s:`,
+        ...report.components.map(
+          (c) => `  ${(c.folder === '.' ? 'model' : c.folder).padEnd(13)} ${String(c.tensors).padStart(5)} tensors  ${fmtBytes(c.bytes).padStart(10)} in ${c.shards} shard${c.shards === 1 ? '' : 's'}`,
+        ),
+        `  ${report.copied.length} other files copied`,
+      ].join('\n'),
+    );
+    return EXIT.ok;
+  },
+};
