@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { TokenizerFiles } from '../io/model-folder.js';
-import { type JsonObject, readJsonObject } from '../io/json.js';
+import { type JsonObject, isJsonObject, readJsonObject } from '../io/json.js';
 import { parseSpecialToken } from './common.js';
 
 /** BertTokenizer's defaults for the special tokens the folder's config does not name. */
@@ -85,15 +85,29 @@ export function bertTokenizerJson(vocab: Map<string, number>, config: JsonObject
   };
 }
 
+/** Whether a tokenizer.json normaliser (or any step of a Sequence) lowercases. */
+function lowercases(normalizer: unknown): boolean {
+  if (!isJsonObject(normalizer)) return false;
+  if (normalizer.type === 'Lowercase') return true;
+  if (normalizer.type === 'BertNormalizer') return normalizer.lowercase === true;
+  if (normalizer.type === 'Sequence' && Array.isArray(normalizer.normalizers)) return normalizer.normalizers.some(lowercases);
+  return false;
+}
+
 /**
  * A BERT WordPiece tokenizer. Build it with {@link BertTokenizer.fromFiles} (a transformers tokenizer folder, as
  * read by `readTokenizerFolder`/`readBlipFolder`) or {@link BertTokenizer.fromVocab}.
  */
 export class BertTokenizer {
   private readonly tokenizer: Tokenizer;
+  /** Whether the normaliser lowercases (a BertNormalizer with `lowercase`, or a Lowercase step). */
+  private readonly lowercase: boolean;
 
   private constructor(json: JsonObject, config: JsonObject, readonly source: string) {
-    this.tokenizer = new Tokenizer(json, { ...config, clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? true });
+    this.lowercase = lowercases(json.normalizer);
+    // transformers 5 cleans up tokenization spaces in decode() only when the config asks for it (default false);
+    // the WordPiece decoder's own per-token cleanup (" ." -> ".") applies either way, as in the Rust library.
+    this.tokenizer = new Tokenizer(json, { ...config, clean_up_tokenization_spaces: config.clean_up_tokenization_spaces === true });
   }
 
   /** From a folder's files: `tokenizer.json` when present, else `vocab.txt` with `tokenizer_config.json`. */
@@ -113,11 +127,15 @@ export class BertTokenizer {
 
   /** The ids of `text`, with `[CLS]` and `[SEP]` unless `addSpecialTokens` is false. */
   encode(text: string, addSpecialTokens = true): number[] {
+    // The Rust BertNormalizer lowercases character by character, so a capital sigma at a word's end becomes σ;
+    // JavaScript's toLowerCase() would apply Unicode's Final_Sigma rule (ς). Its only context-dependent mapping.
+    if (this.lowercase) text = text.replaceAll('\u03a3', '\u03c3');
     return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
   }
 
   /** The text of `ids` as transformers' `decode` gives it (special tokens skipped unless `keepSpecial`). */
   decode(ids: readonly number[], keepSpecial = false): string {
+    if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], { skip_special_tokens: !keepSpecial });
   }
 
