@@ -6,8 +6,8 @@ position, the benchmark crops the *edited* image at the same place and asks: whi
 world.SHAPES and world.COLOURS each head has a class "none" (no object there: the edit erased it).
 
 Training data: scenes of the training seed range (world.py: 0 .. 10**6 - 1; this uses 0 .. TRAIN_SCENES - 1),
-every object of each scene cropped with jitter (centre +-15 % of the half side, scale 0.85-1.2), Gaussian blur,
-colour jitter and pixel noise (edited images are softer and noisier than renders), plus "none" crops of the
+every object of each scene cropped with jitter (centre +-15 % of the half side, scale 0.85-1.2), a low-resolution
+look, Gaussian blur, colour jitter and pixel noise (edited images are softer and noisier than renders), plus "none" crops of the
 bare background. Seeded (torch and numpy), one thread: about two to four minutes on one core.
 
     python tools/toyworld/classifier.py [--retrain] [--out tools/toyworld/classifier.safetensors]
@@ -81,11 +81,14 @@ class ObjectClassifier(nn.Module):
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
     """uint8 [n, h, w, 3] -> float [n, 3, h, w] in [-1, 1]."""
-    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return torch.from_numpy(np.array(crops, dtype=np.uint8)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def _augment(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     img = Image.fromarray(c, "RGB")
+    if rng.random() < 0.35:  # a low-resolution look (a VAE's downsampled latents)
+        k = int(rng.integers(9, 20))
+        img = img.resize((k, k), Image.Resampling.BILINEAR).resize((CROP_PX, CROP_PX), Image.Resampling.BICUBIC)
     if rng.random() < 0.7:
         img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.2, 1.6))))
     a = np.asarray(img, dtype=np.float32)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -286,6 +286,30 @@ def aggregate(rows: list[dict]) -> dict:
             "centre_missing": sum(1 for r in rows if r.get("centre_px") is None)}
 
 
+def write_examples(path: Path, work: Path, items: list[dict], per_task: int = 3, zoom: int = 2) -> None:
+    """A grid PNG: per task the first `per_task` scenes, columns input | ideal | reconstruction | the methods."""
+    cols = ("input", "ideal", "reconstruction") + METHODS
+    rows = []
+    for task in dict.fromkeys(i["task"] for i in items):
+        rows += [i for i in items if i["task"] == task][:per_task]
+    if not rows:
+        return
+    first = Image.open(work / "input" / f"{rows[0]['id']}.png")
+    w, h = first.size[0] * zoom, first.size[1] * zoom
+    top = 14
+    grid = Image.new("RGB", (len(cols) * (w + 2), top + len(rows) * (h + 2)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for c, col in enumerate(cols):
+        draw.text((c * (w + 2) + 3, 2), col, fill=(0, 0, 0))
+    for r, it in enumerate(rows):
+        for c, col in enumerate(cols):
+            f = work / col / f"{it['id']}.png"
+            if f.exists():
+                grid.paste(Image.open(f).convert("RGB").resize((w, h), Image.Resampling.NEAREST), (c * (w + 2), top + r * (h + 2)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, optimize=True)
+
+
 def fmt(v, pct=False, nd=2):
     if v is None:
         return "-"
@@ -331,6 +355,9 @@ def write_markdown(path: Path, report: dict) -> None:
                 f"largest pixel difference {v['max_abs']:.0f}), same verdict on {fmt(v['same_verdict'], True)} of images"
                 for k, v in ag.items()) + "."]
         L.append("")
+    if report.get("examples"):
+        L += [f"Examples (the first three scenes of each task; columns: {', '.join(('input', 'ideal', 'reconstruction') + METHODS)}):", "",
+              f"![examples]({os.path.relpath(ROOT / report['examples'], path.parent)})", ""]
     t = report["seconds"]
     L += ["## Timings", "", f"Total {t['total']:.0f} s; ours {t.get('ours', 0):.0f} s, diffusers {t.get('diffusers', 0):.0f} s (in parallel, one",
           "thread each, niced), captions {:.0f} s, classifier {:.0f} s.".format(t.get("captions", 0), t.get("classifier", 0)), ""]
@@ -515,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     out_md = args.md if args.md.is_absolute() else ROOT / args.md
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=1) + "\n")
+    examples = out_json.parent / "eval-examples.png"
+    write_examples(examples, work, items)
+    report["examples"] = rel(examples)
     write_markdown(out_md, report)
     for task, res in report_tasks.items():
         log(f"eval: {task}")
