@@ -310,6 +310,21 @@ def write_examples(path: Path, work: Path, items: list[dict], per_task: int = 3,
     grid.save(path, optimize=True)
 
 
+def paired(guided: list[dict], unguided: list[dict]) -> dict:
+    """Per-image differences guided - unguided of the structure measures: mean, standard error, and how often
+    guidance is better / worse (higher IoU, lower centre error and background change)."""
+    out = {}
+    for k, higher_better in (("iou_ideal", True), ("iou_input", True), ("centre_px", False), ("size_err", False), ("bg_change", False)):
+        d = np.array([a[k] - b[k] for a, b in zip(guided, unguided) if a.get(k) is not None and b.get(k) is not None], dtype=np.float64)
+        if len(d) == 0:
+            continue
+        better = d > 1e-9 if higher_better else d < -1e-9
+        worse = d < -1e-9 if higher_better else d > 1e-9
+        out[k] = {"mean_diff": round(float(d.mean()), 4), "se": round(float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0, 4),
+                  "better": int(better.sum()), "worse": int(worse.sum()), "n": int(len(d))}
+    return out
+
+
 def fmt(v, pct=False, nd=2):
     if v is None:
         return "-"
@@ -348,6 +363,12 @@ def write_markdown(path: Path, report: dict) -> None:
                 continue
             L.append(f"| {m} | {fmt(a['success'], True)} | {fmt(a['target'], True)} | {fmt(a['kept'], True)} | {fmt(a['iou_ideal'])} | "
                      f"{fmt(a['iou_input'])} | {fmt(a['centre_px'])} | {fmt(a['size_err'])} | {fmt(a['bg_change'], nd=1)} | {fmt(a['bg_change_rec'], nd=1)} |")
+        c = res.get("captions")
+        if c:
+            L += ["", f"Captions: {fmt(c['exact'], True)} identical to the ground-truth description, {fmt(c['name_source'], True)} name the source {attr} ('{src}')."]
+        for side, ge in res.get("guidance_effect", {}).items():
+            L += ["", f"Guidance effect, {side} (per image, xa {s['xaGuidance'][0]} minus xa 0; mean +- standard error; images better / worse with guidance): " + "; ".join(
+                f"{k} {v['mean_diff']:+.3f} +- {v['se']:.3f} ({v['better']} / {v['worse']})" for k, v in ge.items()) + "."]
         ag = res.get("agreement", {})
         if ag:
             L += ["", "Ours vs diffusers (same weights, inputs, captions): " + "; ".join(
@@ -516,8 +537,13 @@ def main(argv: list[str] | None = None) -> int:
                     g["max"] = max(g["max"], float(d.max()))
                     g["same"].append(rec_row[f"ours-xa{xa:g}"]["success"] == rec_row[f"diffusers-xa{xa:g}"]["success"])
             per_image[it["id"]] = {"seed": seed, "caption": it["caption"], "description": world.describe(scene), "scores": rec_row}
+        task_items = [i for i in items if i["task"] == task]
         report_tasks[task] = {
-            "attribute": attr, "source": src, "target": tgt, "n": sum(1 for i in items if i["task"] == task),
+            "attribute": attr, "source": src, "target": tgt, "n": len(task_items),
+            "captions": {"exact": round(float(np.mean([i["caption"] == world.describe(scenes[i["id"]][2]) for i in task_items])), 4),
+                         "name_source": round(float(np.mean([src in i["caption"].split() for i in task_items])), 4)},
+            "guidance_effect": {side: paired(rows[f"{side}-xa{settings['xaGuidance'][0]:g}"], rows[f"{side}-xa0"])
+                                for side in ("ours", "diffusers") if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
             "seeds": [scenes[i["id"]][1] for i in items if i["task"] == task],
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
