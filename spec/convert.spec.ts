@@ -131,7 +131,7 @@ describe('convert: TensorFlow.js weights folders', function () {
     });
 
     it('the bulk float16 rounding is bit-identical to floatToHalfBits (ties to even, subnormals, overflow refused)', function () {
-      const bits = new Uint32Array(300_000);
+      const bits = new Uint32Array(120_000);
       for (let i = 0; i < bits.length; i++) bits[i] = Math.imul(i, 0x9e3779b1) >>> 0;
       const edge = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 65519.99, 2 ** -24, 2 ** -25, 3e-8, 2 ** -14 - 2 ** -25, -0, 0, Infinity, -Infinity, NaN];
       const values = new Float32Array([...new Float32Array(bits.buffer), ...edge]);
@@ -140,7 +140,7 @@ describe('convert: TensorFlow.js weights folders', function () {
       for (let i = 0; i < finite.length; i++) {
         if (got[i] !== floatToHalfBits(finite[i]!)) expect.fail(`value ${finite[i]}: ${got[i]} != ${floatToHalfBits(finite[i]!)}`);
       }
-      expect(finite.length).to.be.greaterThan(100_000);
+      expect(finite.length).to.be.greaterThan(50_000);
       expect(() => floatsToHalfBits(new Float32Array([1, 65520]), "tensor 'w'")).to.throw(/tensor 'w': value 65520 is beyond the float16 range.*--dtype float32/);
     });
 
