@@ -11,6 +11,8 @@
  * await writePng('dog.png', result.image);
  * ```
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Container } from 'inversify';
 import { type BackendChoice, type BackendInfo, initBackend } from './backend.js';
@@ -39,12 +41,23 @@ import {
   throwIfAborted,
 } from './editing/services.js';
 
+/** The BLIP folder to use: the one given, else the pipeline folder's own `captioner/` if present. */
+function captionerFolder(modelDir: string, given: string | false | undefined): string | undefined {
+  if (given === false) return undefined;
+  if (given !== undefined) return given;
+  const own = path.join(modelDir, 'captioner');
+  return fs.existsSync(path.join(own, 'config.json')) || fs.existsSync(path.join(own, 'model.json')) ? own : undefined;
+}
+
 /** Options of {@link Pix2PixZero.load}. */
 export interface Pix2PixZeroLoadOptions {
   /** A diffusers Stable Diffusion pipeline folder (default: the shipped model). */
   model?: string;
-  /** A transformers BLIP captioning folder; without one, calls need a `caption`. */
-  captioner?: string;
+  /**
+   * A transformers BLIP captioning folder (default: the model folder's `captioner/`, if it has one; `false`: none).
+   * Without a captioner, calls need a `caption`. It is loaded on the first caption.
+   */
+  captioner?: string | false;
   /**
    * How the captioner writes captions (default: the authors' settings, `AUTHORS_CAPTION_OPTIONS`: prefix
    * "a picture of" stripped, 3 beams, 10 to 30 tokens).
@@ -166,7 +179,7 @@ export class Pix2PixZero {
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
     const backend = await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
     const folder = readStableDiffusionFolder(options.model ?? DEFAULT_MODEL);
-    const ports = await loadModelPorts(folder, { captioner: options.captioner, captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
+    const ports = await loadModelPorts(folder, { captioner: captionerFolder(folder.dir, options.captioner), captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
     const container = createContainer({
       textEmbedder: ports.textEmbedder,
       captioner: ports.captioner,

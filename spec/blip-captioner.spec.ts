@@ -4,6 +4,7 @@
  * behind, and errors that name the input.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
@@ -113,5 +114,53 @@ describe('Pix2PixZero.caption with a BLIP folder', function () {
     } finally {
       p.dispose();
     }
+  });
+});
+
+describe("a pipeline folder's own captioner/", function () {
+  let dir: string;
+  before(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sd-with-captioner-'));
+    fs.cpSync(TINY_SD, dir, { recursive: true });
+    fs.cpSync(TINY_BLIP, path.join(dir, 'captioner'), { recursive: true });
+  });
+  after(function () {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is used by default, loaded only at the first caption; captioner: false turns it off', async function () {
+    const plain = await Pix2PixZero.load({ model: TINY_SD, backend: 'cpu' });
+    const withoutBlip = tf.memory().numTensors;
+    plain.dispose();
+    const before = tf.memory().numTensors;
+    const p = await Pix2PixZero.load({ model: dir, backend: 'cpu', captionOptions: { maxNewTokens: 12 } });
+    try {
+      expect(tf.memory().numTensors - before, 'BLIP weights loaded before any caption').to.equal(withoutBlip - before);
+      expect(await p.caption(image('rgb'))).to.equal(GEN.results.rgb!['greedy']!.caption.trim());
+      expect(tf.memory().numTensors).to.be.greaterThan(withoutBlip);
+    } finally {
+      p.dispose();
+    }
+    expect(tf.memory().numTensors, 'tensors after dispose').to.equal(before);
+    const off = await Pix2PixZero.load({ model: dir, backend: 'cpu', captioner: false });
+    try {
+      await off.caption(image('rgb')).then(
+        () => expect.fail('no error'),
+        (err: Error) => expect(err.message).to.match(/no captioner loaded/),
+      );
+    } finally {
+      off.dispose();
+    }
+  });
+
+  it('captions through the CLI when no caption is given, and --no-captioner turns it off', function () {
+    const out = path.join(dir, 'edited.png');
+    const r = cli(['invert', image('rgb'), '--model', dir, '--size', '32', '--steps', '2', '--reg-steps', '0', '--out', path.join(dir, 'inv.safetensors'), '--json', '--backend', 'cpu']);
+    expect(r.code, r.err).to.equal(0);
+    expect((JSON.parse(r.out) as { caption: string }).caption.length).to.be.greaterThan(0);
+    const off = cli(['edit', image('rgb'), '--model', dir, '--no-captioner', '--task', 'cat2dog', '--size', '32', '--steps', '2', '--out', out, '--no-cache']);
+    expect(off.code).to.equal(1);
+    expect(off.err).to.match(/no captioner loaded/);
+    expect(fs.existsSync(out)).to.equal(false);
   });
 });

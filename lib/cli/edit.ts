@@ -25,6 +25,7 @@ const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
   captioner: { type: 'string' },
+  'no-captioner': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q', default: false },
   'cache-dir': { type: 'string' },
   'no-cache': { type: 'boolean', default: false },
@@ -66,7 +67,7 @@ function str(v: Values, k: string): string | undefined {
 async function load(v: Values): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
     model: str(v, 'model'),
-    captioner: str(v, 'captioner'),
+    captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend')),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
   });
@@ -152,7 +153,9 @@ export const editCommand: Command = {
   summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
   usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
 
-Model:      --model <sd folder> (default: the shipped model)  --captioner <blip folder> | --caption "..."
+Model:      --model <sd folder> (default: the shipped model)  --caption "..." | --captioner <blip folder>
+            (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
+            | --no-captioner
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
             | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
             sentences for concepts without a bank;  --direction-scale k (default 1)

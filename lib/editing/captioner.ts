@@ -116,9 +116,43 @@ export class BlipCaptioner implements Captioner {
 }
 
 /**
+ * A captioner that loads its BLIP folder on first use, so a pipeline that ships a captioner costs nothing when
+ * the caller gives the caption.
+ */
+export class LazyBlipCaptioner implements Captioner {
+  private inner: BlipCaptioner | undefined;
+  private disposed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS,
+  ) {
+    readBlipFolder(dir); // fail fast on a broken folder, without reading the weights
+  }
+
+  /** The loaded captioner (loading it now if needed). */
+  get captioner(): BlipCaptioner {
+    if (this.disposed) throw new Error('BLIP captioner: used after dispose()');
+    this.inner ??= BlipCaptioner.load(this.dir, this.defaults);
+    return this.inner;
+  }
+
+  caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
+    return this.captioner.caption(image, options);
+  }
+
+  /** Frees the model's weights if they were loaded. */
+  dispose(): void {
+    this.disposed = true;
+    this.inner?.dispose();
+    this.inner = undefined;
+  }
+}
+
+/**
  * The captioner factory the pipeline facade passes to `loadModelPorts` (`captionerFactory`); its captions follow
  * `defaults` (the authors' settings, {@link AUTHORS_CAPTION_OPTIONS}, unless given).
  */
-export function blipCaptionerFactory(dir: string, defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS): BlipCaptioner {
-  return BlipCaptioner.load(dir, defaults);
+export function blipCaptionerFactory(dir: string, defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS): LazyBlipCaptioner {
+  return new LazyBlipCaptioner(dir, defaults);
 }
