@@ -5,6 +5,8 @@ export { initBackend, currentBackend, BACKEND_ENV, type BackendName, type Backen
 export { SafetensorsFile, SafetensorsError, writeSafetensors, readSafetensorsHeader, type TensorInfo, type TensorData, type TensorToWrite } from './io/safetensors.js';
 export type { SafetensorsDType } from './io/dtypes.js';
 export { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './io/weights.js';
+export { TfjsWeights, writeTfjsWeights, readTfjsModelJson, type TfjsModelJson, type TfjsWriteOptions, type TfjsWriteResult } from './io/tfjs-weights.js';
+export { convertModelFolder, type ConvertOptions, type ConvertReport } from './cli/convert.js';
 export {
   readComponentFolder,
   readStableDiffusionFolder,
