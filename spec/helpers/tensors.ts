@@ -61,9 +61,15 @@ export function relativeError(actual: tf.Tensor, expected: tf.Tensor): number {
   return scale === 0 ? diff : diff / scale;
 }
 
+/** The worst relative error seen per kind of comparison (its label with numbers folded), for the run's summary. */
+export const PARITY = new Map<string, { worst: number; tol: number; count: number }>();
+
 /** Asserts that `actual` matches the reference `expected` within relative error `tol`. */
 export function expectClose(actual: tf.Tensor, expected: tf.Tensor, tol: number, what: string): number {
   const err = relativeError(actual, expected);
+  const key = `${tf.getBackend()} ${what.replace(/\d+/g, '#')}`;
+  const seen = PARITY.get(key) ?? { worst: 0, tol, count: 0 };
+  PARITY.set(key, { worst: Math.max(seen.worst, err), tol: Math.max(seen.tol, tol), count: seen.count + 1 });
   expect(err, `${what}: relative error ${err.toExponential(2)} exceeds ${tol}`).to.be.at.most(tol);
   return err;
 }
