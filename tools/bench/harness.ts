@@ -2,6 +2,7 @@
  * What every benchmark shares: timing (warm-up, then the median of a few runs), random weights for blocks that
  * have no checkpoint, a plain-text table, and the JSON record written under docs/bench/.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -115,4 +116,58 @@ export function writeRecord(name: string, record: unknown): string {
 /** `ms` for a table: 1 decimal under 100 ms, else whole. */
 export function fmtMs(ms: number): string {
   return ms < 100 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+/** The outcome of a child process: exit status, its output, and a one-line reason when it failed. */
+export interface ChildRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** Why it failed (undefined when it exited 0). */
+  error?: string;
+}
+
+function childRun(command: string, args: string[], env?: NodeJS.ProcessEnv): ChildRun {
+  const child = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: env ?? process.env });
+  const stdout = child.stdout ?? '';
+  const stderr = child.stderr ?? '';
+  if (child.status === 0) return { status: 0, stdout, stderr };
+  const why =
+    child.error?.message ??
+    stderr.trim().split('\n').filter((l) => /Error|Abort|memory/i.test(l)).at(-1) ??
+    stderr.trim().split('\n').at(-1) ??
+    `exit status ${child.status}`;
+  return { status: child.status, stdout, stderr, error: `process failed: ${why.trim()}` };
+}
+
+/** Runs `node dist/tools/bench/index.js <args>` in a child process (a fresh wasm heap, its own max RSS). */
+export function runNode(args: string[]): ChildRun {
+  return childRun(process.execPath, [fileURLToPath(new URL('./index.js', import.meta.url)), ...args]);
+}
+
+/**
+ * The Python of the reference environment (torch, diffusers), made by `npm run fixtures`;
+ * `$PIX2PIX_ZERO_BENCH_PYTHON` names another one.
+ */
+export const REFERENCE_PYTHON = process.env.PIX2PIX_ZERO_BENCH_PYTHON ?? path.join(ROOT, 'tools', 'reference', '.venv', 'bin', 'python');
+
+/** What to say when the reference environment is missing. */
+export const NO_REFERENCE_PYTHON = `the Python reference environment is missing (${path.relative(ROOT, REFERENCE_PYTHON)}): run \`npm run fixtures\` once to create it (it installs tools/reference/requirements.txt), then rerun; our side ran alone`;
+
+/** Whether the reference environment exists. */
+export function hasReferencePython(): boolean {
+  return fs.existsSync(REFERENCE_PYTHON);
+}
+
+/** Runs tools/bench/<script> with the reference environment's Python, offline. */
+export function runReferencePython(script: string, args: string[]): ChildRun {
+  if (!hasReferencePython()) return { status: null, stdout: '', stderr: '', error: NO_REFERENCE_PYTHON };
+  const env = { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', PYTHONDONTWRITEBYTECODE: '1', TQDM_DISABLE: '1' };
+  return childRun(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'bench', script), ...args], env);
+}
+
+/** The last line of `stdout` that is a JSON object, parsed. */
+export function lastJsonLine<T>(stdout: string): T | undefined {
+  const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  return line !== undefined ? (JSON.parse(line) as T) : undefined;
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- unet [--backend wasm|cpu] [--only <case>[,<case>...]]`
+ * `npm run bench -- unet [--backend wasm|cpu] [--only <case>[,<case>...]] [--threads 1,2] [--no-reference]`
  *
  * Times the UNet's forward pass and its forward + gradient pass (the pix2pix-zero cross-attention loss,
  * differentiated with respect to the input latent, as the edit pass does at every step), and their ratio:
@@ -14,14 +14,16 @@
  *   convolution (`conv2dFastGrad`, what the UNet uses) and by tfjs' built-in `Conv2DBackpropInput` (`conv`).
  *
  * Each case runs in its own process (a fresh wasm heap; a case that exhausts it is reported, not fatal).
- * The cpu backend (pure JavaScript) is about 30x slower than wasm, so it times smaller things (see CASES);
+ * The cpu backend (pure JavaScript) is about 30x slower than wasm, so it times smaller things (see BLOCK_SHAPES);
  * the whole full-size UNet is not timed: its float32 weights (3.4 GB) and activations exceed the wasm heap
  * (4 GB) and would take tens of minutes a pass on cpu; it needs the tensorflow backend (tfjs-node).
- * Results are printed and written to docs/bench/unet.json.
+ * The full-size block cases also run in PyTorch on this machine (tools/bench/reference_unet.py, diffusers' own
+ * blocks, same shapes, same loss, torch at 1 and 2 threads), giving ours/torch per case; without the reference
+ * Python environment (`npm run fixtures` creates it) our side runs alone.
+ * Results are printed and written to docs/bench/unet.json, merged with the rows of cases this run did not redo.
  */
-import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendName, initBackend } from '../../lib/backend.js';
 import { conv2dFastGrad } from '../../lib/models/layers/conv2d.js';
@@ -31,7 +33,19 @@ import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '
 import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
 import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
 import type { UNetBlockArgs } from '../../lib/models/unet/basic-transformer-block.js';
-import { ROOT, type Timing, fmtMs, machineInfo, printTable, randomizeWeights, time, writeRecord } from './harness.js';
+import {
+  ROOT,
+  type Timing,
+  fmtMs,
+  lastJsonLine,
+  machineInfo,
+  printTable,
+  randomizeWeights,
+  runNode,
+  runReferencePython,
+  time,
+  writeRecord,
+} from './harness.js';
 
 /** One benchmark result row. */
 interface Result {
@@ -47,6 +61,20 @@ interface Result {
   reps: number;
   error?: string;
   note?: string;
+  /** The case id (CASES), and when it was measured. */
+  id?: string;
+  date?: string;
+  /** PyTorch's timings of the same block case and shapes, per thread count (full-size block cases only). */
+  torch?: (TorchTiming & { oursOverTorchForward?: number; oursOverTorchGrad?: number })[];
+}
+
+/** PyTorch's timing of one block case (reference_unet.py). */
+interface TorchTiming {
+  threads: number;
+  torch: string;
+  forwardMs: number;
+  gradMs: number;
+  reps: number;
 }
 
 /** Something that runs a forward pass with an optional cross-attention hook. */
@@ -203,10 +231,49 @@ async function withSubject(backend: BackendName, s: Subject, reps: number, note?
   }
 }
 
+/** The input of a full-size block case: its kind, batch, side, channels and timed runs (one warm-up before). */
+interface BlockShape {
+  kind: 'down' | 'mid' | 'conv';
+  batch: number;
+  size: number;
+  channels: number;
+  reps: number;
+  note?: string;
+}
+
 /**
- * Every case, in order. The cpu backend (pure JavaScript, ~30x slower than wasm) times smaller inputs: the
- * 64x64 level at 16x16, the mid block at batch 1 and 4x4, the convolution at 16x16, and not the 512-pixel UNet.
+ * The full-size SD 1.x block cases' inputs per backend, shared by our run and PyTorch's (reference_unet.py).
+ * The cpu backend (pure JavaScript, ~30x slower than wasm) times smaller inputs: the 64x64 level at 16x16, the
+ * mid block at batch 1 and 4x4, the convolution at 16x16.
  */
+const BLOCK_SHAPES: Record<string, (b: BackendName) => BlockShape> = {
+  'sd1-down64': (b) =>
+    b === 'cpu'
+      ? { kind: 'down', batch: 2, size: 16, channels: 320, reps: 1, note: 'cpu: 16x16 instead of 64x64' }
+      : { kind: 'down', batch: 2, size: 64, channels: 320, reps: 1 },
+  'sd1-mid8': (b) =>
+    b === 'cpu'
+      ? { kind: 'mid', batch: 1, size: 4, channels: 1280, reps: 1, note: 'cpu: batch 1, 4x4 instead of 8x8' }
+      : { kind: 'mid', batch: 2, size: 8, channels: 1280, reps: 3 },
+  conv: (b) => (b === 'cpu' ? { kind: 'conv', batch: 2, size: 16, channels: 320, reps: 2 } : { kind: 'conv', batch: 2, size: 64, channels: 320, reps: 1 }),
+};
+
+function blockCase(id: string): Case {
+  return {
+    id,
+    run: (b) => {
+      const s = BLOCK_SHAPES[id]!(b);
+      if (s.kind === 'conv') return timeConv(b, s.size, s.channels, s.batch, s.reps);
+      const subject =
+        s.kind === 'down'
+          ? blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), s.size, s.channels, s.batch)
+          : blockSubject('SD1 mid block (UNetMidBlock2DCrossAttn)', mid8(), s.size, s.channels, s.batch);
+      return withSubject(b, subject, s.reps, s.note);
+    },
+  };
+}
+
+/** Every case, in order. The cpu backend does not time the 512-pixel UNet. */
 const CASES: Case[] = [
   { id: 'fixture-sd1', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd1!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
   { id: 'fixture-sd2', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd2!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
@@ -214,26 +281,25 @@ const CASES: Case[] = [
     id: 'tiny-sd-512',
     run: (b) => (b === 'cpu' ? undefined : withSubject(b, fixtureSubject(FIXTURES.sd1![0], FIXTURES.sd1![1], 64, 2), 1, '512 px image, the shipped model at its default size')),
   },
-  {
-    id: 'sd1-down64',
-    run: (b) =>
-      b === 'cpu'
-        ? withSubject(b, blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), 16, 320, 2), 1, 'cpu: 16x16 instead of 64x64')
-        : withSubject(b, blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), 64, 320, 2), 1),
-  },
-  {
-    id: 'sd1-mid8',
-    run: (b) =>
-      b === 'cpu'
-        ? withSubject(b, blockSubject('SD1 mid block (UNetMidBlock2DCrossAttn)', mid8(), 4, 1280, 1), 1, 'cpu: batch 1, 4x4 instead of 8x8')
-        : withSubject(b, blockSubject('SD1 mid block (UNetMidBlock2DCrossAttn)', mid8(), 8, 1280, 2), 3),
-  },
-  { id: 'conv', run: (b) => (b === 'cpu' ? timeConv(b, 16, 320, 2, 2) : timeConv(b, 64, 320, 2, 1)) },
+  ...Object.keys(BLOCK_SHAPES).map(blockCase),
 ];
 
-function parseArgs(argv: string[]): { backends: BackendName[]; only?: string[]; worker?: [BackendName, string] } {
+/** The cases of the default suite (`npm run bench`, on wasm): all but the 512-pixel tiny-sd UNet. */
+export const QUICK_CASES = ['fixture-sd1', 'fixture-sd2', 'sd1-down64', 'sd1-mid8', 'conv'];
+
+interface Args {
+  backends: BackendName[];
+  only?: string[];
+  threads: number[];
+  reference: boolean;
+  worker?: [BackendName, string];
+}
+
+function parseArgs(argv: string[]): Args {
   let backends: BackendName[] = ['wasm', 'cpu'];
   let only: string[] | undefined;
+  let threads = [1, 2];
+  let reference = true;
   let worker: [BackendName, string] | undefined;
   const backendOf = (v: string | undefined): BackendName => {
     if (v !== 'wasm' && v !== 'cpu') throw new Error(`expected a backend (wasm or cpu), got ${v}`);
@@ -247,13 +313,21 @@ function parseArgs(argv: string[]): { backends: BackendName[]; only?: string[]; 
       only = (argv[++i] ?? '').split(',');
       const unknown = only.filter((id) => !CASES.some((c) => c.id === id));
       if (unknown.length > 0) throw new Error(`--only: unknown case ${unknown.join(', ')} (cases: ${CASES.map((c) => c.id).join(', ')})`);
+    } else if (a === '--threads') {
+      threads = (argv[++i] ?? '').split(',').map((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--threads takes integers from 1 to 64, got ${v}`);
+        return n;
+      });
+    } else if (a === '--no-reference') {
+      reference = false;
     } else if (a === '--worker') {
       worker = [backendOf(argv[++i]), argv[++i] ?? ''];
     } else {
       throw new Error(`unet bench: unknown argument ${a}`);
     }
   }
-  return { backends, only, worker };
+  return { backends, only, threads, reference, worker };
 }
 
 /** Runs one case in this process and prints its result as one JSON line on stdout. */
@@ -262,7 +336,7 @@ async function runWorker(backend: BackendName, id: string): Promise<void> {
   if (c === undefined) throw new Error(`unknown case ${id}`);
   await initBackend({ backend });
   const r = await c.run(backend);
-  if (r !== undefined) console.log(JSON.stringify(r));
+  if (r !== undefined) console.log(JSON.stringify({ ...r, id }));
 }
 
 /**
@@ -270,30 +344,82 @@ async function runWorker(backend: BackendName, id: string): Promise<void> {
  * process) is reported as failed instead of ending the benchmark.
  */
 function runIsolated(backend: BackendName, id: string): Result | undefined {
-  const script = fileURLToPath(new URL('./index.js', import.meta.url));
-  const child = spawnSync(process.execPath, [script, 'unet', '--worker', backend, id], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const line = child.stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-  if (child.status === 0) return line !== undefined ? (JSON.parse(line) as Result) : undefined;
-  const why = child.stderr.trim().split('\n').filter((l) => /Error|Abort|memory/i.test(l)).at(-1) ?? `exit status ${child.status}`;
-  return { backend, case: id, input: '', reps: 0, error: `process failed: ${why.trim()}` };
+  const child = runNode(['unet', '--worker', backend, id]);
+  if (child.status === 0) return lastJsonLine<Result>(child.stdout);
+  return { id, backend, case: id, input: '', reps: 0, error: child.error };
 }
+
+/** PyTorch's timings of the block cases `ids` with `backend`'s shapes, one process per thread count. */
+function runTorch(backend: BackendName, ids: string[], threads: number[]): { byId: Map<string, TorchTiming[]>; error?: string } {
+  const byId = new Map<string, TorchTiming[]>();
+  const cases = ids.map((id) => {
+    const { note: _note, ...shape } = BLOCK_SHAPES[id]!(backend);
+    return { id, ...shape };
+  });
+  for (const n of threads) {
+    console.error(`[torch] ${n} thread(s): ${ids.join(', ')} with the ${backend} shapes...`);
+    const py = runReferencePython('reference_unet.py', [JSON.stringify({ threads: n, cases })]);
+    const out = py.status === 0 ? lastJsonLine<{ threads: number; torch: string; results: (TorchTiming & { id: string })[] }>(py.stdout) : undefined;
+    if (out === undefined) return { byId, error: py.error ?? 'no output' };
+    for (const { id, ...t } of out.results) {
+      const row = { ...t, threads: out.threads, torch: out.torch };
+      byId.set(id, [...(byId.get(id) ?? []), row]);
+    }
+  }
+  return { byId };
+}
+
+const key = (r: Result): string => `${r.backend}|${r.case}|${r.input}`;
+
+/** The rows of the previous record that this run did not redo (each keeping its date), then this run's. */
+function mergeWithRecord(results: Result[]): Result[] {
+  const file = path.join(ROOT, 'docs', 'bench', 'unet.json');
+  if (!fs.existsSync(file)) return results;
+  const old = JSON.parse(fs.readFileSync(file, 'utf8')) as { date?: string; results?: Result[] };
+  const redone = new Set(results.map(key));
+  const kept = (old.results ?? []).filter((r) => !redone.has(key(r))).map((r) => ({ ...r, date: r.date ?? old.date }));
+  const order = (r: Result): number => (r.backend === 'wasm' ? 0 : 1);
+  return [...kept, ...results].sort((a, b) => order(a) - order(b));
+}
+
+const times = (ours: number | undefined, theirs: number | undefined): string =>
+  ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(1)}x` : '-';
 
 /** Runs the UNet benchmark (the `unet` sub-command). */
 export async function benchUnet(argv: string[]): Promise<void> {
-  const { backends, only, worker } = parseArgs(argv);
+  const { backends, only, threads, reference, worker } = parseArgs(argv);
   if (worker !== undefined) return runWorker(...worker);
   const results: Result[] = [];
   const started = Date.now();
+  const date = new Date().toISOString();
+  let torchError: string | undefined;
   for (const backend of backends) {
+    const ran: Result[] = [];
     for (const c of CASES) {
       if (only !== undefined && !only.includes(c.id)) continue;
       const r = runIsolated(backend, c.id);
       if (r === undefined) continue;
-      results.push(r);
+      ran.push({ ...r, date });
       const what =
         r.error !== undefined ? `failed: ${r.error}` : `forward ${fmtMs(r.forwardMs!)} ms, +grad ${fmtMs(r.gradMs!)} ms, ratio ${r.ratio!.toFixed(2)}`;
       console.error(`[${r.backend}] ${r.case} (${r.input}): ${what}`);
     }
+    const blockIds = ran.map((r) => r.id).filter((id): id is string => id !== undefined && id in BLOCK_SHAPES);
+    if (reference && blockIds.length > 0) {
+      const torch = runTorch(backend, blockIds, threads);
+      torchError ??= torch.error;
+      for (const r of ran) {
+        const t = r.id !== undefined ? torch.byId.get(r.id) : undefined;
+        if (t !== undefined) {
+          r.torch = t.map((x) => ({
+            ...x,
+            oursOverTorchForward: r.forwardMs !== undefined ? r.forwardMs / x.forwardMs : undefined,
+            oursOverTorchGrad: r.gradMs !== undefined ? r.gradMs / x.gradMs : undefined,
+          }));
+        }
+      }
+    }
+    results.push(...ran);
   }
 
   console.log('\nUNet forward vs forward + gradient of the cross-attention loss w.r.t. the input (median ms)\n');
@@ -313,9 +439,27 @@ export async function benchUnet(argv: string[]): Promise<void> {
           : (r.note ?? ''),
     ]),
   );
+  const withTorch = results.filter((r) => r.torch !== undefined && r.torch.length > 0);
+  if (withTorch.length > 0) {
+    console.log('\nThe full-size SD 1.x blocks in PyTorch (diffusers blocks, CPU), same shapes; ours/torch per column (median ms)\n');
+    const header = ['backend', 'case', 'ours fwd', 'ours +grad'];
+    for (const n of threads) header.push(`torch ${n}thr fwd`, `torch ${n}thr +grad`, `ours/torch${n} fwd`, `ours/torch${n} +grad`);
+    printTable(
+      header,
+      withTorch.map((r) => {
+        const row = [r.backend, `${r.id} (${r.input.split(',')[0]})`, fmtMs(r.forwardMs ?? Number.NaN), fmtMs(r.gradMs ?? Number.NaN)];
+        for (const n of threads) {
+          const t = r.torch!.find((x) => x.threads === n);
+          row.push(t ? fmtMs(t.forwardMs) : '-', t ? fmtMs(t.gradMs) : '-', times(r.forwardMs, t?.forwardMs), times(r.gradMs, t?.gradMs));
+        }
+        return row;
+      }),
+    );
+  }
+  if (torchError !== undefined) console.log(`\nPyTorch side: ${torchError}`);
   const file = writeRecord('unet', {
     benchmark: 'unet',
-    date: new Date().toISOString(),
+    date,
     machine: machineInfo(),
     seconds: Math.round((Date.now() - started) / 1000),
     notes: [
@@ -323,10 +467,12 @@ export async function benchUnet(argv: string[]): Promise<void> {
       'Full-size SD 1.x blocks have random weights, batch 2 (classifier-free guidance), context 77 x 768.',
       'conv rows: gradMs = forward + input gradient by conv2dFastGrad (a forward convolution), builtinGradMs = forward + input gradient by tfjs Conv2DBackpropInput.',
       'cpu (pure JavaScript, ~30x slower than wasm) times smaller inputs (see each row), and not the 512-pixel UNet.',
+      'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower).',
+      'Rows carry the date they were measured: a run that redoes only some cases keeps the other rows of the previous record.',
       'The whole full-size SD 1.x UNet is not timed: 3.4 GB of float32 weights plus activations exceed the wasm heap (4 GB); it needs the tensorflow backend (tfjs-node).',
       'Timings on a 2-core machine shared with other work: expect +-20%.',
     ],
-    results,
+    results: mergeWithRecord(results),
   });
   console.log(`\nwritten to ${path.relative(ROOT, file)}`);
 }

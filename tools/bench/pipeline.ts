@@ -1,0 +1,328 @@
+/**
+ * `npm run bench -- pipeline [--backend wasm|cpu] [--steps N] [--size N] [--threads 1,2] [--no-reference]`
+ *
+ * Our `Pix2PixZero` edit of the shipped tiny-sd pipeline, end to end and per phase, against diffusers'
+ * `StableDiffusionPix2PixZeroPipeline` (tools/bench/reference_pipeline.py) on the same weights, image, caption,
+ * sentences (the shipped cat and dog banks) and settings: DDIM steps, noise regularisation at the authors'
+ * defaults (5 rounds, 5 auto-correlation rolls, lambda 20 and 20, roll shifts drawn from seed 0 on both sides),
+ * VAE posterior mean, negative prompt = caption, guidance scale 5, cross-attention guidance 0.1.
+ *
+ * Configurations: a 64 x 64 image (8 x 8 latents, tiny-sd's own sample size) with 50 steps, and a 256 x 256 image
+ * (32 x 32 latents) with 5 steps (its per-step costs, keeping the default suite near 10 minutes on 2 cores);
+ * `--size` / `--steps` pick one size and the step count. Every run is preceded
+ * by a warm-up run of 2 steps (kernel set-up on our side, allocator and dispatch caches on torch's); our warm-up
+ * runs under `tf.profile`, which gives the peak bytes of live tensors.
+ *
+ * Each side runs in its own process per configuration (so max RSS is that run's): ours with the chosen tfjs
+ * backend (wasm is single-threaded in Node), diffusers with torch at 1 thread and at 2 threads (this machine's
+ * cores). Both edited latents are compared (max |ours - diffusers| / max |diffusers|), so the times are of the
+ * same computation. Printed as a table and written to docs/bench/pipeline.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendName } from '../../lib/backend.js';
+import type { ProgressEvent } from '../../lib/editing/services.js';
+import { readSentenceFile } from '../../lib/editing/sentences.js';
+import { type RgbImage, writePng } from '../../lib/io/image.js';
+import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
+import { ROOT, fmtMs, lastJsonLine, machineInfo, printTable, runNode, runReferencePython, writeRecord } from './harness.js';
+
+const MODEL = path.join(ROOT, 'converted_models', 'tiny-sd');
+const CAPTION = 'a photo of a cat sitting on a sofa';
+const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
+const WARMUP_STEPS = 2;
+/** The settings both sides use (the authors' and diffusers' defaults, guidance 5 as the authors). */
+const SETTINGS = { guidanceScale: 5, xaGuidance: 0.1, numRegSteps: 5, numAutoCorrRolls: 5, lambdaAc: 20, lambdaKl: 20, seed: 0 };
+/** The phases, in order; `total` is their sum (direction + the whole `edit` call). */
+const PHASES = ['direction', 'encode', 'inversion', 'edit', 'decode', 'total'] as const;
+type Phase = (typeof PHASES)[number];
+type PhaseMs = Record<Phase, number>;
+
+/** What one configuration runs. */
+interface Config {
+  size: number;
+  steps: number;
+}
+
+/** What our worker process reports. */
+interface OursResult {
+  backend: BackendName;
+  phasesMs: PhaseMs;
+  loadMs: number;
+  /** Bytes of live tensors after loading (the weights). */
+  weightBytes: number;
+  /** Peak bytes of live tensors during the (profiled, 2-step) warm-up edit, weights included. */
+  peakTensorBytes: number;
+  /** The wasm heap at the end (it only grows, so this is its peak), when on wasm. */
+  wasmHeapBytes?: number;
+  maxRssMiB: number;
+  editedShape: number[];
+  /** The edited latents, NCHW as diffusers', flattened. */
+  edited: number[];
+}
+
+/** What reference_pipeline.py reports. */
+interface TorchResult {
+  threads: number;
+  torch: string;
+  loadMs: number;
+  phasesMs: PhaseMs & { invert_decode: number };
+  rssAfterLoadMiB: number;
+  maxRssMiB: number;
+  editedShape: number[];
+  edited: number[];
+}
+
+/** One configuration's record. */
+interface ConfigRecord extends Config {
+  latents: string;
+  ours?: OursResult;
+  oursError?: string;
+  torch: (Omit<TorchResult, 'edited'> & { latentsMaxRelError: number })[];
+  torchError?: string;
+}
+
+/** A synthetic RGB test image (smooth stripes and a disc, as the parity fixtures' input), `size` x `size`. */
+function testImage(size: number): RgbImage {
+  const data = new Uint8Array(size * size * 3);
+  const k = 32 / size;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const [xx, yy] = [x * k, y * k];
+      const i = (y * size + x) * 3;
+      data[i] = Math.round(Math.min(255, Math.max(0, 128 + 100 * Math.sin(xx / 4))));
+      data[i + 1] = Math.round(Math.min(255, Math.max(0, 128 + 90 * Math.cos(yy / 3))));
+      data[i + 2] = (xx - 15) ** 2 + (yy - 17) ** 2 < 80 ? 230 : 40;
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+/** The wasm backend's heap size in bytes (undefined on other backends). */
+function wasmHeapBytes(): number | undefined {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.buffer.byteLength;
+}
+
+/**
+ * One edit with per-phase wall times. A phase ends at its last progress event: `encode` includes reading and
+ * preparing the image, `inversion` and `edit` the caption embedding each computes, `decode` the edited image only.
+ */
+async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, sentences: { source: string[]; target: string[] }): Promise<{ ms: PhaseMs; latents: tf.Tensor4D }> {
+  const t0 = performance.now();
+  const d = await p2p.direction({ name: 'cat', sentences: sentences.source }, { name: 'dog', sentences: sentences.target });
+  const t1 = performance.now();
+  const last: Partial<Record<string, number>> = {};
+  const onProgress = (e: ProgressEvent): void => {
+    last[e.phase] = performance.now();
+  };
+  try {
+    const r = await p2p.edit(image, d, { caption: CAPTION, size: config.size, steps: config.steps, reconstruction: false, onProgress, ...SETTINGS });
+    const t2 = performance.now();
+    r.inversion.dispose();
+    const at = (phase: string): number => {
+      const t = last[phase];
+      if (t === undefined) throw new Error(`the edit reported no '${phase}' progress`);
+      return t;
+    };
+    const ms: PhaseMs = {
+      direction: t1 - t0,
+      encode: at('encode') - t1,
+      inversion: at('inversion') - at('encode'),
+      edit: at('edit') - at('inversion'),
+      decode: t2 - at('edit'),
+      total: t2 - t0,
+    };
+    return { ms, latents: r.latents };
+  } finally {
+    d.dispose();
+  }
+}
+
+/** Our side of one configuration, in this (worker) process; prints one JSON line. */
+async function runOurs(backend: BackendName, image: string, config: Config): Promise<void> {
+  const sentences = { source: readSentenceFile(SENTENCES.source), target: readSentenceFile(SENTENCES.target) };
+  const t = performance.now();
+  const p2p = await Pix2PixZero.load({ model: MODEL, backend, cacheDir: false });
+  const loadMs = performance.now() - t;
+  const weightBytes = tf.memory().numBytes;
+  let peakTensorBytes = 0;
+  const profile = await tf.profile(async () => {
+    const warm = await timedEdit(p2p, image, { ...config, steps: WARMUP_STEPS }, sentences);
+    warm.latents.dispose();
+    return [];
+  });
+  peakTensorBytes = profile.peakBytes;
+  const before = tf.memory().numTensors;
+  const { ms, latents } = await timedEdit(p2p, image, config, sentences);
+  const nchw = tf.tidy(() => tf.transpose(latents, [0, 3, 1, 2]));
+  const result: OursResult = {
+    backend,
+    phasesMs: ms,
+    loadMs,
+    weightBytes,
+    peakTensorBytes,
+    wasmHeapBytes: wasmHeapBytes(),
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    editedShape: nchw.shape,
+    edited: Array.from(await nchw.data()),
+  };
+  tf.dispose([latents, nchw]);
+  const leaked = tf.memory().numTensors - before;
+  p2p.dispose();
+  if (leaked !== 0) throw new Error(`the edit left ${leaked} tensors behind`);
+  console.log(JSON.stringify(result));
+}
+
+function maxRelError(a: number[], b: number[]): number {
+  if (a.length !== b.length) return Number.NaN;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / scale;
+}
+
+interface Args {
+  backend: BackendName;
+  configs: Config[];
+  threads: number[];
+  reference: boolean;
+  worker?: { image: string; config: Config };
+}
+
+function parseArgs(argv: string[]): Args {
+  let backend: BackendName = 'wasm';
+  let size: number | undefined;
+  let steps: number | undefined;
+  let threads = [1, 2];
+  let reference = true;
+  let worker: Args['worker'];
+  const int = (flag: string, v: string | undefined, min: number, max: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, got ${v}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--backend') {
+      const v = argv[++i];
+      if (v !== 'wasm' && v !== 'cpu') throw new Error(`--backend must be wasm or cpu, got ${v}`);
+      backend = v;
+    } else if (a === '--size') {
+      size = int('--size', argv[++i], 8, 1024);
+      if (size % 8 !== 0) throw new Error(`--size must be a multiple of 8, got ${size}`);
+    } else if (a === '--steps') {
+      steps = int('--steps', argv[++i], 1, 1000);
+    } else if (a === '--threads') {
+      threads = (argv[++i] ?? '').split(',').map((v) => int('--threads', v, 1, 64));
+    } else if (a === '--no-reference') {
+      reference = false;
+    } else if (a === '--worker') {
+      worker = { image: argv[++i] ?? '', config: { size: int('size', argv[++i], 8, 1024), steps: int('steps', argv[++i], 1, 1000) } };
+    } else {
+      throw new Error(`pipeline bench: unknown argument ${a}`);
+    }
+  }
+  // The cpu backend (pure JavaScript) is several times slower than wasm: the small configuration only, by default.
+  const defaults: Config[] = backend === 'cpu' ? [{ size: 64, steps: 20 }] : [{ size: 64, steps: 50 }, { size: 256, steps: 5 }];
+  const configs = size !== undefined ? [{ size, steps: steps ?? (size <= 64 ? 50 : 5) }] : defaults.map((c) => ({ ...c, steps: steps ?? c.steps }));
+  return { backend, configs, threads, reference, worker };
+}
+
+const ratio = (ours: number | undefined, theirs: number | undefined): string =>
+  ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(1)}x` : '-';
+const mib = (bytes: number | undefined): string => (bytes !== undefined ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : '-');
+
+function printConfig(r: ConfigRecord, backend: BackendName): void {
+  console.log(`\n${r.size} x ${r.size} image (${r.latents} latents), ${r.steps} steps: ours (${backend}) vs diffusers (torch CPU), ms\n`);
+  const header = ['phase', `ours ${backend}`];
+  for (const t of r.torch) header.push(`torch ${t.threads} thr`, 'ours/torch');
+  const rows = PHASES.map((p) => {
+    const row = [p, r.ours !== undefined ? fmtMs(r.ours.phasesMs[p]) : '-'];
+    for (const t of r.torch) row.push(fmtMs(t.phasesMs[p]), ratio(r.ours?.phasesMs[p], t.phasesMs[p]));
+    return row;
+  });
+  const mem = ['max RSS', r.ours !== undefined ? `${r.ours.maxRssMiB.toFixed(0)} MiB` : '-'];
+  for (const t of r.torch) mem.push(`${t.maxRssMiB.toFixed(0)} MiB`, ratio(r.ours?.maxRssMiB, t.maxRssMiB));
+  rows.push(mem);
+  printTable(header, rows);
+  if (r.ours !== undefined) {
+    console.log(
+      `\nours: tensors peak ${mib(r.ours.peakTensorBytes)} (weights ${mib(r.ours.weightBytes)}), wasm heap ${mib(r.ours.wasmHeapBytes)}, load ${fmtMs(r.ours.loadMs)} ms`,
+    );
+  }
+  for (const t of r.torch) {
+    console.log(
+      `torch ${t.threads} thread(s): RSS after load ${t.rssAfterLoadMiB.toFixed(0)} MiB, load ${fmtMs(t.loadMs)} ms, invert()'s own decode of x_T ${fmtMs(t.phasesMs.invert_decode)} ms (left out of its inversion); ` +
+        `edited latents max relative error vs ours ${t.latentsMaxRelError.toExponential(2)}`,
+    );
+  }
+  if (r.oursError !== undefined) console.log(`ours FAILED: ${r.oursError}`);
+  if (r.torchError !== undefined) console.log(`diffusers: ${r.torchError}`);
+}
+
+/** Runs the pipeline benchmark (the `pipeline` sub-command). */
+export async function benchPipeline(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  if (args.worker !== undefined) return runOurs(args.backend, args.worker.image, args.worker.config);
+  const started = Date.now();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-bench-'));
+  const sentences = { source: readSentenceFile(SENTENCES.source), target: readSentenceFile(SENTENCES.target) };
+  const records: ConfigRecord[] = [];
+  try {
+    for (const config of args.configs) {
+      const image = path.join(tmp, `input${config.size}.png`);
+      await writePng(image, testImage(config.size));
+      const record: ConfigRecord = { ...config, latents: `1x4x${config.size / 8}x${config.size / 8}`, torch: [] };
+      console.error(`[pipeline] ${config.size} px, ${config.steps} steps: ours (${args.backend})...`);
+      const child = runNode(['pipeline', '--backend', args.backend, '--worker', image, String(config.size), String(config.steps)]);
+      const ours = child.status === 0 ? lastJsonLine<OursResult>(child.stdout) : undefined;
+      if (ours === undefined) record.oursError = child.error;
+      else record.ours = ours;
+      if (args.reference) {
+        for (const threads of args.threads) {
+          console.error(`[pipeline] ${config.size} px, ${config.steps} steps: diffusers, torch ${threads} thread(s)...`);
+          const spec = {
+            model: MODEL, image, caption: CAPTION, source: sentences.source, target: sentences.target,
+            steps: config.steps, warmup_steps: WARMUP_STEPS, seed: SETTINGS.seed, threads,
+            guidance_scale: SETTINGS.guidanceScale, xa_guidance: SETTINGS.xaGuidance, num_reg_steps: SETTINGS.numRegSteps,
+            num_auto_corr_rolls: SETTINGS.numAutoCorrRolls, lambda_auto_corr: SETTINGS.lambdaAc, lambda_kl: SETTINGS.lambdaKl,
+          };
+          const py = runReferencePython('reference_pipeline.py', [JSON.stringify(spec)]);
+          const t = py.status === 0 ? lastJsonLine<TorchResult>(py.stdout) : undefined;
+          if (t === undefined) {
+            record.torchError = py.error;
+            break;
+          }
+          const { edited, ...rest } = t;
+          record.torch.push({ ...rest, latentsMaxRelError: ours !== undefined ? maxRelError(ours.edited, edited) : Number.NaN });
+        }
+      }
+      printConfig(record, args.backend);
+      records.push(record);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const file = writeRecord('pipeline', {
+    benchmark: 'pipeline',
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    seconds: Math.round((Date.now() - started) / 1000),
+    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'assets/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
+    notes: [
+      'phasesMs: wall time of one run after a 2-step warm-up run, in a fresh process per side and configuration. direction: the two mean sentence embeddings; encode: image preprocessing + VAE encode (posterior mean); inversion: DDIM inversion with noise regularisation (its caption embedding included; diffusers\' invert() also decodes x_T, timed apart as invert_decode and left out); edit: reference + cross-attention guided edit passes (the caption/negative embedding included); decode: VAE decode of the edited latents; total: the sum.',
+      'ours: the Pix2PixZero facade (load, direction, edit with reconstruction off) on the named tfjs backend, single-threaded; torch: diffusers StableDiffusionPix2PixZeroPipeline on CPU with torch.set_num_threads(threads).',
+      'Memory: maxRssMiB is the process peak resident set (Node: process.resourceUsage().maxRSS; Python: ru_maxrss), including each runtime (V8 + wasm heap; CPython + torch libraries). peakTensorBytes: the largest live tfjs tensor bytes during the profiled warm-up edit (weights included); wasmHeapBytes: the wasm heap, which only grows.',
+      'latentsMaxRelError: max |ours - diffusers| / max |diffusers| over the edited latents (same caption, sentences, roll-shift seed).',
+      'The machine has 2 cores shared with other work: expect +-20%.',
+    ],
+    configs: records,
+  });
+  console.log(`\nwritten to ${path.relative(ROOT, file)}`);
+}

@@ -1,0 +1,131 @@
+"""diffusers' side of `npm run bench -- pipeline`: StableDiffusionPix2PixZeroPipeline on the same model, image,
+caption, sentences and settings as our `edit`, timed per phase. Driven as tools/reference/pipeline_outputs.py
+drives it (VAE posterior mean as the image latent, negative prompt = caption, CFG scale, cross-attention guidance),
+but writes nothing: one JSON object on stdout.
+
+Usage: python reference_pipeline.py '<json spec>' where the spec has model, image (a PNG of the exact size),
+caption, source, target (sentence lists), steps, warmup_steps, seed, threads, guidance_scale, xa_guidance,
+num_reg_steps, num_auto_corr_rolls, lambda_auto_corr, lambda_kl.
+
+Phases (milliseconds, one timed run after a warm-up run of `warmup_steps` steps):
+  direction  get_embeds(source) + get_embeds(target) (the mean sentence embeddings)
+  encode     image_processor.preprocess + vae.encode (posterior mean, scaled)
+  inversion  invert() without the VAE decode of x_T it always does at the end (timed apart: invert_decode)
+  edit       __call__(output_type="latent"): reference pass + cross-attention guided edit pass
+  decode     vae.decode of the edited latents
+"""
+import json
+import resource
+import sys
+import time
+
+import torch
+from PIL import Image
+
+from diffusers import AutoencoderKL, DDIMInverseScheduler, DDIMScheduler, StableDiffusionPix2PixZeroPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(sd: str) -> StableDiffusionPix2PixZeroPipeline:
+    scheduler = DDIMScheduler.from_pretrained(f"{sd}/scheduler")
+    pipe = StableDiffusionPix2PixZeroPipeline(
+        vae=AutoencoderKL.from_pretrained(f"{sd}/vae"),
+        text_encoder=CLIPTextModel.from_pretrained(f"{sd}/text_encoder"),
+        tokenizer=CLIPTokenizer.from_pretrained(f"{sd}/tokenizer"),
+        unet=UNet2DConditionModel.from_pretrained(f"{sd}/unet"),
+        scheduler=scheduler,
+        feature_extractor=None,
+        safety_checker=None,
+        inverse_scheduler=DDIMInverseScheduler.from_config(scheduler.config),
+        caption_generator=None,
+        caption_processor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run(pipe: StableDiffusionPix2PixZeroPipeline, spec: dict, steps: int) -> tuple[dict, torch.Tensor]:
+    ms: dict[str, float] = {}
+    decode_ms = [0.0]
+    real_decode = pipe.vae.decode
+
+    def timed_decode(*args, **kwargs):
+        t = time.perf_counter()
+        out = real_decode(*args, **kwargs)
+        decode_ms[0] += (time.perf_counter() - t) * 1000
+        return out
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        source = pipe.get_embeds(spec["source"])
+        target = pipe.get_embeds(spec["target"])
+    t1 = time.perf_counter()
+    ms["direction"] = (t1 - t0) * 1000
+    with torch.no_grad():
+        image = pipe.image_processor.preprocess(Image.open(spec["image"]).convert("RGB"))
+        latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
+    t2 = time.perf_counter()
+    ms["encode"] = (t2 - t1) * 1000
+    pipe.vae.decode = timed_decode
+    try:
+        inverted = pipe.invert(
+            spec["caption"], image=latents, num_inference_steps=steps, generator=torch.Generator().manual_seed(spec["seed"]),
+            output_type="pt", lambda_auto_corr=spec["lambda_auto_corr"], lambda_kl=spec["lambda_kl"],
+            num_reg_steps=spec["num_reg_steps"], num_auto_corr_rolls=spec["num_auto_corr_rolls"],
+        ).latents
+    finally:
+        pipe.vae.decode = real_decode
+    t3 = time.perf_counter()
+    ms["invert_decode"] = decode_ms[0]
+    ms["inversion"] = (t3 - t2) * 1000 - decode_ms[0]
+    edited = pipe(
+        prompt=spec["caption"], negative_prompt=spec["caption"], source_embeds=source, target_embeds=target,
+        num_inference_steps=steps, guidance_scale=spec["guidance_scale"],
+        cross_attention_guidance_amount=spec["xa_guidance"], latents=inverted, output_type="latent",
+    ).images
+    t4 = time.perf_counter()
+    ms["edit"] = (t4 - t3) * 1000
+    with torch.no_grad():
+        decoded = pipe.vae.decode(edited / pipe.vae.config.scaling_factor).sample
+    t5 = time.perf_counter()
+    ms["decode"] = (t5 - t4) * 1000
+    ms["total"] = (t5 - t0) * 1000 - decode_ms[0]
+    del decoded
+    return ms, edited
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    torch.set_num_threads(int(spec["threads"]))
+    torch.manual_seed(0)
+    t = time.perf_counter()
+    pipe = load(spec["model"])
+    load_ms = (time.perf_counter() - t) * 1000
+    rss_loaded = rss_mib()
+    run(pipe, spec, int(spec["warmup_steps"]))
+    ms, edited = run(pipe, spec, int(spec["steps"]))
+    print(json.dumps({
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "loadMs": load_ms,
+        "phasesMs": ms,
+        "rssAfterLoadMiB": rss_loaded,
+        # Linux reports ru_maxrss in KiB.
+        "maxRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "editedShape": list(edited.shape),
+        # NaN (a diverging setting, e.g. regularisation on 4 x 4 latents) as null: JSON has no NaN.
+        "edited": [v if v == v else None for v in edited.detach().flatten().tolist()],
+    }))
+
+
+if __name__ == "__main__":
+    main()
