@@ -12,7 +12,7 @@
  *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
  *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png" } ],
- *   "results": "results.json", "captionOnly": false }
+ *   "results": "results.json", "captionOnly": false, "skipExisting": false, "reverse": false }
  * ```
  *
  * Each image is captioned (by the captioner when the item has no caption), inverted once, and edited once per
@@ -53,6 +53,10 @@ interface Job {
   results: string;
   /** Only caption the images (no inversion, no edits): the benchmark captions first, then edits on both sides. */
   captionOnly?: boolean;
+  /** Skip an item whose outputs all exist when its turn comes (a second process can then share the work). */
+  skipExisting?: boolean;
+  /** Work through the items from the last one (the second of two processes sharing a job). */
+  reverse?: boolean;
 }
 
 interface ItemResult {
@@ -109,7 +113,10 @@ async function main(jobFile: string): Promise<void> {
         await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) }),
       );
     }
-    for (const [k, item] of job.items.entries()) {
+    const order = job.reverse === true ? [...job.items].reverse() : job.items;
+    for (const [k, item] of order.entries()) {
+      const files = [...item.outputs, ...(typeof item.reconstruction === 'string' ? [item.reconstruction] : [])];
+      if (job.skipExisting === true && job.captionOnly !== true && files.every((f) => fs.existsSync(f))) continue;
       const direction = directions.get(item.task)!;
       let ts = performance.now();
       const captioned = item.caption === undefined || item.caption === null;

@@ -380,8 +380,14 @@ def write_markdown(path: Path, report: dict) -> None:
         L += [f"Examples (the first three scenes of each task; columns: {', '.join(('input', 'ideal', 'reconstruction') + METHODS)}):", "",
               f"![examples]({os.path.relpath(ROOT / report['examples'], path.parent)})", ""]
     t = report["seconds"]
-    L += ["## Timings", "", f"Total {t['total']:.0f} s; ours {t.get('ours', 0):.0f} s, diffusers {t.get('diffusers', 0):.0f} s (in parallel, one",
-          "thread each, niced), captions {:.0f} s, classifier {:.0f} s.".format(t.get("captions", 0), t.get("classifier", 0)), ""]
+    per = t.get("ours_mean_per_image")
+    L += ["## Timings", "", f"Total {t['total']:.0f} s for {t.get('edited_images', 0)} scenes; ours {t.get('ours', 0):.0f} s, diffusers {t.get('diffusers', 0):.0f} s, side by side, one",
+          "thread each, niced (once diffusers is done a second process of ours takes items from the other end);",
+          "captions {:.0f} s, classifier load {:.0f} s.".format(t.get("captions", 0), t.get("classifier", 0))]
+    if per and t.get("diffusers_mean_per_image"):
+        L += [f"Per scene (inversion + both edits): ours {per['invert'] + sum(per['edits']):.1f} s (inversion {per['invert']:.1f} s, edit with guidance "
+              f"{per['edits'][0]:.1f} s, without {per['edits'][-1]:.1f} s), diffusers {t['diffusers_mean_per_image']:.1f} s (its own CPU kernels)."]
+    L.append("")
     old = path.read_text() if path.exists() else ""
     begin, end = "<!-- commentary -->", "<!-- /commentary -->"
     comment = old[old.index(begin):old.index(end) + len(end)] if begin in old and end in old else f"{begin}\n{end}"
@@ -489,20 +495,31 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     backend = None
-    proc = None
+    procs = []
     todo_ours = [it for it in todo if "ours" in only]
+    for it in todo:  # stale outputs would be skipped as done
+        for o in (it["outputs"] if "ours" in only else []) + [it["reconstruction"]] * ("ours" in only) + (it["diffusers_outputs"] if "diffusers" in only else []):
+            (ROOT / o).unlink(missing_ok=True)
+    for f in work.glob("ours-results*.json"):
+        f.unlink()
+    ours_job = {**job, "skipExisting": True, "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours]}
     if todo_ours:
-        proc = run_node({**job, "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours],
-                         "results": rel(work / "ours-results.json")}, work / "ours-job.json", log)
-    t_diff = 0.0
+        procs.append(run_node({**ours_job, "results": rel(work / "ours-results.json")}, work / "ours-job.json", log))
+    t_diff, dsec = 0.0, {}
     if "diffusers" in only and todo:
         td = time.time()
-        run_diffusers(model_dir, todo, task_specs, job["settings"], log)
+        dsec = run_diffusers(model_dir, todo, task_specs, job["settings"], log)
         t_diff = time.time() - td
-    if proc is not None:
-        if proc.wait() != 0:
-            raise SystemExit(f"eval: our edit batch failed, see {work / 'ours-job.log'}")
+        # diffusers is done: a second process of ours takes the remaining items from the other end
+        left = [it for it in todo_ours if not all((ROOT / o).exists() for o in it["outputs"] + [it["reconstruction"]])]
+        if procs and procs[0].poll() is None and len(left) > 2:
+            log(f"eval: {len(left)} of our items left: a second process works from the end")
+            procs.append(run_node({**ours_job, "reverse": True, "results": rel(work / "ours-results-2.json")}, work / "ours-job-2.json", log))
+    for k, p in enumerate(procs):
+        if p.wait() != 0:
+            raise SystemExit(f"eval: our edit batch {k + 1} failed, see {work / ('ours-job.log' if k == 0 else 'ours-job-2.log')}")
     t_ours = time.time() - t0
+    ours_done = [r for f in sorted(work.glob("ours-results*.json")) for r in json.loads(f.read_text())["items"]]
     if (work / "ours-results.json").exists():
         backend = json.loads((work / "ours-results.json").read_text()).get("backend")
 
@@ -558,12 +575,12 @@ def main(argv: list[str] | None = None) -> int:
                     "captions": round(t_captions, 1), "classifier": round(t_classifier, 1), "edited_images": len(todo)},
         "images": per_image,
     }
-    if (work / "ours-results.json").exists():
-        done = json.loads((work / "ours-results.json").read_text())["items"]
-        if done:
-            report["seconds"]["ours_mean_per_image"] = {
-                "invert": round(float(np.mean([d["seconds"]["invert"] for d in done])), 2),
-                "edits": [round(float(np.mean([d["seconds"]["edits"][i] for d in done])), 2) for i in range(len(done[0]["seconds"]["edits"]))]}
+    if dsec:
+        report["seconds"]["diffusers_mean_per_image"] = round(float(np.mean(list(dsec.values()))), 2)
+    if ours_done:
+        report["seconds"]["ours_mean_per_image"] = {
+            "invert": round(float(np.mean([d["seconds"]["invert"] for d in ours_done])), 2),
+            "edits": [round(float(np.mean([d["seconds"]["edits"][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"]["edits"]))]}
     out_json = args.json if args.json.is_absolute() else ROOT / args.json
     out_md = args.md if args.md.is_absolute() else ROOT / args.md
     out_json.parent.mkdir(parents=True, exist_ok=True)
