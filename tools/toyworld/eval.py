@@ -352,6 +352,15 @@ def write_markdown(path: Path, report: dict) -> None:
          "ideal edit; **bg** = mean abs change (0..255) outside the objects against the input, **bg rec** = the same",
          "against our reconstruction (the reference pass, which carries the VAE and inversion error). Yardsticks:",
          "*input* (no edit), *ideal* (the exact edit rendered: the measures' own floor), *reconstruction* (our reference pass).", ""]
+    tasks = list(report["tasks"].values())
+    L += ["## Summary (mean over the tasks)", "", "| method | success | IoU ideal | centre px | bg | bg rec |", "|---|---|---|---|---|---|"]
+    for m in YARDSTICKS + METHODS:
+        got = [r["methods"][m] for r in tasks if m in r["methods"]]
+        if len(got) != len(tasks):
+            continue
+        avg = lambda k: float(np.mean([g[k] for g in got])) if all(g[k] is not None for g in got) else None  # noqa: E731
+        L.append(f"| {m} | {fmt(avg('success'), True)} | {fmt(avg('iou_ideal'))} | {fmt(avg('centre_px'))} | {fmt(avg('bg_change'), nd=1)} | {fmt(avg('bg_change_rec'), nd=1)} |")
+    L.append("")
     for task, res in report["tasks"].items():
         attr, src, tgt = TASKS[task]
         L += [f"## {src} -> {tgt} ({res['n']} scenes)", "",
@@ -396,6 +405,10 @@ def write_markdown(path: Path, report: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- main
+
+
+def out_json_prev(args) -> Path:
+    return args.json if args.json.is_absolute() else ROOT / args.json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                     "captions": round(t_captions, 1), "classifier": round(t_classifier, 1), "edited_images": len(todo)},
         "images": per_image,
     }
+    if not todo and out_json_prev(args).exists():  # re-scored only: keep the timings of the run that made the images
+        prev = json.loads(out_json_prev(args).read_text()).get("seconds", {})
+        report["seconds"] = {**prev, "rescored_in": report["seconds"]["total"]}
     if dsec:
         report["seconds"]["diffusers_mean_per_image"] = round(float(np.mean(list(dsec.values()))), 2)
     if ours_done:
