@@ -47,7 +47,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   --clip-skip   skip the last N layers of the text encoder, as diffusers' clip_skip (default 0)
   --backend     force a tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best one present)
   --json        print a machine-readable summary on stdout
-  --quiet       no progress bar on stderr`,
+  --quiet, -q   no progress bar on stderr`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       ...COMMON_OPTIONS,
@@ -58,7 +58,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
       mean: { type: 'boolean', default: false },
       'batch-size': { type: 'string' },
       'clip-skip': { type: 'string' },
-      quiet: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
     });
     if (values.help) {
       io.out(this.usage);
