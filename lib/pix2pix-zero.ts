@@ -283,6 +283,9 @@ export class Pix2PixZero {
     if (tokens !== expected.tokens || width !== expected.width) {
       throw new Error(`the direction is [1, ${tokens}, ${width}] but this model's text embeddings are [1, ${expected.tokens}, ${expected.width}]`);
     }
+    if (source instanceof Inversion && options.steps !== undefined && options.steps !== source.meta.steps) {
+      throw new Error(`the inversion was made with ${source.meta.steps} steps; edit it with the same number (got steps ${options.steps}), or invert again`);
+    }
     const ownInversion = !(source instanceof Inversion);
     const inversion = source instanceof Inversion ? source : await this.invert(source, options);
     if (inversion.meta.model !== this.unetFingerprint) {
@@ -296,7 +299,9 @@ export class Pix2PixZero {
       let latents: { edited: tf.Tensor4D; reconstruction: tf.Tensor4D };
       try {
         const sampler = this.container.get<GuidedSampler>(TYPES.GuidedSampler);
-        latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, options);
+        // An inversion is walked back over its own timesteps: the step count is the inversion's.
+        const steps = inversion.meta.steps;
+        latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, { ...options, steps });
       } finally {
         tf.dispose([c, negative, delta]);
       }

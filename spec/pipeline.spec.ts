@@ -174,9 +174,14 @@ describe('pix2pix-zero from a file, as a user runs it', function () {
     expect(report.caption).to.equal(meta.caption);
     expect(Object.keys(report.timings)).to.include.members(['inversion', 'edit', 'decode', 'total']);
     for (const f of [out, path.join(dir, 'rec.png'), inv, dirFile]) expect(fs.existsSync(f), f).to.equal(true);
-    const again = cli(['edit', '--inversion', inv, '--direction', dirFile, '--out', path.join(dir, 'dog2.png'), '--steps', String(meta.steps), '--no-cache']);
+    // Without --steps, a saved inversion is edited over its own steps.
+    const again = cli(['edit', '--inversion', inv, '--direction', dirFile, '--out', path.join(dir, 'dog2.png'), '--no-cache']);
     expect(again.code, again.err).to.equal(0);
     expect(fs.readFileSync(path.join(dir, 'dog2.png')).equals(fs.readFileSync(out)), 'reusing the artefacts gives the same image').to.equal(true);
+    const other = cli(['edit', '--inversion', inv, '--direction', dirFile, '--out', path.join(dir, 'dog3.png'), '--steps', String(meta.steps + 1), '--no-cache']);
+    expect(other.code).to.equal(1);
+    expect(other.err).to.match(new RegExp(`inversion was made with ${meta.steps} steps`));
+    expect(fs.existsSync(path.join(dir, 'dog3.png'))).to.equal(false);
   });
 
   it('memory: peak does not grow with the number of steps (lock-step keeps one step of maps)', async function () {

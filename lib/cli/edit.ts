@@ -85,7 +85,8 @@ function invertOptions(v: Values): InvertOptions {
   if (size !== undefined && size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
   return {
     caption: str(v, 'caption'),
-    steps: intOption(str(v, 'steps'), 'steps', 50, 1, 1000),
+    // Unset, an edit of a saved inversion takes the inversion's own step count; a new inversion takes 50.
+    steps: str(v, 'steps') === undefined ? undefined : intOption(str(v, 'steps'), 'steps', 50, 1, 1000),
     numRegSteps: intOption(str(v, 'reg-steps'), 'reg-steps', 5, 0, 100),
     numAutoCorrRolls: intOption(str(v, 'ac-rolls'), 'ac-rolls', 5, 0, 100),
     lambdaAc: numberOption(str(v, 'lambda-ac'), 'lambda-ac', 20, 0, 1e6),
