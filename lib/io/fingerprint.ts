@@ -1,38 +1,44 @@
 /**
  * Model fingerprints: a short hash that changes when a model component changes, used to key caches and to check
- * that a saved artefact (an inversion, cached embeddings) belongs to the model it is used with. It hashes the
- * component's config and its weight files' headers and sizes (not all the bytes, so it is instant even for a
- * multi-gigabyte UNet).
+ * that a saved artefact (an inversion, cached embeddings) belongs to the model it is used with.
+ *
+ * It hashes the component's config, every tensor's name, dtype and shape, and the values of a sample of tensors
+ * (the smallest ones with at least {@link MIN_SAMPLE} values: biases and norms, which training moves), read
+ * through the component's weight source. So it is instant even for a multi-gigabyte UNet, it tells apart two
+ * checkpoints of one architecture, and it is the same for a model and its float32 conversion to another weight
+ * format (safetensors, sharded safetensors, tfjs manifests), whose values are identical.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { ComponentFolder } from './model-folder.js';
 
-function headerBytes(file: string): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const size = fs.fstatSync(fd).size;
-    const header = Buffer.alloc(Math.min(Math.max(n, 0), size - 8, 100 * 1024 * 1024));
-    fs.readSync(fd, header, 0, header.length, 8);
-    return Buffer.concat([header, Buffer.from(String(size))]);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+/** How many tensors' values are hashed. */
+const SAMPLES = 8;
+/** The smallest tensor (in values) that is sampled. */
+const MIN_SAMPLE = 16;
 
-/** A 16-hex-digit fingerprint of a component folder (config + weight headers and sizes). */
+/** A 16-hex-digit fingerprint of a component folder (config, tensor layout, sampled values). */
 export function componentFingerprint(component: ComponentFolder): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(component.config));
-  const files = component.weightsPath.endsWith('.index.json')
-    ? [component.weightsPath, ...new Set(Object.values((JSON.parse(fs.readFileSync(component.weightsPath, 'utf8')) as { weight_map: Record<string, string> }).weight_map))].map((f, i) =>
-        i === 0 ? f : path.join(path.dirname(component.weightsPath), f),
-      )
-    : [component.weightsPath];
-  for (const f of files) h.update(f.endsWith('.json') ? fs.readFileSync(f) : headerBytes(f));
+  const weights = component.openWeights();
+  try {
+    const names = weights.names().sort();
+    const sizes = new Map<string, number>();
+    for (const name of names) {
+      const { dtype, shape } = weights.info(name);
+      sizes.set(name, shape.reduce((a, b) => a * b, 1));
+      h.update(`${name}:${dtype}:${shape.join('x')};`);
+    }
+    const sampled = names
+      .filter((n) => sizes.get(n)! >= MIN_SAMPLE)
+      .sort((a, b) => sizes.get(a)! - sizes.get(b)! || (a < b ? -1 : 1))
+      .slice(0, SAMPLES);
+    for (const name of sampled) {
+      const { data } = weights.read(name);
+      h.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } finally {
+    weights.close();
+  }
   return h.digest('hex').slice(0, 16);
 }
