@@ -159,10 +159,24 @@ export function hasReferencePython(): boolean {
   return fs.existsSync(REFERENCE_PYTHON);
 }
 
+/**
+ * How torch's OpenMP workers wait (`$OMP_WAIT_POLICY`, else PASSIVE). The default busy-wait makes 2 threads 30 to
+ * 100 times slower than 1 thread on this shared 2-core machine (a worker spins while the other is descheduled);
+ * PASSIVE sleeps instead. One thread is unaffected.
+ */
+export const OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
+
 /** Runs tools/bench/<script> with the reference environment's Python, offline. */
 export function runReferencePython(script: string, args: string[]): ChildRun {
   if (!hasReferencePython()) return { status: null, stdout: '', stderr: '', error: NO_REFERENCE_PYTHON };
-  const env = { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', PYTHONDONTWRITEBYTECODE: '1', TQDM_DISABLE: '1' };
+  const env = {
+    ...process.env,
+    HF_HUB_OFFLINE: '1',
+    TRANSFORMERS_VERBOSITY: 'error',
+    PYTHONDONTWRITEBYTECODE: '1',
+    TQDM_DISABLE: '1',
+    OMP_WAIT_POLICY,
+  };
   return childRun(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'bench', script), ...args], env);
 }
 

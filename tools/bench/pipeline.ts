@@ -7,6 +7,8 @@
  * defaults (5 rounds, 5 auto-correlation rolls, lambda 20 and 20, roll shifts drawn from seed 0 on both sides),
  * VAE posterior mean, negative prompt = caption, guidance scale 5, cross-attention guidance 0.1.
  *
+ * Each side times REPS runs and reports every phase's median.
+ *
  * Configurations: a 64 x 64 image (8 x 8 latents, tiny-sd's own sample size) with 50 steps, and a 256 x 256 image
  * (32 x 32 latents) with 5 steps (its per-step costs, keeping the default suite near 10 minutes on 2 cores);
  * `--size` / `--steps` pick one size and the step count. Every run is preceded
@@ -27,12 +29,23 @@ import type { ProgressEvent } from '../../lib/editing/services.js';
 import { readSentenceFile } from '../../lib/editing/sentences.js';
 import { type RgbImage, writePng } from '../../lib/io/image.js';
 import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
-import { ROOT, fmtMs, lastJsonLine, machineInfo, printTable, runNode, runReferencePython, writeRecord } from './harness.js';
+import { OMP_WAIT_POLICY, ROOT, fmtMs, lastJsonLine, machineInfo, printTable, runNode, runReferencePython, writeRecord } from './harness.js';
 
 const MODEL = path.join(ROOT, 'converted_models', 'tiny-sd');
 const CAPTION = 'a photo of a cat sitting on a sofa';
 const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
 const WARMUP_STEPS = 2;
+/** Timed runs per side; each phase's median is reported (the machine is shared: single runs jump). */
+const REPS = 3;
+
+/** Each phase's median over runs. */
+function medianPhases(runs: PhaseMs[]): PhaseMs {
+  const med = (p: Phase): number => {
+    const v = runs.map((r) => r[p]).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)]!;
+  };
+  return Object.fromEntries(PHASES.map((p) => [p, med(p)])) as PhaseMs;
+}
 /** The settings both sides use (the authors' and diffusers' defaults, guidance 5 as the authors). */
 const SETTINGS = { guidanceScale: 5, xaGuidance: 0.1, numRegSteps: 5, numAutoCorrRolls: 5, lambdaAc: 20, lambdaKl: 20, seed: 0 };
 /** The phases, in order; `total` is their sum (direction + the whole `edit` call). */
@@ -49,7 +62,10 @@ interface Config {
 /** What our worker process reports. */
 interface OursResult {
   backend: BackendName;
+  /** Each phase's median over the timed runs. */
   phasesMs: PhaseMs;
+  /** Every timed run's total. */
+  runsTotalMs: number[];
   loadMs: number;
   /** Bytes of live tensors after loading (the weights). */
   weightBytes: number;
@@ -67,8 +83,10 @@ interface OursResult {
 interface TorchResult {
   threads: number;
   torch: string;
+  ompWaitPolicy: string;
   loadMs: number;
   phasesMs: PhaseMs & { invert_decode: number };
+  runsTotalMs: number[];
   rssAfterLoadMiB: number;
   maxRssMiB: number;
   editedShape: number[];
@@ -156,11 +174,22 @@ async function runOurs(backend: BackendName, image: string, config: Config): Pro
   });
   peakTensorBytes = profile.peakBytes;
   const before = tf.memory().numTensors;
-  const { ms, latents } = await timedEdit(p2p, image, config, sentences);
-  const nchw = tf.tidy(() => tf.transpose(latents, [0, 3, 1, 2]));
+  const runs: PhaseMs[] = [];
+  let latents: tf.Tensor4D | undefined;
+  for (let i = 0; i < REPS; i++) {
+    latents?.dispose();
+    const run = await timedEdit(p2p, image, config, sentences);
+    runs.push(run.ms);
+    latents = run.latents;
+  }
+  const last = latents;
+  if (last === undefined) throw new Error('no timed run');
+  const ms = medianPhases(runs);
+  const nchw = tf.tidy(() => tf.transpose(last, [0, 3, 1, 2]));
   const result: OursResult = {
     backend,
     phasesMs: ms,
+    runsTotalMs: runs.map((r) => r.total),
     loadMs,
     weightBytes,
     peakTensorBytes,
@@ -169,7 +198,7 @@ async function runOurs(backend: BackendName, image: string, config: Config): Pro
     editedShape: nchw.shape,
     edited: Array.from(await nchw.data()),
   };
-  tf.dispose([latents, nchw]);
+  tf.dispose([last, nchw]);
   const leaked = tf.memory().numTensors - before;
   p2p.dispose();
   if (leaked !== 0) throw new Error(`the edit left ${leaked} tensors behind`);
@@ -239,7 +268,7 @@ const ratio = (ours: number | undefined, theirs: number | undefined): string =>
 const mib = (bytes: number | undefined): string => (bytes !== undefined ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : '-');
 
 function printConfig(r: ConfigRecord, backend: BackendName): void {
-  console.log(`\n${r.size} x ${r.size} image (${r.latents} latents), ${r.steps} steps: ours (${backend}) vs diffusers (torch CPU), ms\n`);
+  console.log(`\n${r.size} x ${r.size} image (${r.latents} latents), ${r.steps} steps: ours (${backend}) vs diffusers (torch ${r.torch[0]?.torch ?? ''} CPU, OMP_WAIT_POLICY=${OMP_WAIT_POLICY}), ms\n`);
   const header = ['phase', `ours ${backend}`];
   for (const t of r.torch) header.push(`torch ${t.threads} thr`, 'ours/torch');
   const rows = PHASES.map((p) => {
@@ -289,7 +318,7 @@ export async function benchPipeline(argv: string[]): Promise<void> {
           console.error(`[pipeline] ${config.size} px, ${config.steps} steps: diffusers, torch ${threads} thread(s)...`);
           const spec = {
             model: MODEL, image, caption: CAPTION, source: sentences.source, target: sentences.target,
-            steps: config.steps, warmup_steps: WARMUP_STEPS, seed: SETTINGS.seed, threads,
+            steps: config.steps, warmup_steps: WARMUP_STEPS, reps: REPS, seed: SETTINGS.seed, threads,
             guidance_scale: SETTINGS.guidanceScale, xa_guidance: SETTINGS.xaGuidance, num_reg_steps: SETTINGS.numRegSteps,
             num_auto_corr_rolls: SETTINGS.numAutoCorrRolls, lambda_auto_corr: SETTINGS.lambdaAc, lambda_kl: SETTINGS.lambdaKl,
           };
@@ -314,10 +343,10 @@ export async function benchPipeline(argv: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: machineInfo(),
     seconds: Math.round((Date.now() - started) / 1000),
-    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'assets/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
+    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'assets/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, reps: REPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
     notes: [
-      'phasesMs: wall time of one run after a 2-step warm-up run, in a fresh process per side and configuration. direction: the two mean sentence embeddings; encode: image preprocessing + VAE encode (posterior mean); inversion: DDIM inversion with noise regularisation (its caption embedding included; diffusers\' invert() also decodes x_T, timed apart as invert_decode and left out); edit: reference + cross-attention guided edit passes (the caption/negative embedding included); decode: VAE decode of the edited latents; total: the sum.',
-      'ours: the Pix2PixZero facade (load, direction, edit with reconstruction off) on the named tfjs backend, single-threaded; torch: diffusers StableDiffusionPix2PixZeroPipeline on CPU with torch.set_num_threads(threads).',
+      'phasesMs: per phase, the median wall time of `reps` runs after a 2-step warm-up run, in a fresh process per side and configuration (runsTotalMs: each run\'s total). direction: the two mean sentence embeddings; encode: image preprocessing + VAE encode (posterior mean); inversion: DDIM inversion with noise regularisation (its caption embedding included; diffusers\' invert() also decodes x_T, timed apart as invert_decode and left out); edit: reference + cross-attention guided edit passes (the caption/negative embedding included); decode: VAE decode of the edited latents; total: the sum.',
+      'ours: the Pix2PixZero facade (load, direction, edit with reconstruction off) on the named tfjs backend, single-threaded; torch: diffusers StableDiffusionPix2PixZeroPipeline on CPU with torch.set_num_threads(threads) and OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy): with the default busy-wait, 2 threads ran 30 to 100x slower than 1 on this shared 2-core machine.',
       'Memory: maxRssMiB is the process peak resident set (Node: process.resourceUsage().maxRSS; Python: ru_maxrss), including each runtime (V8 + wasm heap; CPython + torch libraries). peakTensorBytes: the largest live tfjs tensor bytes during the profiled warm-up edit (weights included); wasmHeapBytes: the wasm heap, which only grows.',
       'latentsMaxRelError: max |ours - diffusers| / max |diffusers| over the edited latents (same caption, sentences, roll-shift seed).',
       'The machine has 2 cores shared with other work: expect +-20%.',

@@ -4,10 +4,10 @@ drives it (VAE posterior mean as the image latent, negative prompt = caption, CF
 but writes nothing: one JSON object on stdout.
 
 Usage: python reference_pipeline.py '<json spec>' where the spec has model, image (a PNG of the exact size),
-caption, source, target (sentence lists), steps, warmup_steps, seed, threads, guidance_scale, xa_guidance,
+caption, source, target (sentence lists), steps, warmup_steps, reps, seed, threads, guidance_scale, xa_guidance,
 num_reg_steps, num_auto_corr_rolls, lambda_auto_corr, lambda_kl.
 
-Phases (milliseconds, one timed run after a warm-up run of `warmup_steps` steps):
+Phases (milliseconds, each the median of `reps` timed runs after a warm-up run of `warmup_steps` steps):
   direction  get_embeds(source) + get_embeds(target) (the mean sentence embeddings)
   encode     image_processor.preprocess + vae.encode (posterior mean, scaled)
   inversion  invert() without the VAE decode of x_T it always does at the end (timed apart: invert_decode)
@@ -15,6 +15,7 @@ Phases (milliseconds, one timed run after a warm-up run of `warmup_steps` steps)
   decode     vae.decode of the edited latents
 """
 import json
+import os
 import resource
 import sys
 import time
@@ -112,12 +113,17 @@ def main() -> None:
     load_ms = (time.perf_counter() - t) * 1000
     rss_loaded = rss_mib()
     run(pipe, spec, int(spec["warmup_steps"]))
-    ms, edited = run(pipe, spec, int(spec["steps"]))
+    runs = []
+    for _ in range(int(spec["reps"])):
+        ms, edited = run(pipe, spec, int(spec["steps"]))
+        runs.append(ms)
+    ms = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
     print(json.dumps({
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         "loadMs": load_ms,
         "phasesMs": ms,
+        "runsTotalMs": [r["total"] for r in runs],
         "rssAfterLoadMiB": rss_loaded,
         # Linux reports ru_maxrss in KiB.
         "maxRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -13,6 +13,7 @@ compute their probabilities explicitly and add mean over (batch * heads) of sum 
 (diffusers' Pix2PixZeroL2Loss), then backward to the input. Medians of `reps` runs after one warm-up run.
 """
 import json
+import os
 import math
 import sys
 import time
@@ -162,7 +163,7 @@ def main() -> None:
             r = block_case(c["kind"], c["batch"], c["size"], c["channels"], c["reps"])
         results.append({"id": c["id"], "reps": c["reps"], **r})
         print(f"torch {spec['threads']} thread(s) {c['id']}: forward {r['forwardMs']:.0f} ms, +grad {r['gradMs']:.0f} ms", file=sys.stderr)
-    print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "results": results}))
+    print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "(default)"), "results": results}))
 
 
 if __name__ == "__main__":

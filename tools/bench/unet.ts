@@ -34,6 +34,7 @@ import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
 import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
 import type { UNetBlockArgs } from '../../lib/models/unet/basic-transformer-block.js';
 import {
+  OMP_WAIT_POLICY,
   ROOT,
   type Timing,
   fmtMs,
@@ -72,6 +73,7 @@ interface Result {
 interface TorchTiming {
   threads: number;
   torch: string;
+  ompWaitPolicy: string;
   forwardMs: number;
   gradMs: number;
   reps: number;
@@ -359,10 +361,10 @@ function runTorch(backend: BackendName, ids: string[], threads: number[]): { byI
   for (const n of threads) {
     console.error(`[torch] ${n} thread(s): ${ids.join(', ')} with the ${backend} shapes...`);
     const py = runReferencePython('reference_unet.py', [JSON.stringify({ threads: n, cases })]);
-    const out = py.status === 0 ? lastJsonLine<{ threads: number; torch: string; results: (TorchTiming & { id: string })[] }>(py.stdout) : undefined;
+    const out = py.status === 0 ? lastJsonLine<{ threads: number; torch: string; ompWaitPolicy: string; results: (TorchTiming & { id: string })[] }>(py.stdout) : undefined;
     if (out === undefined) return { byId, error: py.error ?? 'no output' };
     for (const { id, ...t } of out.results) {
-      const row = { ...t, threads: out.threads, torch: out.torch };
+      const row = { ...t, threads: out.threads, torch: out.torch, ompWaitPolicy: out.ompWaitPolicy };
       byId.set(id, [...(byId.get(id) ?? []), row]);
     }
   }
@@ -441,7 +443,7 @@ export async function benchUnet(argv: string[]): Promise<void> {
   );
   const withTorch = results.filter((r) => r.torch !== undefined && r.torch.length > 0);
   if (withTorch.length > 0) {
-    console.log('\nThe full-size SD 1.x blocks in PyTorch (diffusers blocks, CPU), same shapes; ours/torch per column (median ms)\n');
+    console.log(`\nThe full-size SD 1.x blocks in PyTorch (diffusers blocks, CPU, OMP_WAIT_POLICY=${OMP_WAIT_POLICY}), same shapes; ours/torch per column (median ms)\n`);
     const header = ['backend', 'case', 'ours fwd', 'ours +grad'];
     for (const n of threads) header.push(`torch ${n}thr fwd`, `torch ${n}thr +grad`, `ours/torch${n} fwd`, `ours/torch${n} +grad`);
     printTable(
@@ -467,7 +469,7 @@ export async function benchUnet(argv: string[]): Promise<void> {
       'Full-size SD 1.x blocks have random weights, batch 2 (classifier-free guidance), context 77 x 768.',
       'conv rows: gradMs = forward + input gradient by conv2dFastGrad (a forward convolution), builtinGradMs = forward + input gradient by tfjs Conv2DBackpropInput.',
       'cpu (pure JavaScript, ~30x slower than wasm) times smaller inputs (see each row), and not the 512-pixel UNet.',
-      'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower).',
+      'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads), OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy; the default busy-wait makes 2 threads far slower on this shared machine); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower).',
       'Rows carry the date they were measured: a run that redoes only some cases keeps the other rows of the previous record.',
       'The whole full-size SD 1.x UNet is not timed: 3.4 GB of float32 weights plus activations exceed the wasm heap (4 GB); it needs the tensorflow backend (tfjs-node).',
       'Timings on a 2-core machine shared with other work: expect +-20%.',
