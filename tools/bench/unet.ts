@@ -65,6 +65,8 @@ interface Result {
   /** The case id (CASES), and when it was measured. */
   id?: string;
   date?: string;
+  /** The CPU it was measured on. */
+  cpu?: string;
   /** PyTorch's timings of the same block case and shapes, per thread count (full-size block cases only). */
   torch?: (TorchTiming & { oursOverTorchForward?: number; oursOverTorchGrad?: number })[];
 }
@@ -373,13 +375,19 @@ function runTorch(backend: BackendName, ids: string[], threads: number[]): { byI
 
 const key = (r: Result): string => `${r.backend}|${r.case}|${r.input}`;
 
-/** The rows of the previous record that this run did not redo (each keeping its date), then this run's. */
-function mergeWithRecord(results: Result[]): Result[] {
+/**
+ * The rows of the previous record that this run did not redo and that were measured on this machine's CPU (each
+ * keeping its date), then this run's.
+ */
+function mergeWithRecord(results: Result[], cpu: string): Result[] {
   const file = path.join(ROOT, 'docs', 'bench', 'unet.json');
   if (!fs.existsSync(file)) return results;
-  const old = JSON.parse(fs.readFileSync(file, 'utf8')) as { date?: string; results?: Result[] };
+  const old = JSON.parse(fs.readFileSync(file, 'utf8')) as { date?: string; machine?: { cpu?: string }; results?: Result[] };
   const redone = new Set(results.map(key));
-  const kept = (old.results ?? []).filter((r) => !redone.has(key(r))).map((r) => ({ ...r, date: r.date ?? old.date }));
+  const previous = (old.results ?? []).map((r) => ({ ...r, date: r.date ?? old.date, cpu: r.cpu ?? old.machine?.cpu }));
+  const elsewhere = previous.filter((r) => r.cpu !== cpu).length;
+  if (elsewhere > 0) console.error(`dropping ${elsewhere} rows of the previous record measured on another CPU`);
+  const kept = previous.filter((r) => r.cpu === cpu && !redone.has(key(r)));
   const order = (r: Result): number => (r.backend === 'wasm' ? 0 : 1);
   return [...kept, ...results].sort((a, b) => order(a) - order(b));
 }
@@ -394,6 +402,7 @@ export async function benchUnet(argv: string[]): Promise<void> {
   const results: Result[] = [];
   const started = Date.now();
   const date = new Date().toISOString();
+  const machine = machineInfo();
   let torchError: string | undefined;
   for (const backend of backends) {
     const ran: Result[] = [];
@@ -401,7 +410,7 @@ export async function benchUnet(argv: string[]): Promise<void> {
       if (only !== undefined && !only.includes(c.id)) continue;
       const r = runIsolated(backend, c.id);
       if (r === undefined) continue;
-      ran.push({ ...r, date });
+      ran.push({ ...r, date, cpu: machine.cpu as string });
       const what =
         r.error !== undefined ? `failed: ${r.error}` : `forward ${fmtMs(r.forwardMs!)} ms, +grad ${fmtMs(r.gradMs!)} ms, ratio ${r.ratio!.toFixed(2)}`;
       console.error(`[${r.backend}] ${r.case} (${r.input}): ${what}`);
@@ -462,7 +471,7 @@ export async function benchUnet(argv: string[]): Promise<void> {
   const file = writeRecord('unet', {
     benchmark: 'unet',
     date,
-    machine: machineInfo(),
+    machine,
     seconds: Math.round((Date.now() - started) / 1000),
     notes: [
       'forwardMs: forward without hooks; gradMs: forward with the CrossAttentionLoss hook plus tf.grad of the loss w.r.t. the input latent (the edit pass step); ratio = gradMs / forwardMs. Medians of `reps` runs after one warm-up run; each case in its own process.',
@@ -470,11 +479,11 @@ export async function benchUnet(argv: string[]): Promise<void> {
       'conv rows: gradMs = forward + input gradient by conv2dFastGrad (a forward convolution), builtinGradMs = forward + input gradient by tfjs Conv2DBackpropInput.',
       'cpu (pure JavaScript, ~30x slower than wasm) times smaller inputs (see each row), and not the 512-pixel UNet.',
       'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads), OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy; the default busy-wait makes 2 threads far slower on this shared machine); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower).',
-      'Rows carry the date they were measured: a run that redoes only some cases keeps the other rows of the previous record.',
+      'Rows carry the date and CPU they were measured on: a run that redoes only some cases keeps the other rows of the previous record made on the same CPU.',
       'The whole full-size SD 1.x UNet is not timed: 3.4 GB of float32 weights plus activations exceed the wasm heap (4 GB); it needs the tensorflow backend (tfjs-node).',
       'Timings on a 2-core machine shared with other work: expect +-20%.',
     ],
-    results: mergeWithRecord(results),
+    results: mergeWithRecord(results, machine.cpu as string),
   });
   console.log(`\nwritten to ${path.relative(ROOT, file)}`);
 }
