@@ -57,6 +57,8 @@ interface Job {
   skipExisting?: boolean;
   /** Work through the items from the last one (the second of two processes sharing a job). */
   reverse?: boolean;
+  /** Start no new item after this time (milliseconds since the epoch). */
+  stopAt?: number;
 }
 
 interface ItemResult {
@@ -117,6 +119,10 @@ async function main(jobFile: string): Promise<void> {
     for (const [k, item] of order.entries()) {
       const files = [...item.outputs, ...(typeof item.reconstruction === 'string' ? [item.reconstruction] : [])];
       if (job.skipExisting === true && job.captionOnly !== true && files.every((f) => fs.existsSync(f))) continue;
+      if (job.stopAt !== undefined && Date.now() > job.stopAt) {
+        process.stderr.write(`stopping at the deadline with ${order.length - k} items left\n`);
+        break;
+      }
       const direction = directions.get(item.task)!;
       let ts = performance.now();
       const captioned = item.caption === undefined || item.caption === null;

@@ -30,6 +30,7 @@ Writes docs/bench/eval.json and docs/eval.md (tables + settings); work files und
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import math
 import os
@@ -231,9 +232,11 @@ def load_diffusers(model: Path):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     scheduler = DDIMScheduler.from_pretrained(model / "scheduler")
+    f32 = torch.float32  # float16 / bfloat16 weights compute in float32, as our loader does
     pipe = StableDiffusionPix2PixZeroPipeline(
-        vae=AutoencoderKL.from_pretrained(model / "vae"), text_encoder=CLIPTextModel.from_pretrained(model / "text_encoder"),
-        tokenizer=CLIPTokenizer.from_pretrained(model / "tokenizer"), unet=UNet2DConditionModel.from_pretrained(model / "unet"),
+        vae=AutoencoderKL.from_pretrained(model / "vae", torch_dtype=f32),
+        text_encoder=CLIPTextModel.from_pretrained(model / "text_encoder", dtype=f32),
+        tokenizer=CLIPTokenizer.from_pretrained(model / "tokenizer"), unet=UNet2DConditionModel.from_pretrained(model / "unet", torch_dtype=f32),
         scheduler=scheduler, feature_extractor=None, safety_checker=None,
         inverse_scheduler=DDIMInverseScheduler.from_config(scheduler.config), caption_generator=None,
         caption_processor=None, requires_safety_checker=False)
@@ -241,8 +244,9 @@ def load_diffusers(model: Path):
     return pipe
 
 
-def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, log) -> dict:
-    """Edits every item with diffusers' pipeline; returns seconds per item."""
+def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, log, stop_at: float | None = None) -> dict:
+    """Edits every item with diffusers' pipeline (skipping those already done, none started after stop_at);
+    returns seconds per item."""
     pipe = load_diffusers(model)
     embeds = {}
     with torch.no_grad():
@@ -251,6 +255,11 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
     sf = pipe.vae.config.scaling_factor
     seconds = {}
     for k, it in enumerate(items):
+        if all((ROOT / o).exists() for o in it["diffusers_outputs"]):
+            continue
+        if stop_at is not None and time.time() > stop_at:
+            log(f"eval: diffusers stops at the deadline with {len(items) - k} scenes left")
+            break
         t0 = time.time()
         with torch.no_grad():
             image = pipe.image_processor.preprocess(Image.open(ROOT / it["image"]).convert("RGB"))
@@ -363,7 +372,8 @@ def write_markdown(path: Path, report: dict) -> None:
     L.append("")
     for task, res in report["tasks"].items():
         attr, src, tgt = TASKS[task]
-        L += [f"## {src} -> {tgt} ({res['n']} scenes)", "",
+        cut = f" of {res['drawn']} drawn: the run was cut short at its deadline" if res.get("drawn", res["n"]) > res["n"] else ""
+        L += [f"## {src} -> {tgt} ({res['n']} scenes{cut})", "",
               "| method | success | target | kept | IoU ideal | IoU input | centre px | size err | bg | bg rec |",
               "|---|---|---|---|---|---|---|---|---|---|"]
         for m in YARDSTICKS + METHODS:
@@ -426,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="ours,diffusers", help="which editors to run (ours, diffusers)")
     ap.add_argument("--retrain", action="store_true", help="retrain the classifier first")
     ap.add_argument("--reuse", action="store_true", help="keep edited images already in the work folder (re-score only)")
+    ap.add_argument("--deadline", default=None, help="HH:MM (UTC): start no new edit after it, score the scenes every method finished")
     ap.add_argument("--work", type=Path, default=ROOT / "tmp" / "eval")
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "bench" / "eval.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "eval.md")
@@ -510,29 +521,39 @@ def main(argv: list[str] | None = None) -> int:
     backend = None
     procs = []
     todo_ours = [it for it in todo if "ours" in only]
-    for it in todo:  # stale outputs would be skipped as done
-        for o in (it["outputs"] if "ours" in only else []) + [it["reconstruction"]] * ("ours" in only) + (it["diffusers_outputs"] if "diffusers" in only else []):
-            (ROOT / o).unlink(missing_ok=True)
-    for f in work.glob("ours-results*.json"):
-        f.unlink()
-    ours_job = {**job, "skipExisting": True, "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours]}
+    if not args.reuse:  # stale outputs would be skipped as done
+        for it in todo:
+            for o in (it["outputs"] if "ours" in only else []) + [it["reconstruction"]] * ("ours" in only) + (it["diffusers_outputs"] if "diffusers" in only else []):
+                (ROOT / o).unlink(missing_ok=True)
+        for f in work.glob("ours-results*.json"):
+            f.unlink()
+    else:  # keep the timings of the earlier, cut-short run
+        for f in work.glob("ours-results*.json"):
+            f.rename(f.with_name(f"{f.stem}-{int(time.time())}.json.old"))
+    stop_at = None
+    if args.deadline:
+        hh, mm = (int(x) for x in args.deadline.split(":"))
+        now = time.gmtime()
+        stop_at = float(calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, hh, mm, 0)))
+        log(f"eval: no new scene is started after {args.deadline} UTC ({(stop_at - time.time()) / 60:.0f} min from now)")
+    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours]}
     if todo_ours:
         procs.append(run_node({**ours_job, "results": rel(work / "ours-results.json")}, work / "ours-job.json", log))
     t_diff, dsec = 0.0, {}
     if "diffusers" in only and todo:
         td = time.time()
-        dsec = run_diffusers(model_dir, todo, task_specs, job["settings"], log)
+        dsec = run_diffusers(model_dir, todo, task_specs, job["settings"], log, stop_at)
         t_diff = time.time() - td
         # diffusers is done: a second process of ours takes the remaining items from the other end
         left = [it for it in todo_ours if not all((ROOT / o).exists() for o in it["outputs"] + [it["reconstruction"]])]
-        if procs and procs[0].poll() is None and len(left) > 2:
+        if procs and procs[0].poll() is None and len(left) > 2 and (stop_at is None or time.time() < stop_at):
             log(f"eval: {len(left)} of our items left: a second process works from the end")
             procs.append(run_node({**ours_job, "reverse": True, "results": rel(work / "ours-results-2.json")}, work / "ours-job-2.json", log))
     for k, p in enumerate(procs):
         if p.wait() != 0:
             raise SystemExit(f"eval: our edit batch {k + 1} failed, see {work / ('ours-job.log' if k == 0 else 'ours-job-2.log')}")
     t_ours = time.time() - t0
-    ours_done = [r for f in sorted(work.glob("ours-results*.json")) for r in json.loads(f.read_text())["items"]]
+    ours_done = [r for f in sorted(work.glob("ours-results*.json*")) for r in json.loads(f.read_text())["items"]]
     if (work / "ours-results.json").exists():
         backend = json.loads((work / "ours-results.json").read_text()).get("backend")
 
@@ -543,7 +564,11 @@ def main(argv: list[str] | None = None) -> int:
         attr, src, tgt = TASKS[task]
         rows = {m: [] for m in YARDSTICKS + METHODS}
         agree = {str(xa): {"diffs": [], "max": 0.0, "same": []} for xa in settings["xaGuidance"]}
-        for it in [i for i in items if i["task"] == task]:
+        wanted = [m for m in METHODS if m.split("-")[0] in only] + (["reconstruction"] if "ours" in only else [])
+        complete = [i for i in items if i["task"] == task and all((work / m / f"{i['id']}.png").exists() for m in wanted)]
+        if len(complete) < sum(1 for i in items if i["task"] == task):
+            log(f"eval: {task}: {len(complete)} of {sum(1 for i in items if i['task'] == task)} scenes have every method's edit; scoring those")
+        for it in complete:
             _, seed, scene = scenes[it["id"]]
             judge = Judge(model, scene, attr, src, tgt, size)
             paths = {"input": work / "input", "ideal": work / "ideal", "reconstruction": work / "reconstruction"} | {m: work / m for m in METHODS}
@@ -567,14 +592,14 @@ def main(argv: list[str] | None = None) -> int:
                     g["max"] = max(g["max"], float(d.max()))
                     g["same"].append(rec_row[f"ours-xa{xa:g}"]["success"] == rec_row[f"diffusers-xa{xa:g}"]["success"])
             per_image[it["id"]] = {"seed": seed, "caption": it["caption"], "description": world.describe(scene), "scores": rec_row}
-        task_items = [i for i in items if i["task"] == task]
+        task_items = complete
         report_tasks[task] = {
             "attribute": attr, "source": src, "target": tgt, "n": len(task_items),
             "captions": {"exact": round(float(np.mean([i["caption"] == world.describe(scenes[i["id"]][2]) for i in task_items])), 4),
                          "name_source": round(float(np.mean([src in i["caption"].split() for i in task_items])), 4)},
             "guidance_effect": {side: paired(rows[f"{side}-xa{settings['xaGuidance'][0]:g}"], rows[f"{side}-xa0"])
                                 for side in ("ours", "diffusers") if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
-            "seeds": [scenes[i["id"]][1] for i in items if i["task"] == task],
+            "seeds": [scenes[i["id"]][1] for i in complete], "drawn": sum(1 for i in items if i["task"] == task),
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
                                "max_abs": g["max"], "same_verdict": round(float(np.mean(g["same"])), 4)}
