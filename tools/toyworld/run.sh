@@ -12,5 +12,5 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import diffusers, tra
   "$venv/bin/pip" install -q --no-deps open_clip_torch==3.3.0
 fi
 export PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error \
-  TQDM_DISABLE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+  TQDM_DISABLE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY=PASSIVE
 exec nice -n 5 "$venv/bin/python" "$here/train.py" "$@"

@@ -13,9 +13,11 @@ Stages (each seeded, each resumable: a finished stage's checkpoint in the work f
              latents (SD's scaled_linear schedule, 1000 steps), 10% of the captions dropped to "" for
              classifier-free guidance, an EMA of both kept and exported
   blip       BlipForConditionalGeneration, teacher-forced LM loss on "a picture of <description>"
-  export     writes the folders above and a README with the losses and times
+  samples    DDIM samples of held-out descriptions (work/samples.png), a look at the text conditioning
+  export     writes the folders above and a README with the losses and times; then verify: diffusers and
+             transformers load them back (float32), sample one image and caption the bundled example
 
-    python tools/toyworld/train.py [--stages vae,text+unet,blip,export] [--force] [--quick]
+    python tools/toyworld/train.py [--stages vae,text+unet,blip,samples,export] [--force] [--quick]
 """
 
 from __future__ import annotations
@@ -54,17 +56,19 @@ def settings(quick: bool, scale: float = 1.0) -> dict:
     """Sizes and step counts (the --quick ones are for trying the command out in a few minutes)."""
     s = dict(
         n_images=16000,
-        vae=dict(channels=(32, 64, 64), steps=3000, batch=16, crop=32, lr=1e-3, kl=1e-6),
+        n_latents=6000,  # the UNet trains on the latents of the first n_latents images (encoding costs)
+        vae=dict(channels=(32, 64, 64), steps=2500, batch=16, crop=32, lr=1e-3, kl=1e-6),
         text=dict(hidden=64, intermediate=256, layers=3, heads=4),
-        unet=dict(channels=(32, 64, 64), layers_per_block=1, heads=4, steps=3000, batch=48, lr=1e-3,
+        unet=dict(channels=(32, 64, 64), layers_per_block=1, heads=4, steps=3000, batch=32, lr=1e-3,
                   ema=0.998, dropout=0.1),
-        blip=dict(hidden=96, intermediate=384, vision_layers=3, text_layers=2, heads=4, patch=8, steps=2500,
-                  batch=64, lr=5e-4),
+        blip=dict(hidden=96, intermediate=384, vision_layers=3, text_layers=2, heads=4, patch=8, steps=1500,
+                  batch=48, lr=5e-4),
     )
     for k in ("vae", "unet", "blip"):
         s[k]["steps"] = max(1, round(s[k]["steps"] * scale))
     if quick:
         s["n_images"] = 1200
+        s["n_latents"] = 1200
         s["vae"]["steps"] = 60
         s["unet"]["steps"] = 60
         s["blip"]["steps"] = 60
@@ -110,6 +114,54 @@ class Progress:
     @property
     def last(self) -> float:
         return self.history[-1][1] if self.history else float("nan")
+
+
+class ThreadTuner:
+    """Picks 1 or `max_threads` PyTorch threads as the machine's load allows, re-measured as training goes.
+
+    On a shared 2-core machine a 2-thread step slows down many times over as soon as another process takes a
+    core (every parallel region waits for the descheduled thread), while a 1-thread step only loses its share.
+    Every `period` steps the other count is tried for `probe` steps and kept if its steps are faster.
+    (Thread counts change the order of some float reductions, so a rerun matches to rounding, not bit for bit.)
+    """
+
+    def __init__(self, max_threads: int, period: int = 100, probe: int = 6):
+        self.max = max_threads
+        self.period, self.probe = period, probe
+        self.current = max_threads
+        self.t = time.time()
+        self.times: dict[int, list[float]] = {1: [], max_threads: []}
+        self.i = 0
+        self.probing: int | None = None
+        torch.set_num_threads(self.current)
+
+    def tick(self) -> None:
+        """Call once after every step."""
+        now = time.time()
+        dt, self.t = now - self.t, now
+        if self.max <= 1:
+            return
+        self.i += 1
+        n = torch.get_num_threads()
+        self.times[n] = (self.times[n] + [dt])[-self.probe:]
+        phase = self.i % self.period
+        if self.probing is None and phase == self.probe + 2:
+            self.probing = 1 if self.current != 1 else self.max
+            self._set(self.probing)
+        elif self.probing is not None and len(self.times[self.probing]) >= self.probe and \
+                phase >= 2 * self.probe + 2:
+            fast = lambda k: float(np.median(self.times[k]))  # noqa: E731
+            self.current = self.probing if fast(self.probing) < fast(self.current) else self.current
+            self.probing = None
+            self._set(self.current)
+
+    def _set(self, n: int) -> None:
+        torch.set_num_threads(n)
+        self.times[n] = []
+        self.t = time.time()
+
+    def __str__(self) -> str:
+        return f"threads {torch.get_num_threads()}"
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 100) -> float:
@@ -193,6 +245,7 @@ def train_vae(s: dict, images: np.ndarray, work: Path, log: Log, force: bool) ->
         f"{cfg['batch']} crops {cfg['crop']} px")
     t0 = time.time()
     c = cfg["crop"]
+    tuner = ThreadTuner(s["threads"])
     for step in range(cfg["steps"]):
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg["steps"], cfg["lr"])
@@ -211,7 +264,8 @@ def train_vae(s: dict, images: np.ndarray, work: Path, log: Log, force: bool) ->
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
-        prog.step(step, float(rec_loss.detach()))
+        tuner.tick()
+        prog.step(step, float(rec_loss.detach()), str(tuner))
     train_s = time.time() - t0
     vae.eval()
     # scaling factor from the latents of full images; reconstruction error on held-out scenes
@@ -245,11 +299,11 @@ def encode_latents(images: np.ndarray, work: Path, log: Log) -> tuple[torch.Tens
     sf = vae.config.scaling_factor
     means, stds = [], []
     t0 = time.time()
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for i in range(0, len(images), 128):
             post = vae.encode(to_tensor(images[i:i + 128])).latent_dist
-            means.append(post.mean * sf)
-            stds.append(post.std * sf)
+            means.append(post.mean.float() * sf)
+            stds.append(post.std.float() * sf)
     mean, std = torch.cat(means), torch.cat(stds)
     torch.save({"mean": mean.half(), "std": std.half()}, path)
     log(f"latents: {len(images)} encoded in {time.time() - t0:.0f} s, mean std {float(std.mean()):.4f}")
@@ -302,8 +356,9 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
     if (out / "config.json").exists() and (work / "text_encoder" / "config.json").exists() and not force:
         log("text+unet: reusing", out)
         return json.loads((work / "unet-report.json").read_text())
-    images_n = len(caps)
-    mean, std = encode_latents(np.load(work / f"data-{images_n}.npz")["images"], work, log)
+    images_n = min(s["n_latents"], len(caps))
+    caps = caps[:images_n]
+    mean, std = encode_latents(np.load(work / f"data-{s['n_images']}.npz")["images"][:images_n], work, log)
     tokenizer = make_tokenizer(work)
     t0 = time.time()
     k = len(caps[0])
@@ -333,6 +388,7 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
         f"{sum(p.numel() for p in text_encoder.parameters()) / 1e6:.2f} M, {cfg['steps']} steps of {cfg['batch']}")
     prog = Progress(log, "text+unet", cfg["steps"], start)
     t0 = time.time()
+    tuner = ThreadTuner(s["threads"])
     for step in range(start, cfg["steps"]):
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg["steps"], cfg["lr"])
@@ -357,7 +413,8 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
         decay = min(cfg["ema"], (1 + step) / (10 + step))
         ema_update(ema_u, unet, decay)
         ema_update(ema_t, text_encoder, decay)
-        prog.step(step, float(loss.detach()))
+        tuner.tick()
+        prog.step(step, float(loss.detach()), str(tuner))
         if (step + 1) % 500 == 0 and step + 1 < cfg["steps"]:
             torch.save(dict(unet=unet.state_dict(), text=text_encoder.state_dict(), ema_u=ema_u.state_dict(),
                             ema_t=ema_t.state_dict(), opt=opt.state_dict(), gen=g.get_state(), step=step + 1),
@@ -450,6 +507,7 @@ def train_blip(s: dict, images: np.ndarray, scenes: list[dict], work: Path, log:
         f"{cfg['steps']} steps of {cfg['batch']}")
     prog = Progress(log, "blip", cfg["steps"])
     t0 = time.time()
+    tuner = ThreadTuner(s["threads"])
     for step in range(cfg["steps"]):
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, cfg["steps"], cfg["lr"])
@@ -461,8 +519,10 @@ def train_blip(s: dict, images: np.ndarray, scenes: list[dict], work: Path, log:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        prog.step(step, float(loss.detach()))
+        tuner.tick()
+        prog.step(step, float(loss.detach()), str(tuner))
     train_s = time.time() - t0
+    torch.set_num_threads(s["threads"])
     model.eval()
     acc = evaluate_blip(model, processor, 64, log)
     model.save_pretrained(out, safe_serialization=True)
@@ -557,7 +617,7 @@ def export(s: dict, work: Path, out: Path, log: Log, reports: dict, started: flo
         "unk_token": "<|endoftext|>"}, indent=2) + "\n")
     if captioner.exists():
         shutil.copytree(captioner, out / "captioner")
-    for f in ("train.log",):
+    for f in ("train.log", "samples.png", "vae-reconstructions.png"):
         if (work / f).exists():
             shutil.copy(work / f, out / f)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -583,19 +643,47 @@ evaluation seeds start at 10**9). Real architectures and formats, tiny sizes: it
 | `scheduler/` | DDIMScheduler with SD 1.x's config | | |
 | `captioner/` | BlipForConditionalGeneration (ViT patch {s['blip']['patch']} at 64 px, BERT decoder, WordPiece vocabulary of the world's words), {b.get('params', 0) / 1e6:.2f} M params | float32 | teacher-forced LM loss on "a picture of <description>", {b.get('steps')} steps x {b.get('batch')}, {minutes(b)}; final loss {b.get('final_loss', float('nan')):.3f}; greedy held-out captions: exact {b.get('heldout_exact', float('nan')):.0%}, shape word {b.get('heldout_shape', float('nan')):.0%}, colour word {b.get('heldout_colour', float('nan')):.0%} |
 
-Whole command: {seconds / 60:.1f} min wall on this machine's 2 cores (shared with other jobs; PyTorch 2 threads,
-bfloat16 autocast), {total / 1e6:.1f} MB on disk. `train.log` is the training log.
+Wall time on this machine's 2 cores (shared with other jobs; PyTorch 1 or 2 threads as the load allowed,
+bfloat16 autocast): VAE {minutes(v)}, text encoder + UNet {minutes(u)}, BLIP {minutes(b)}; the invocation that
+exported this folder ran {seconds / 60:.1f} min (data rendering, latent encoding and checks included; stages whose
+checkpoints existed were reused). {total / 1e6:.1f} MB on disk. `train.log` is the training log.
 
 Rebuild: `npm run toyworld` (or `bash tools/toyworld/run.sh --force`); check: `python tools/toyworld/check_world.py`.
 """
     (out / "README.md").write_text(text)
 
 
+@torch.no_grad()
+def verify(out: Path, log: Log) -> None:
+    """Loads the exported folders back with diffusers / transformers (float16 text encoder read as float32),
+    samples one image with StableDiffusionPipeline and captions the bundled example with BlipProcessor."""
+    from diffusers import StableDiffusionPipeline
+    from PIL import Image
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+    pipe = StableDiffusionPipeline.from_pretrained(out, torch_dtype=torch.float32, safety_checker=None)
+    dtypes = {p.dtype for m in (pipe.unet, pipe.vae, pipe.text_encoder) for p in m.parameters()}
+    if dtypes != {torch.float32}:
+        raise SystemExit(f"verify: diffusers loaded {dtypes}, expected float32 only")
+    prompt = "a large red circle on a striped blue and beige background"
+    img = pipe(prompt, num_inference_steps=25, guidance_scale=5.0, height=64, width=64,
+               generator=torch.Generator().manual_seed(0)).images[0]
+    img.resize((128, 128), Image.Resampling.NEAREST).save(out / "verify-sample.png")
+    log(f"verify: diffusers loads {out} as float32; '{prompt}' sampled to verify-sample.png")
+    cap = out / "captioner"
+    if cap.exists():
+        model = BlipForConditionalGeneration.from_pretrained(cap).eval()
+        proc = BlipProcessor.from_pretrained(cap)
+        example = ROOT / "assets" / "examples" / "toyworld.png"
+        inputs = proc(images=Image.open(example).convert("RGB"), text=PROMPT, return_tensors="pt")
+        ids = model.generate(**inputs, num_beams=3, max_length=30, min_length=10)
+        log(f"verify: BLIP captions {example.name} as '{proc.decode(ids[0], skip_special_tokens=True)}'")
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stages", default="vae,text+unet,blip,export")
+    ap.add_argument("--stages", default="vae,text+unet,blip,samples,export")
     ap.add_argument("--force", action="store_true", help="retrain the stages even if their checkpoints exist")
     ap.add_argument("--quick", action="store_true", help="tiny data and step counts, to try the command out")
     ap.add_argument("--work", default=str(HERE / ".work"))
@@ -608,13 +696,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     s = settings(args.quick, args.scale)
+    s["threads"] = args.threads
     work = Path(args.work) / (args.name or ("quick" if args.quick else "full"))
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
     stages = [x.strip() for x in args.stages.split(",") if x.strip()]
     for st in stages:
-        if st not in ("vae", "text+unet", "blip", "export", "samples"):
-            raise SystemExit(f"unknown stage {st!r} (expected vae, text+unet, blip, export, samples)")
+        if st not in ("vae", "text+unet", "blip", "export", "samples", "verify"):
+            raise SystemExit(f"unknown stage {st!r} (expected vae, text+unet, blip, samples, export, verify)")
     started = time.time()
     log(f"toyworld training: stages {stages}, settings {json.dumps(s)}")
     images, scenes, caps = build_data(s["n_images"], work, log)
@@ -633,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
                 reports[name] = json.loads((work / f).read_text())
         out = Path(args.out) if not (args.quick or args.name) else work / "export"
         export(s, work, out, log, reports, started)
+    if "verify" in stages or "export" in stages:
+        verify(Path(args.out) if not (args.quick or args.name) else work / "export", log)
     log(f"toyworld training: finished in {(time.time() - started) / 60:.1f} min")
     return 0
 
