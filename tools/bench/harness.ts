@@ -28,18 +28,30 @@ export async function timeOnce(fn: () => tf.Tensor | tf.Tensor[]): Promise<numbe
 export interface Timing {
   medianMs: number;
   runsMs: number[];
+  /** With `profile`: the peak bytes of live tensors during the warm-up run (everything live counted). */
+  peakBytes?: number;
 }
 
-/** One warm-up run (kernel set-up, JIT), then `reps` timed runs; checks that no tensor is left behind. */
-export async function time(fn: () => tf.Tensor | tf.Tensor[], reps: number): Promise<Timing> {
+/**
+ * One warm-up run (kernel set-up, JIT), then `reps` timed runs; checks that no tensor is left behind. With
+ * `profile`, the warm-up runs under `tf.profile` (its bookkeeping stays out of the timed runs).
+ */
+export async function time(fn: () => tf.Tensor | tf.Tensor[], reps: number, profile = false): Promise<Timing> {
   const before = tf.memory().numTensors;
-  await timeOnce(fn);
+  let peakBytes: number | undefined;
+  if (profile) {
+    const info = await tf.profile(() => fn());
+    peakBytes = info.peakBytes;
+    tf.dispose(info.result);
+  } else {
+    await timeOnce(fn);
+  }
   const runsMs: number[] = [];
   for (let i = 0; i < reps; i++) runsMs.push(await timeOnce(fn));
   const leaked = tf.memory().numTensors - before;
   if (leaked !== 0) throw new Error(`benchmark body left ${leaked} tensors behind`);
   const sorted = [...runsMs].sort((a, b) => a - b);
-  return { medianMs: sorted[Math.floor(sorted.length / 2)]!, runsMs };
+  return { medianMs: sorted[Math.floor(sorted.length / 2)]!, runsMs, peakBytes };
 }
 
 /** A small, fast, seeded generator (xorshift32) for filling large weights. */

@@ -1,9 +1,10 @@
 """PyTorch's side of `npm run bench -- unet`: the full-size SD 1.x block cases (diffusers' own blocks) with the
 shapes our cases use, forward and forward + gradient of the pix2pix-zero cross-attention loss w.r.t. the input.
 
-Usage: python reference_unet.py '<json spec>', spec = {"threads": n, "cases": [{"id", "kind": "down"|"mid"|"conv",
-"batch", "size", "channels", "reps"}]}. Prints one JSON line: {"threads", "torch", "results": [{"id", "forwardMs",
-"gradMs", "reps"}]}.
+Usage: python reference_unet.py '<json spec>', spec = {"threads": [1, 2], "case": {"id", "kind": "down"|"mid"|"conv",
+"batch", "size", "channels", "reps"}}: one case per process (so its peak RSS is that case's), timed at each thread
+count in turn. Prints one JSON line: {"id", "torch", "ompWaitPolicy", "rssBeforeMiB", "maxRssMiB", "timings":
+[{"threads", "forwardMs", "gradMs", "reps"}]}.
 
 As our bench: random weights (uniform, variance 1/fan_in; norm scales near 1; small biases), batch of latents
 [batch, channels, size, size], temb [batch, 1280], context [batch, 77, 768]; the reference maps are the
@@ -14,6 +15,7 @@ compute their probabilities explicitly and add mean over (batch * heads) of sum 
 """
 import json
 import os
+import resource
 import math
 import sys
 import time
@@ -80,7 +82,8 @@ def median_ms(fn, reps: int) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
-def block_case(kind: str, batch: int, size: int, channels: int, reps: int) -> dict:
+def block_case(kind: str, batch: int, size: int, channels: int, reps: int):
+    """Builds the block and its inputs; returns the function that times it (at the current thread count)."""
     g = torch.Generator().manual_seed(1)
     if kind == "down":
         block = CrossAttnDownBlock2D(in_channels=320, out_channels=320, temb_channels=1280, num_layers=1, resnet_eps=1e-5,
@@ -126,12 +129,15 @@ def block_case(kind: str, batch: int, size: int, channels: int, reps: int) -> di
         state.mode = "off"
         return v.grad
 
-    set_processors(default_procs)
-    forward_ms = median_ms(forward, reps)
-    set_processors(loss_procs)
-    grad_ms = median_ms(grad, reps)
-    return {"forwardMs": forward_ms, "gradMs": grad_ms, "crossAttentionLayers": len(state.maps),
-            "processor": type(next(iter(default_procs.values()))).__name__}
+    def run() -> dict:
+        set_processors(default_procs)
+        forward_ms = median_ms(forward, reps)
+        set_processors(loss_procs)
+        grad_ms = median_ms(grad, reps)
+        return {"forwardMs": forward_ms, "gradMs": grad_ms, "crossAttentionLayers": len(state.maps),
+                "processor": type(next(iter(default_procs.values()))).__name__}
+
+    return run
 
 
 def conv_case(batch: int, size: int, channels: int, reps: int) -> dict:
@@ -151,19 +157,34 @@ def conv_case(batch: int, size: int, channels: int, reps: int) -> dict:
     return {"forwardMs": median_ms(forward, reps), "gradMs": median_ms(grad, reps)}
 
 
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(0)
-    results = []
-    for c in spec["cases"]:
-        if c["kind"] == "conv":
-            r = conv_case(c["batch"], c["size"], c["channels"], c["reps"])
-        else:
-            r = block_case(c["kind"], c["batch"], c["size"], c["channels"], c["reps"])
-        results.append({"id": c["id"], "reps": c["reps"], **r})
-        print(f"torch {spec['threads']} thread(s) {c['id']}: forward {r['forwardMs']:.0f} ms, +grad {r['gradMs']:.0f} ms", file=sys.stderr)
-    print(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__, "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "(default)"), "results": results}))
+    c = spec["case"]
+    rss_before = rss_mib()
+    timings = []
+    run = ((lambda: conv_case(c["batch"], c["size"], c["channels"], c["reps"])) if c["kind"] == "conv"
+           else block_case(c["kind"], c["batch"], c["size"], c["channels"], c["reps"]))
+    for n in spec["threads"]:
+        torch.set_num_threads(int(n))
+        r = run()
+        timings.append({"threads": torch.get_num_threads(), "reps": c["reps"], **r})
+        print(f"torch {n} thread(s) {c['id']}: forward {r['forwardMs']:.0f} ms, +grad {r['gradMs']:.0f} ms", file=sys.stderr)
+    print(json.dumps({
+        "id": c["id"], "torch": torch.__version__, "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+        "rssBeforeMiB": rss_before,
+        # Linux reports ru_maxrss in KiB.
+        "maxRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "timings": timings,
+    }))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,14 @@ interface Result {
   reps: number;
   error?: string;
   note?: string;
+  /** Bytes of live tensors before timing (weights and inputs), and their peak during the forward + gradient. */
+  liveBytes?: number;
+  gradPeakBytes?: number;
+  /** The worker process's peak resident set (the whole case, one process per case). */
+  maxRssMiB?: number;
+  /** PyTorch's process for the case: resident set before building the block, and its peak (all thread counts). */
+  torchRssBeforeMiB?: number;
+  torchMaxRssMiB?: number;
   /** The case id (CASES), and when it was measured. */
   id?: string;
   date?: string;
@@ -97,7 +105,7 @@ const seeded = (shape: number[], seed: number): tf.Tensor => tf.randomNormal(sha
 
 /** Forward, and forward + gradient of the cross-attention loss against the maps of a reference pass. */
 async function timeSubject(backend: BackendName, s: Subject, reps: number, note?: string): Promise<Result> {
-  const result: Result = { backend, case: s.name, input: s.input, reps, note };
+  const result: Result = { backend, case: s.name, input: s.input, reps, note, liveBytes: tf.memory().numBytes };
   const recorder = new AttentionRecorder();
   try {
     tf.tidy(() => {
@@ -116,7 +124,9 @@ async function timeSubject(backend: BackendName, s: Subject, reps: number, note?
             })(s.x),
           ),
         reps,
+        true,
       );
+      result.gradPeakBytes = grad.peakBytes;
       result.forwardMs = forward.medianMs;
       result.gradMs = grad.medianMs;
       result.ratio = grad.medianMs / forward.medianMs;
@@ -200,9 +210,11 @@ async function timeConv(backend: BackendName, size: number, channels: number, ba
   const x = seeded([batch, size, size, channels], 1) as tf.Tensor4D;
   const w = tf.mul(seeded([3, 3, channels, channels], 2), 1 / Math.sqrt(9 * channels)) as tf.Tensor4D;
   const pad: [number, number, number, number] = [1, 1, 1, 1];
+  result.liveBytes = tf.memory().numBytes;
   try {
     const fwd = await time(() => tf.tidy(() => conv2dFastGrad(x, w, 1, pad)), reps);
-    const fast = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(conv2dFastGrad(v as tf.Tensor4D, w, 1, pad)))(x)), reps);
+    const fast = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(conv2dFastGrad(v as tf.Tensor4D, w, 1, pad)))(x)), reps, true);
+    result.gradPeakBytes = fast.peakBytes;
     const builtin = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.conv2d(v as tf.Tensor4D, w, 1, 'same')))(x)), reps);
     result.forwardMs = fwd.medianMs;
     result.gradMs = fast.medianMs;
@@ -340,7 +352,7 @@ async function runWorker(backend: BackendName, id: string): Promise<void> {
   if (c === undefined) throw new Error(`unknown case ${id}`);
   await initBackend({ backend });
   const r = await c.run(backend);
-  if (r !== undefined) console.log(JSON.stringify({ ...r, id }));
+  if (r !== undefined) console.log(JSON.stringify({ ...r, id, maxRssMiB: process.resourceUsage().maxRSS / 1024 }));
 }
 
 /**
@@ -353,22 +365,31 @@ function runIsolated(backend: BackendName, id: string): Result | undefined {
   return { id, backend, case: id, input: '', reps: 0, error: child.error };
 }
 
-/** PyTorch's timings of the block cases `ids` with `backend`'s shapes, one process per thread count. */
-function runTorch(backend: BackendName, ids: string[], threads: number[]): { byId: Map<string, TorchTiming[]>; error?: string } {
-  const byId = new Map<string, TorchTiming[]>();
-  const cases = ids.map((id) => {
+/** PyTorch's side of one block case. */
+interface TorchCase {
+  timings: TorchTiming[];
+  rssBeforeMiB: number;
+  maxRssMiB: number;
+}
+
+/**
+ * PyTorch's timings of the block cases `ids` with `backend`'s shapes: one process per case (its own peak RSS),
+ * timing each thread count in turn.
+ */
+function runTorch(backend: BackendName, ids: string[], threads: number[]): { byId: Map<string, TorchCase>; error?: string } {
+  const byId = new Map<string, TorchCase>();
+  for (const id of ids) {
     const { note: _note, ...shape } = BLOCK_SHAPES[id]!(backend);
-    return { id, ...shape };
-  });
-  for (const n of threads) {
-    console.error(`[torch] ${n} thread(s): ${ids.join(', ')} with the ${backend} shapes...`);
-    const py = runReferencePython('reference_unet.py', [JSON.stringify({ threads: n, cases })]);
-    const out = py.status === 0 ? lastJsonLine<{ threads: number; torch: string; ompWaitPolicy: string; results: (TorchTiming & { id: string })[] }>(py.stdout) : undefined;
+    console.error(`[torch] ${id} with the ${backend} shapes, ${threads.join(' and ')} thread(s)...`);
+    const py = runReferencePython('reference_unet.py', [JSON.stringify({ threads, case: { id, ...shape } })]);
+    type Out = { torch: string; ompWaitPolicy: string; rssBeforeMiB: number; maxRssMiB: number; timings: Omit<TorchTiming, 'torch' | 'ompWaitPolicy'>[] };
+    const out = py.status === 0 ? lastJsonLine<Out>(py.stdout) : undefined;
     if (out === undefined) return { byId, error: py.error ?? 'no output' };
-    for (const { id, ...t } of out.results) {
-      const row = { ...t, threads: out.threads, torch: out.torch, ompWaitPolicy: out.ompWaitPolicy };
-      byId.set(id, [...(byId.get(id) ?? []), row]);
-    }
+    byId.set(id, {
+      timings: out.timings.map((t) => ({ ...t, torch: out.torch, ompWaitPolicy: out.ompWaitPolicy })),
+      rssBeforeMiB: out.rssBeforeMiB,
+      maxRssMiB: out.maxRssMiB,
+    });
   }
   return { byId };
 }
@@ -388,7 +409,10 @@ function mergeWithRecord(results: Result[], cpu: string): Result[] {
   const elsewhere = previous.filter((r) => r.cpu !== cpu).length;
   if (elsewhere > 0) console.error(`dropping ${elsewhere} rows of the previous record measured on another CPU`);
   const kept = previous.filter((r) => r.cpu === cpu && !redone.has(key(r)));
-  const order = (r: Result): number => (r.backend === 'wasm' ? 0 : 1);
+  const order = (r: Result): number => {
+    const i = CASES.findIndex((c) => c.id === r.id);
+    return (r.backend === 'wasm' ? 0 : 100) + (i < 0 ? 99 : i);
+  };
   return [...kept, ...results].sort((a, b) => order(a) - order(b));
 }
 
@@ -420,9 +444,11 @@ export async function benchUnet(argv: string[]): Promise<void> {
       const torch = runTorch(backend, blockIds, threads);
       torchError ??= torch.error;
       for (const r of ran) {
-        const t = r.id !== undefined ? torch.byId.get(r.id) : undefined;
-        if (t !== undefined) {
-          r.torch = t.map((x) => ({
+        const c = r.id !== undefined ? torch.byId.get(r.id) : undefined;
+        if (c !== undefined) {
+          r.torchRssBeforeMiB = c.rssBeforeMiB;
+          r.torchMaxRssMiB = c.maxRssMiB;
+          r.torch = c.timings.map((x) => ({
             ...x,
             oursOverTorchForward: r.forwardMs !== undefined ? r.forwardMs / x.forwardMs : undefined,
             oursOverTorchGrad: r.gradMs !== undefined ? r.gradMs / x.gradMs : undefined,
@@ -466,6 +492,20 @@ export async function benchUnet(argv: string[]): Promise<void> {
         return row;
       }),
     );
+    const mib = (v: number | undefined): string => (v !== undefined ? `${v.toFixed(0)} MiB` : '-');
+    console.log('\nPeak memory of the same cases: ours (live tfjs tensors, weights included; worker process RSS) and PyTorch (process RSS)\n');
+    printTable(
+      ['backend', 'case', 'ours tensors before', 'ours tensors peak', 'ours max RSS', 'torch RSS before', 'torch max RSS'],
+      withTorch.map((r) => [
+        r.backend,
+        r.id ?? r.case,
+        mib(r.liveBytes !== undefined ? r.liveBytes / 2 ** 20 : undefined),
+        mib(r.gradPeakBytes !== undefined ? r.gradPeakBytes / 2 ** 20 : undefined),
+        mib(r.maxRssMiB),
+        mib(r.torchRssBeforeMiB),
+        mib(r.torchMaxRssMiB),
+      ]),
+    );
   }
   if (torchError !== undefined) console.log(`\nPyTorch side: ${torchError}`);
   const file = writeRecord('unet', {
@@ -478,7 +518,8 @@ export async function benchUnet(argv: string[]): Promise<void> {
       'Full-size SD 1.x blocks have random weights, batch 2 (classifier-free guidance), context 77 x 768.',
       'conv rows: gradMs = forward + input gradient by conv2dFastGrad (a forward convolution), builtinGradMs = forward + input gradient by tfjs Conv2DBackpropInput.',
       'cpu (pure JavaScript, ~30x slower than wasm) times smaller inputs (see each row), and not the 512-pixel UNet.',
-      'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads), OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy; the default busy-wait makes 2 threads far slower on this shared machine); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower).',
+      'torch: the same block cases with the same shapes in PyTorch (tools/bench/reference_unet.py: diffusers CrossAttnDownBlock2D / UNetMidBlock2DCrossAttn, F.conv2d), CPU, torch.set_num_threads(threads), OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy; the default busy-wait makes 2 threads far slower on this shared machine); forward under no_grad with diffusers\' default attention processor; forward + gradient with the cross-attention layers computing explicit probabilities and the same L2 loss, backward to the input. oursOverTorch* = our ms / torch ms (above 1: we are slower). Each block case runs in its own Python process, the thread counts in turn.',
+      'Memory: liveBytes = our live tensor bytes before timing (weights, inputs), gradPeakBytes = their peak during the (profiled) warm-up forward + gradient, maxRssMiB = our worker process peak RSS (V8 + wasm heap; the wasm heap never shrinks); torchRssBeforeMiB / torchMaxRssMiB = the PyTorch process RSS after imports and its peak (ru_maxrss).',
       'Rows carry the date and CPU they were measured on: a run that redoes only some cases keeps the other rows of the previous record made on the same CPU.',
       'The whole full-size SD 1.x UNet is not timed: 3.4 GB of float32 weights plus activations exceed the wasm heap (4 GB); it needs the tensorflow backend (tfjs-node).',
       'Timings on a 2-core machine shared with other work: expect +-20%.',
