@@ -265,7 +265,7 @@ function parseArgs(argv: string[]): Args {
 
 const ratio = (ours: number | undefined, theirs: number | undefined): string =>
   ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(1)}x` : '-';
-const mib = (bytes: number | undefined): string => (bytes !== undefined ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : '-');
+const mib = (bytes: number | undefined): string => (bytes !== undefined ? `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB` : '-');
 
 function printConfig(r: ConfigRecord, backend: BackendName): void {
   console.log(`\n${r.size} x ${r.size} image (${r.latents} latents), ${r.steps} steps: ours (${backend}) vs diffusers (torch ${r.torch[0]?.torch ?? ''} CPU, OMP_WAIT_POLICY=${OMP_WAIT_POLICY}), ms\n`);
