@@ -1,7 +1,7 @@
 """PyTorch's side of `npm run bench -- unet`: the full-size SD 1.x block cases (diffusers' own blocks) with the
 shapes our cases use, forward and forward + gradient of the pix2pix-zero cross-attention loss w.r.t. the input.
 
-Usage: python reference_unet.py '<json spec>', spec = {"threads": [1, 2], "case": {"id", "kind": "down"|"mid"|"conv",
+Usage: python reference_unet.py '<json spec>', spec = {"threads": [1, 2], "case": {"id", "kind": "down"|"mid"|"full"|"conv",
 "batch", "size", "channels", "reps"}}: one case per process (so its peak RSS is that case's), timed at each thread
 count in turn. Prints one JSON line: {"id", "torch", "ompWaitPolicy", "rssBeforeMiB", "maxRssMiB", "timings":
 [{"threads", "forwardMs", "gradMs", "reps"}]}.
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from diffusers.models.attention_processor import Attention
 from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D, UNetMidBlock2DCrossAttn
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 
 
 class LossState:
@@ -82,10 +83,21 @@ def median_ms(fn, reps: int) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
+# Stable Diffusion 1.x's UNet (CompVis/stable-diffusion-v1-4's unet/config.json), as unet.ts's SD1_UNET.
+SD1_UNET = dict(sample_size=64, in_channels=4, out_channels=4,
+                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, attention_head_dim=8,
+                cross_attention_dim=768, norm_num_groups=32, act_fn="silu", center_input_sample=False,
+                downsample_padding=1, flip_sin_to_cos=True, freq_shift=0, mid_block_scale_factor=1, norm_eps=1e-5)
+
+
 def block_case(kind: str, batch: int, size: int, channels: int, reps: int):
     """Builds the block and its inputs; returns the function that times it (at the current thread count)."""
     g = torch.Generator().manual_seed(1)
-    if kind == "down":
+    if kind == "full":
+        block = UNet2DConditionModel(**SD1_UNET)
+    elif kind == "down":
         block = CrossAttnDownBlock2D(in_channels=320, out_channels=320, temb_channels=1280, num_layers=1, resnet_eps=1e-5,
                                      resnet_groups=32, num_attention_heads=8, cross_attention_dim=768, add_downsample=False)
     else:
@@ -108,6 +120,8 @@ def block_case(kind: str, batch: int, size: int, channels: int, reps: int):
             m.set_processor(procs[name])
 
     def call(v, ctx):
+        if kind == "full":
+            return block(v, 500, encoder_hidden_states=ctx).sample
         out = block(v, temb, encoder_hidden_states=ctx)
         return out[0] if isinstance(out, tuple) else out
 

@@ -32,6 +32,7 @@ import { DownBlock } from '../../lib/models/unet/down-blocks.js';
 import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
 import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
 import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
+import { parseUNetConfig } from '../../lib/models/unet/config.js';
 import type { UNetBlockArgs } from '../../lib/models/unet/basic-transformer-block.js';
 import {
   OMP_WAIT_POLICY,
@@ -159,6 +160,46 @@ function fixtureSubject(name: string, dir: string, latent: number, batch: number
   };
 }
 
+/** Stable Diffusion 1.x's UNet config (CompVis/stable-diffusion-v1-4's unet/config.json), as reference_unet.py's. */
+const SD1_UNET = {
+  _class_name: 'UNet2DConditionModel',
+  sample_size: 64,
+  in_channels: 4,
+  out_channels: 4,
+  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+  block_out_channels: [320, 640, 1280, 1280],
+  layers_per_block: 2,
+  attention_head_dim: 8,
+  cross_attention_dim: 768,
+  norm_num_groups: 32,
+  act_fn: 'silu',
+  center_input_sample: false,
+  downsample_padding: 1,
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+  mid_block_scale_factor: 1,
+  norm_eps: 1e-5,
+};
+
+/** The whole full-size SD 1.x UNet with random weights, at `latent` x `latent`. */
+function fullSubject(latent: number, batch: number): Subject {
+  const unet = new UNet2DConditionModel(parseUNetConfig(SD1_UNET));
+  randomizeWeights(unet, 7);
+  return {
+    name: 'SD1 UNet2DConditionModel (whole, 860M parameters)',
+    input: `latents ${batch}x${latent}x${latent}x4, context ${batch}x77x768`,
+    x: seeded([batch, latent, latent, 4], 1) as tf.Tensor4D,
+    refContext: seeded([batch, 77, 768], 2) as tf.Tensor3D,
+    context: seeded([batch, 77, 768], 3) as tf.Tensor3D,
+    forward: (v, context, hook) => unet.predict(v, 500, context, { hook }),
+    dispose() {
+      unet.disposeAll();
+      tf.dispose([this.x, this.refContext, this.context]);
+    },
+  };
+}
+
 /** A full-size SD 1.x block with random weights, called as the UNet calls it. */
 function blockSubject(
   name: string,
@@ -249,7 +290,7 @@ async function withSubject(backend: BackendName, s: Subject, reps: number, note?
 
 /** The input of a full-size block case: its kind, batch, side, channels and timed runs (one warm-up before). */
 interface BlockShape {
-  kind: 'down' | 'mid' | 'conv';
+  kind: 'down' | 'mid' | 'full' | 'conv';
   batch: number;
   size: number;
   channels: number;
@@ -271,6 +312,9 @@ const BLOCK_SHAPES: Record<string, (b: BackendName) => BlockShape> = {
     b === 'cpu'
       ? { kind: 'mid', batch: 1, size: 4, channels: 1280, reps: 1, note: 'cpu: batch 1, 4x4 instead of 8x8' }
       : { kind: 'mid', batch: 2, size: 8, channels: 1280, reps: 3 },
+  // The whole UNet does not fit the wasm backend (3.2 GiB of weights, and XNNPACK packs a copy of each layer's
+  // weights), so it runs on cpu, the fastest backend here that holds it, at 8x8 latents (a 64-pixel image).
+  'sd1-full8': () => ({ kind: 'full', batch: 2, size: 8, channels: 4, reps: 1, note: 'the whole UNet; cpu holds it, wasm does not' }),
   conv: (b) => (b === 'cpu' ? { kind: 'conv', batch: 2, size: 16, channels: 320, reps: 2 } : { kind: 'conv', batch: 2, size: 64, channels: 320, reps: 1 }),
 };
 
@@ -280,6 +324,7 @@ function blockCase(id: string): Case {
     run: (b) => {
       const s = BLOCK_SHAPES[id]!(b);
       if (s.kind === 'conv') return timeConv(b, s.size, s.channels, s.batch, s.reps);
+      if (s.kind === 'full') return b === 'cpu' ? withSubject(b, fullSubject(s.size, s.batch), s.reps, s.note) : undefined;
       const subject =
         s.kind === 'down'
           ? blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), s.size, s.channels, s.batch)
