@@ -19,7 +19,7 @@ export {
 } from './io/model-folder.js';
 export { createContainer, resolveService, type ServiceOverrides } from './container.js';
 export * from './editing/services.js';
-export { DEFAULT_MODEL } from './paths.js';
+export { DEFAULT_MODEL, MODEL_ENV, defaultModel } from './paths.js';
 export * from './models/clip-text/index.js';
 export * from './models/unet/index.js';
 export * from './models/blip/index.js';

@@ -16,8 +16,17 @@ function findPackageRoot(): string {
 /** The root of the pix2pix-zero package (where package.json is). */
 export const PACKAGE_ROOT = findPackageRoot();
 
-/** The shipped default model, used when no `--model` is given. */
+/** The shipped default model. */
 export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'converted_models', 'tiny-sd');
+
+/** The environment variable that names the model used when none is given (default: {@link DEFAULT_MODEL}). */
+export const MODEL_ENV = 'PIX2PIX_ZERO_MODEL';
+
+/** The model used when no `--model` / `model` is given: `$PIX2PIX_ZERO_MODEL`, else {@link DEFAULT_MODEL}. */
+export function defaultModel(): string {
+  const env = process.env[MODEL_ENV];
+  return env !== undefined && env !== '' ? env : DEFAULT_MODEL;
+}
 
 /** The built-in sentence banks (`<concept>.txt`, one sentence a line). */
 export const SENTENCE_BANKS = path.join(PACKAGE_ROOT, 'assets', 'sentences');

@@ -20,7 +20,7 @@ import { createContainer } from './container.js';
 import { componentFingerprint } from './io/fingerprint.js';
 import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readImage, tensorToImage } from './io/image.js';
 import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
-import { DEFAULT_MODEL } from './paths.js';
+import { defaultModel } from './paths.js';
 import { TorchGenerator } from './random/torch-generator.js';
 import { loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
@@ -178,7 +178,7 @@ export class Pix2PixZero {
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
     const backend = await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
-    const folder = readStableDiffusionFolder(options.model ?? DEFAULT_MODEL);
+    const folder = readStableDiffusionFolder(options.model ?? defaultModel());
     const ports = await loadModelPorts(folder, { captioner: captionerFolder(folder.dir, options.captioner), captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
     const container = createContainer({
       textEmbedder: ports.textEmbedder,

@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { writeSafetensors } from '../lib/io/safetensors.js';
-import { TINY_SD } from './helpers/tensors.js';
+import { DEFAULT_MODEL } from '../lib/paths.js';
+import { ROOT, TINY_SD } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
 
 describe('CLI', function () {
@@ -115,6 +116,14 @@ describe('CLI', function () {
       const text = cli(['info', '--backend', 'wasm']);
       expect(text.code, text.err).to.equal(0);
       expect(text.out).to.match(/backend: wasm/);
+    });
+    it('takes the default model from $PIX2PIX_ZERO_MODEL, else the shipped one', function () {
+      const sd2 = path.join(ROOT, 'spec', 'fixtures', 'models', 'tiny-sd2');
+      const r = cli(['info', '--json'], { PIX2PIX_ZERO_MODEL: sd2, PIX2PIX_ZERO_BACKEND: 'cpu' });
+      expect(r.code, r.err).to.equal(0);
+      expect((JSON.parse(r.out) as { model: { path: string } }).model.path).to.equal(sd2);
+      const shipped = cli(['info', '--json'], { PIX2PIX_ZERO_MODEL: '', PIX2PIX_ZERO_BACKEND: 'cpu' });
+      expect((JSON.parse(shipped.out) as { model: { path: string } }).model.path).to.equal(DEFAULT_MODEL);
     });
     it('rejects a bad --backend with exit 2', function () {
       const r = cli(['info', '--backend', 'gpu']);

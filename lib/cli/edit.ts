@@ -154,7 +154,7 @@ export const editCommand: Command = {
   summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
   usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
 
-Model:      --model <sd folder> (default: the shipped model)  --caption "..." | --captioner <blip folder>
+Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped model)  --caption "..." | --captioner <blip folder>
             (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
             | --no-captioner
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt

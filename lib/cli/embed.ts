@@ -8,7 +8,7 @@ import { initBackend } from '../backend.js';
 import { ClipTextEmbedder } from '../editing/text-embedder.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
-import { DEFAULT_MODEL } from '../paths.js';
+import { defaultModel } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
 import { ProgressReporter } from './progress.js';
 
@@ -76,7 +76,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new Error(`--out ${out} is a folder; give a file name`);
 
     const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
-    const modelDir = values.model ?? DEFAULT_MODEL;
+    const modelDir = values.model ?? defaultModel();
     const folder = readClipTextFolder(modelDir); // fails fast, before the backend starts
     const backend = await initBackend(backendChoice);
     const encoder = ClipTextEncoder.load(folder);

@@ -1,6 +1,6 @@
 /** `pix2pix-zero info [--model dir]`: the version, the backend, and a summary of a model (default: the shipped one). */
 import { initBackend } from '../backend.js';
-import { DEFAULT_MODEL, packageVersion } from '../paths.js';
+import { defaultModel, packageVersion } from '../paths.js';
 import { inspectPath } from './inspect.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, parseCommandLine } from './command.js';
 
@@ -20,7 +20,7 @@ export const infoCommand: Command = {
     }
     if (positionals.length > 0) throw new UsageError(`info takes no positional arguments (got '${positionals[0]}')`);
     const backend = await initBackend(backendOption(values.backend));
-    const model = inspectPath(values.model ?? DEFAULT_MODEL);
+    const model = inspectPath(values.model ?? defaultModel());
     const summary = {
       version: packageVersion(),
       node: process.version,

@@ -10,7 +10,7 @@ import 'reflect-metadata'; // the decorators below need it, also where the conta
 import { inject, injectable, optional } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
-import { DEFAULT_MODEL } from '../paths.js';
+import { defaultModel } from '../paths.js';
 import { type LongCallOptions, type TextEmbedder, throwIfAborted } from './services.js';
 
 /** Injection token of the embedder's {@link TextEncoderSource} (default: the shipped model). */
@@ -69,7 +69,7 @@ export class ClipTextEmbedder implements TextEmbedder {
     @inject(TEXT_ENCODER_SOURCE) @optional() source?: TextEncoderSource,
     @inject(TEXT_EMBEDDER_OPTIONS) @optional() options?: TextEmbedderOptions,
   ) {
-    this.source = source ?? DEFAULT_MODEL;
+    this.source = source ?? defaultModel();
     this.defaults = {
       batchSize: checkBatchSize(options?.batchSize ?? DEFAULT_BATCH_SIZE),
       clipSkip: options?.clipSkip ?? 0,
