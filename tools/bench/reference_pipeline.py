@@ -19,37 +19,23 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
 from PIL import Image
 
-from diffusers import AutoencoderKL, DDIMInverseScheduler, DDIMScheduler, StableDiffusionPix2PixZeroPipeline, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from diffusers import StableDiffusionPix2PixZeroPipeline
 
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tools" / "reference"))
+from bench_util import rss_mib  # noqa: E402
+from pipeline_outputs import load as load_pipeline  # noqa: E402  (the fixtures' way of building the pipeline)
 
 
 def load(sd: str) -> StableDiffusionPix2PixZeroPipeline:
-    scheduler = DDIMScheduler.from_pretrained(f"{sd}/scheduler")
-    pipe = StableDiffusionPix2PixZeroPipeline(
-        vae=AutoencoderKL.from_pretrained(f"{sd}/vae"),
-        text_encoder=CLIPTextModel.from_pretrained(f"{sd}/text_encoder"),
-        tokenizer=CLIPTokenizer.from_pretrained(f"{sd}/tokenizer"),
-        unet=UNet2DConditionModel.from_pretrained(f"{sd}/unet"),
-        scheduler=scheduler,
-        feature_extractor=None,
-        safety_checker=None,
-        inverse_scheduler=DDIMInverseScheduler.from_config(scheduler.config),
-        caption_generator=None,
-        caption_processor=None,
-        requires_safety_checker=False,
-    )
+    pipe = load_pipeline(ROOT, Path(sd))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -23,6 +23,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_util import rss_mib  # noqa: E402
 from diffusers.models.attention_processor import Attention
 from diffusers.models.unets.unet_2d_blocks import CrossAttnDownBlock2D, UNetMidBlock2DCrossAttn
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
@@ -169,14 +171,6 @@ def conv_case(batch: int, size: int, channels: int, reps: int) -> dict:
         return v.grad
 
     return {"forwardMs": median_ms(forward, reps), "gradMs": median_ms(grad, reps)}
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
