@@ -491,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                           "diffusers_outputs": [rel(work / "diffusers-xa0.1" / f"{iid}.png"), rel(work / "diffusers-xa0" / f"{iid}.png")],
                           "reconstruction": rel(work / "reconstruction" / f"{iid}.png")})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
+    # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
+    items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
     task_specs = {t: {"source": TASKS[t][1], "target": TASKS[t][2], "sourceSentences": rel(banks / f"{TASKS[t][1]}.txt"),
                       "targetSentences": rel(banks / f"{TASKS[t][2]}.txt")} for t in tasks_sel}
     for spec in task_specs.values():
