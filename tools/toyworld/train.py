@@ -59,10 +59,10 @@ def settings(quick: bool, scale: float = 1.0) -> dict:
         n_latents=6000,  # the UNet trains on the latents of the first n_latents images (encoding costs)
         vae=dict(channels=(32, 64, 64), steps=2500, batch=16, crop=32, lr=1e-3, kl=1e-6),
         text=dict(hidden=64, intermediate=256, layers=3, heads=4),
-        unet=dict(channels=(32, 64, 64), layers_per_block=1, heads=4, steps=3000, batch=32, lr=1e-3,
-                  ema=0.998, dropout=0.1),
-        blip=dict(hidden=96, intermediate=384, vision_layers=3, text_layers=2, heads=4, patch=8, steps=1500,
-                  batch=48, lr=5e-4),
+        unet=dict(channels=(32, 64, 64), layers_per_block=1, heads=4, steps=4000, batch=32, lr=1e-3,
+                  ema=0.998, dropout=0.1, snr_gamma=5.0),
+        blip=dict(hidden=96, intermediate=384, vision_layers=3, text_layers=2, heads=4, patch=8, steps=5000,
+                  batch=48, lr=1e-3, shape_weight=5.0),
     )
     for k in ("vae", "unet", "blip"):
         s[k]["steps"] = max(1, round(s[k]["steps"] * scale))
@@ -405,7 +405,11 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
         with autocast():
             enc = text_encoder(tok).last_hidden_state
             pred = unet(noisy, t, enc).sample.float()
-        loss = F.mse_loss(pred, noise)
+        # min-SNR-gamma weighting (Hang et al. 2023) for epsilon prediction: min(SNR, gamma) / SNR per sample,
+        # which moves the effort from the nearly clean timesteps to those that shape the image
+        snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
+        w = snr.clamp(max=cfg["snr_gamma"]) / snr if cfg.get("snr_gamma") else torch.ones_like(snr)
+        loss = (w * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -426,8 +430,6 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
                   text_params=sum(p.numel() for p in text_encoder.parameters()), steps=cfg["steps"],
                   batch=cfg["batch"], final_loss=prog.last, seconds=train_s, history=prog.history)
     (work / "unet-report.json").write_text(json.dumps(report, indent=2))
-    if ckpt.exists():
-        ckpt.unlink()
     log(f"text+unet: done in {train_s / 60:.1f} min, final loss {prog.last:.5f}")
     return report
 
@@ -485,6 +487,7 @@ def train_blip(s: dict, images: np.ndarray, scenes: list[dict], work: Path, log:
         raise SystemExit(f"blip: {unk} caption tokens are [UNK]; the vocabulary misses a world word")
     ids[:, 0] = tok.bos_token_id
     labels = ids.masked_fill(mask == 0, -100)
+    shape_ids = torch.tensor(tok.convert_tokens_to_ids(list(world.SHAPES)))
     torch.manual_seed(3)
     h = cfg["hidden"]
     config = BlipConfig(
@@ -513,8 +516,14 @@ def train_blip(s: dict, images: np.ndarray, scenes: list[dict], work: Path, log:
             grp["lr"] = lr_at(step, cfg["steps"], cfg["lr"])
         idx = torch.randint(n, (cfg["batch"],), generator=g)
         with autocast():
-            loss = model(pixel_values=pv_all[idx], input_ids=ids[idx], attention_mask=mask[idx],
-                         labels=labels[idx]).loss.float()
+            logits = model(pixel_values=pv_all[idx], input_ids=ids[idx], attention_mask=mask[idx]).logits.float()
+        # BLIP's LM loss (next token, label smoothing 0.1) with the shape words weighted up: the shape is the
+        # one attribute a small ViT is slow to read from its 8 px patches, and the one an edit is about
+        target = labels[idx][:, 1:]
+        ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                             label_smoothing=0.1, reduction="none").view(target.shape)
+        wt = (target != -100).float() * (1 + (cfg["shape_weight"] - 1) * torch.isin(target, shape_ids).float())
+        loss = (ce * wt).sum() / wt.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -621,11 +630,11 @@ def export(s: dict, work: Path, out: Path, log: Log, reports: dict, started: flo
         if (work / f).exists():
             shutil.copy(work / f, out / f)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    write_readme(s, out, reports, time.time() - started, total)
+    write_readme(s, out, reports, time.time() - started, total, work)
     log(f"export: {out} ({total / 1e6:.1f} MB)")
 
 
-def write_readme(s: dict, out: Path, reports: dict, seconds: float, total: int) -> None:
+def write_readme(s: dict, out: Path, reports: dict, seconds: float, total: int, work: Path) -> None:
     v, u, b = reports.get("vae", {}), reports.get("unet", {}), reports.get("blip", {})
     minutes = lambda r: f"{r.get('seconds', float('nan')) / 60:.1f} min"  # noqa: E731
     text = f"""# toyworld: a small Stable Diffusion 1.x-style model family trained on the toy world
@@ -648,6 +657,7 @@ bfloat16 autocast): VAE {minutes(v)}, text encoder + UNet {minutes(u)}, BLIP {mi
 exported this folder ran {seconds / 60:.1f} min (data rendering, latent encoding and checks included; stages whose
 checkpoints existed were reused). {total / 1e6:.1f} MB on disk. `train.log` is the training log.
 
+{(work / "notes.md").read_text() if (work / "notes.md").exists() else ""}
 Rebuild: `npm run toyworld` (or `bash tools/toyworld/run.sh --force`); check: `python tools/toyworld/check_world.py`.
 """
     (out / "README.md").write_text(text)
