@@ -221,7 +221,8 @@ def image_size(model: Path) -> int:
 
 def run_node(job: dict, path: Path, log) -> subprocess.Popen:
     path.write_text(json.dumps(job, indent=1))
-    cmd = ["nice", "-n", "10", "node", str(ROOT / "dist" / "tools" / "toyworld" / "edit-batch.js"), str(path)]
+    # niced to 10 like the rest of the run (not 10 more when this process is niced already)
+    cmd = (["nice", "-n", str(10 - os.nice(0))] if os.nice(0) < 10 else []) + ["node", str(ROOT / "dist" / "tools" / "toyworld" / "edit-batch.js"), str(path)]
     log(f"eval: {' '.join(cmd)}")
     return subprocess.Popen(cmd, cwd=ROOT, stderr=open(path.with_suffix(".log"), "w"), env={**os.environ, "PIX2PIX_ZERO_BACKEND": job.get("backend", "wasm")})
 
