@@ -395,7 +395,7 @@ def write_markdown(path: Path, report: dict) -> None:
         ag = res.get("agreement", {})
         if ag:
             L += ["", "Ours vs diffusers (same weights, inputs, captions): " + "; ".join(
-                f"xa {k}: mean abs difference {v['mean_abs']:.2f} / 255 (max per image {v['max_image_mean_abs']:.2f}, "
+                f"xa {k}: mean abs difference {v['mean_abs']:.3f} / 255 (max per image {v['max_image_mean_abs']:.3f}, "
                 f"largest pixel difference {v['max_abs']:.0f}), same verdict on {fmt(v['same_verdict'], True)} of images"
                 for k, v in ag.items()) + "."]
         L.append("")
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     out_md = args.md if args.md.is_absolute() else ROOT / args.md
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=1) + "\n")
-    examples = out_json.parent / "eval-examples.png"
+    examples = out_json.parent / f"{out_json.stem}-examples.png"
     write_examples(examples, work, items)
     report["examples"] = rel(examples)
     write_markdown(out_md, report)
