@@ -17,7 +17,7 @@ function findPackageRoot(): string {
 export const PACKAGE_ROOT = findPackageRoot();
 
 /** The shipped default model. */
-export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'converted_models', 'tiny-sd');
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'converted_models', 'toyworld');
 
 /** The environment variable that names the model used when none is given (default: {@link DEFAULT_MODEL}). */
 export const MODEL_ENV = 'PIX2PIX_ZERO_MODEL';
