@@ -48,37 +48,50 @@ function f16ToF32Table(): Float32Array {
   return f16Table;
 }
 
-/** Rounds a float32 to the nearest float16 bit pattern (round half to even), as PyTorch does. */
-export function floatToHalfBits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const x = new Uint32Array(f32.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let m = mant >>> shift;
-    if (rest > half || (rest === half && (m & 1) === 1)) m++;
-    return sign | m;
-  }
-  const rest = mant & 0x1fff;
-  let m = mant >>> 13;
-  if (rest > 0x1000 || (rest === 0x1000 && (m & 1) === 1)) {
-    m++;
-    if (m === 0x400) {
-      m = 0;
-      e++;
-      if (e >= 0x1f) return sign | 0x7c00;
+/**
+ * float32 values as float16 bit patterns, rounded to nearest, ties to even, as PyTorch and NumPy do; values beyond
+ * the float16 range become infinities, NaN stays NaN. Works on the bits of the whole array at once.
+ */
+export function floatsToHalfBits(data: Float32Array): Uint16Array {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    const mant = x & 0x7fffff;
+    let h: number;
+    if (exp === 0xff) {
+      h = sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+    } else if (exp > 142) {
+      h = sign | 0x7c00; // 2^16 and above
+    } else if (exp >= 113) {
+      // normal float16: drop 13 mantissa bits, round half to even (a carry into the exponent is correct, up to
+      // infinity for 65520 and above)
+      const rest = mant & 0x1fff;
+      h = ((exp - 112) << 10) | (mant >>> 13);
+      if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++;
+      h |= sign;
+    } else if (exp >= 102) {
+      // subnormal float16: q x 2^-24
+      const m = mant | 0x800000;
+      const shift = 126 - exp;
+      const rest = m & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      let q = m >>> shift;
+      if (rest > half || (rest === half && (q & 1) === 1)) q++;
+      h = sign | q;
+    } else {
+      h = sign; // below half the smallest subnormal: zero
     }
+    out[i] = h;
   }
-  return sign | (e << 10) | m;
+  return out;
+}
+
+/** Rounds one float32 to the nearest float16 bit pattern (see {@link floatsToHalfBits}). */
+export function floatToHalfBits(value: number): number {
+  return floatsToHalfBits(Float32Array.of(value))[0]!;
 }
 
 /** Rounds a float32 to the nearest bfloat16 bit pattern (round half to even), as PyTorch does. */

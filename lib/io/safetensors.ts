@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatToHalfBits, isDType } from './dtypes.js';
+import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatsToHalfBits, isDType } from './dtypes.js';
 
 /** The largest header this reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -283,7 +283,7 @@ function encodeElements(name: string, t: TensorToWrite): Uint8Array {
     case 'F64':
       return bytesOf(src instanceof Float64Array ? src : Float64Array.from(src));
     case 'F16':
-      return bytesOf(Uint16Array.from(src, (v) => floatToHalfBits(v)));
+      return bytesOf(floatsToHalfBits(src instanceof Float32Array ? src : Float32Array.from(src)));
     case 'BF16':
       return bytesOf(Uint16Array.from(src, (v) => floatToBFloat16Bits(v)));
     case 'I32':
