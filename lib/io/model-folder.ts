@@ -87,15 +87,10 @@ export function openWeights(weightsPath: string): WeightSource {
 export function readComponentFolder(dir: string, what: string): ComponentFolder {
   if (!isDir(dir)) throw new Error(`${what} folder not found: ${dir}`);
   const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile) && fs.existsSync(path.join(dir, MODEL_JSON))) {
-    const weightsPath = findWeights(dir, what);
-    if (isTfjsWeightsPath(weightsPath)) {
-      const { config } = readTfjsModelJson(weightsPath);
-      return { dir, config, weightsPath, openWeights: () => openWeights(weightsPath) };
-    }
-  }
-  const config = readJsonObject(configFile, `${what} config`);
-  const weightsPath = findWeights(dir, what);
+  const modelJson = path.join(dir, MODEL_JSON);
+  const converted = !fs.existsSync(configFile) && fs.existsSync(modelJson);
+  const config = converted ? readTfjsModelJson(modelJson).config : readJsonObject(configFile, `${what} config`);
+  const weightsPath = converted ? modelJson : findWeights(dir, what);
   return { dir, config, weightsPath, openWeights: () => openWeights(weightsPath) };
 }
 
