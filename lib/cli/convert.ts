@@ -232,13 +232,17 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     const [source, out] = positionals as [string, string];
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     const t0 = performance.now();
-    const report = convertModelFolder(source, out, {
-      dtype,
-      shardBytes: Math.floor(shardMb * MiB),
-      force: values.force,
-      onProgress: progress.onProgress,
-    });
-    progress.finish();
+    let report: ConvertReport;
+    try {
+      report = convertModelFolder(source, out, {
+        dtype,
+        shardBytes: Math.floor(shardMb * MiB),
+        force: values.force,
+        onProgress: progress.onProgress,
+      });
+    } finally {
+      progress.close(); // an error then starts on a line of its own
+    }
     const seconds = (performance.now() - t0) / 1000;
     if (values.json) {
       io.out(JSON.stringify({ ...report, seconds }, null, 2));
