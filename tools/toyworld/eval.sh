@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import diffusers, tra
   exit 1
 fi
 cd "$root"
-if ! npx tsc -p tsconfig.json; then
+if ! npm run --silent build; then
   if [ -f dist/tools/toyworld/edit-batch.js ]; then
     echo "eval: the TypeScript build failed; using the existing dist/ (it may be stale)" >&2
   else
