@@ -56,11 +56,13 @@ def settings(quick: bool, scale: float = 1.0) -> dict:
     """Sizes and step counts (the --quick ones are for trying the command out in a few minutes)."""
     s = dict(
         n_images=16000,
-        n_latents=6000,  # the UNet trains on the latents of the first n_latents images (encoding costs)
+        n_latents=16000,  # the UNet trains on the latents of the first n_latents images (encoding costs)
         vae=dict(channels=(32, 64, 64), steps=2500, batch=16, crop=32, lr=1e-3, kl=1e-6),
         text=dict(hidden=64, intermediate=256, layers=3, heads=4),
-        unet=dict(channels=(32, 64, 64), layers_per_block=1, heads=4, steps=4000, batch=32, lr=1e-3,
-                  ema=0.998, dropout=0.1, snr_gamma=5.0),
+        # cross_attn: which resolution levels have cross-attention (SD 1.x's layout: every level but the lowest,
+        # plus the mid block); fg_weight: extra loss weight on the latent pixels the objects cover
+        unet=dict(channels=(48, 96, 96), layers_per_block=1, heads=4, steps=6000, batch=32, lr=1e-3,
+                  ema=0.998, dropout=0.1, snr_gamma=5.0, cross_attn=(True, True, False), fg_weight=4.0),
         blip=dict(hidden=96, intermediate=384, vision_layers=3, text_layers=2, heads=4, patch=8, steps=5000,
                   batch=48, lr=1e-3, shape_weight=5.0),
     )
@@ -331,8 +333,9 @@ def make_text_encoder(cfg: dict, tokenizer):
 def make_unet(cfg: dict, cross_dim: int):
     from diffusers import UNet2DConditionModel
     ch = tuple(cfg["channels"])
-    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(ch) - 1)
-    up = ("CrossAttnUpBlock2D",) * (len(ch) - 1) + ("UpBlock2D",)
+    xa = tuple(cfg.get("cross_attn", (False,) + (True,) * (len(ch) - 1)))
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in xa)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(xa))
     return UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=cfg["layers_per_block"],
         block_out_channels=ch, down_block_types=down, up_block_types=up, cross_attention_dim=cross_dim,
@@ -346,18 +349,32 @@ def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    pe, p = list(ema.parameters()), [q.detach() for q in model.parameters()]
+    torch._foreach_mul_(pe, decay)
+    torch._foreach_add_(pe, p, alpha=1 - decay)
 
 
-def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force: bool) -> dict:
+def object_weights(scenes: list[dict], work: Path, size: int = 16) -> torch.Tensor:
+    """[N, 1, size, size]: the objects' coverage at latent resolution, grown by one latent pixel (cached)."""
+    path = work / f"coverage-{len(scenes)}-{size}.pt"
+    if path.exists():
+        return torch.load(path).float()
+    cov = np.stack([world.coverage_map(world.scene_from_dict(sc), size) for sc in scenes])
+    t = torch.nn.functional.max_pool2d(torch.from_numpy(cov)[:, None], 3, stride=1, padding=1)
+    torch.save(t.half(), path)
+    return t
+
+
+def train_text_unet(s: dict, caps: list[list[str]], scenes: list[dict], work: Path, log: Log, force: bool) -> dict:
     from diffusers import DDPMScheduler
     out = work / "unet"
     if (out / "config.json").exists() and (work / "text_encoder" / "config.json").exists() and not force:
         log("text+unet: reusing", out)
         return json.loads((work / "unet-report.json").read_text())
+    cfg = s["unet"]
     images_n = min(s["n_latents"], len(caps))
     caps = caps[:images_n]
+    fg = object_weights(scenes[:images_n], work) * cfg.get("fg_weight", 0.0) + 1.0
     mean, std = encode_latents(np.load(work / f"data-{s['n_images']}.npz")["images"][:images_n], work, log)
     tokenizer = make_tokenizer(work)
     t0 = time.time()
@@ -365,7 +382,6 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
     ids = tokenize(tokenizer, [c for cs in caps for c in cs]).view(images_n, k, 77)
     empty = tokenize(tokenizer, [""])[0]
     log(f"text+unet: {images_n * k} captions tokenised in {time.time() - t0:.0f} s")
-    cfg = s["unet"]
     torch.manual_seed(2)
     text_encoder = make_text_encoder(s["text"], tokenizer)
     unet = make_unet(cfg, s["text"]["hidden"])
@@ -409,7 +425,9 @@ def train_text_unet(s: dict, caps: list[list[str]], work: Path, log: Log, force:
         # which moves the effort from the nearly clean timesteps to those that shape the image
         snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
         w = snr.clamp(max=cfg["snr_gamma"]) / snr if cfg.get("snr_gamma") else torch.ones_like(snr)
-        loss = (w * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+        # objects weigh (1 + fg_weight) x per latent pixel: the shapes, not the backgrounds' textures, are what
+        # the text must control
+        loss = (w * (fg[idx] * (pred - noise).pow(2)).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -721,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     if "vae" in stages:
         reports["vae"] = train_vae(s, images, work, log, args.force)
     if "text+unet" in stages:
-        reports["unet"] = train_text_unet(s, caps, work, log, args.force)
+        reports["unet"] = train_text_unet(s, caps, scenes, work, log, args.force)
     if "blip" in stages:
         reports["blip"] = train_blip(s, images, scenes, work, log, args.force)
     if args.samples or "samples" in stages:

@@ -258,6 +258,14 @@ def object_mask(scene: Scene, size: int = 64, index: int = 0) -> np.ndarray:
     return _coverage(scene.objects[index], size) >= 0.5
 
 
+def coverage_map(scene: Scene, size: int = 64) -> np.ndarray:
+    """float32 [size, size] in [0, 1]: how much of each pixel some object covers (the union of the objects)."""
+    cov = np.zeros((size, size), dtype=np.float32)
+    for obj in scene.objects:
+        cov = np.maximum(cov, _coverage(obj, size))
+    return cov
+
+
 def background_mask(scene: Scene, size: int = 64, margin: int = 0) -> np.ndarray:
     """bool [size, size]: pixels no object touches at all, optionally `margin` pixels away from every object."""
     touched = np.zeros((size, size), dtype=bool)
