@@ -666,7 +666,7 @@ evaluation seeds start at 10**9). Real architectures and formats, tiny sizes: it
 | `vae/` | AutoencoderKL, f = 4 (latents 4 x 16 x 16), channels {tuple(s['vae']['channels'])}, no mid attention, {v.get('params', 0) / 1e6:.2f} M params | float32 | {v.get('steps')} steps x {v.get('batch')} random 32 px crops, L1 + MSE + {s['vae']['kl']:g} KL, {minutes(v)}; held-out PSNR {v.get('heldout_psnr_db', float('nan')):.1f} dB; scaling_factor = 1 / latent std = {v.get('scaling_factor', float('nan')):.4f} |
 | `text_encoder/` | CLIPTextModel, hidden {s['text']['hidden']}, {s['text']['layers']} layers, 77 positions, {u.get('text_params', 0) / 1e6:.2f} M params | float16 | jointly with the UNet |
 | `tokenizer/` | the real CLIP BPE (49,408 tokens, open_clip's `bpe_simple_vocab_16e6.txt.gz`) | | |
-| `unet/` | UNet2DConditionModel, channels {tuple(s['unet']['channels'])}, DownBlock2D + CrossAttn blocks, cross_attention_dim {s['text']['hidden']}, {u.get('unet_params', 0) / 1e6:.2f} M params | float32 | DDPM epsilon loss, SD's scaled_linear betas (0.00085 .. 0.012, 1000 steps), {u.get('steps')} steps x {u.get('batch')}, 10% captions dropped to "", EMA weights; {minutes(u)}; final loss {u.get('final_loss', float('nan')):.4f} |
+| `unet/` | UNet2DConditionModel, channels {tuple(s['unet']['channels'])}, cross-attention at {", ".join(f"{16 >> k}x{16 >> k}" for k, a in enumerate(s['unet'].get('cross_attn', ())) if a)} and in the mid block, cross_attention_dim {s['text']['hidden']}, {u.get('unet_params', 0) / 1e6:.2f} M params | float32 | DDPM epsilon loss with min-SNR-{s['unet'].get('snr_gamma', 0):g} weighting and the objects' latent pixels weighted {1 + s['unet'].get('fg_weight', 0.0):g}x, SD's scaled_linear betas (0.00085 .. 0.012, 1000 steps), {u.get('steps')} steps x {u.get('batch')} on {s['n_latents']} scenes' latents, {s['unet']['dropout']:.0%} captions dropped to "", EMA weights; {minutes(u)}; final loss {u.get('final_loss', float('nan')):.4f} |
 | `scheduler/` | DDIMScheduler with SD 1.x's config | | |
 | `captioner/` | BlipForConditionalGeneration (ViT patch {s['blip']['patch']} at 64 px, BERT decoder, WordPiece vocabulary of the world's words), {b.get('params', 0) / 1e6:.2f} M params | float32 | teacher-forced LM loss on "a picture of <description>", {b.get('steps')} steps x {b.get('batch')}, {minutes(b)}; final loss {b.get('final_loss', float('nan')):.3f}; greedy held-out captions: exact {b.get('heldout_exact', float('nan')):.0%}, shape word {b.get('heldout_shape', float('nan')):.0%}, colour word {b.get('heldout_colour', float('nan')):.0%} |
 
@@ -715,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="retrain the stages even if their checkpoints exist")
     ap.add_argument("--quick", action="store_true", help="tiny data and step counts, to try the command out")
     ap.add_argument("--work", default=str(HERE / ".work"))
-    ap.add_argument("--out", default=str(ROOT / "converted_models" / "toyworld"))
+    ap.add_argument("--out", default=None, help="export folder (default converted_models/toyworld, or <work>/export with --quick / --name)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every stage's step count (prototyping)")
     ap.add_argument("--name", default=None, help="work sub-folder (default: full, or quick with --quick)")
     ap.add_argument("--threads", type=int, default=2)
@@ -732,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     for st in stages:
         if st not in ("vae", "text+unet", "blip", "export", "samples", "verify"):
             raise SystemExit(f"unknown stage {st!r} (expected vae, text+unet, blip, samples, export, verify)")
+    out = Path(args.out) if args.out else (work / "export" if args.quick or args.name else ROOT / "converted_models" / "toyworld")
     started = time.time()
     log(f"toyworld training: stages {stages}, settings {json.dumps(s)}")
     images, scenes, caps = build_data(s["n_images"], work, log)
@@ -748,10 +749,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, f in (("vae", "vae-report.json"), ("unet", "unet-report.json"), ("blip", "blip-report.json")):
             if name not in reports and (work / f).exists():
                 reports[name] = json.loads((work / f).read_text())
-        out = Path(args.out) if not (args.quick or args.name) else work / "export"
         export(s, work, out, log, reports, started)
     if "verify" in stages or "export" in stages:
-        verify(Path(args.out) if not (args.quick or args.name) else work / "export", log)
+        verify(out, log)
     log(f"toyworld training: finished in {(time.time() - started) / 60:.1f} min")
     return 0
 
