@@ -4,9 +4,10 @@ For each task (circle->square, square->triangle, red->blue) it draws scenes of h
 stream of its own per task) whose main object (index 0) has the source attribute, renders them at the model's
 size, and edits them with
 
-  ours-xa0.1       our TypeScript pipeline (tools/toyworld/edit-batch.ts, the public Pix2PixZero API)
+  ours-xaX         our TypeScript pipeline (tools/toyworld/edit-batch.ts, the public Pix2PixZero API) with
+                   cross-attention guidance X (--xa-guidance, default 0.1 as the authors')
   ours-xa0         the same without cross-attention guidance (xaGuidance 0), from the same inversion
-  diffusers-xa0.1  diffusers' StableDiffusionPix2PixZeroPipeline on the same weights and inputs
+  diffusers-xaX    diffusers' StableDiffusionPix2PixZeroPipeline on the same weights and inputs
   diffusers-xa0    the same with cross_attention_guidance_amount 0
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
@@ -24,7 +25,7 @@ and against the reconstruction), and ours-vs-diffusers agreement (mean abs diffe
 Writes docs/bench/eval.json and docs/eval.md (tables + settings); work files under tmp/eval/.
 
     bash tools/toyworld/eval.sh [--quick] [--n 50] [--steps 20] [--model DIR] [--captioner DIR|none]
-                                [--retrain] [--reuse] [--only ours,diffusers]
+                                [--xa-guidance 0.1] [--guidance-scale 5] [--retrain] [--reuse] [--only ours,diffusers]
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ TASKS: dict[str, tuple[str, str, str]] = {
 }
 HELDOUT_SEED0 = 10**9
 TASK_STREAM = 10**6  # task k draws seeds HELDOUT_SEED0 + k * TASK_STREAM + 0, 1, 2, ...
-METHODS = ("ours-xa0.1", "ours-xa0", "diffusers-xa0.1", "diffusers-xa0")
+
+
+def methods_for(xa: float) -> tuple[str, str, str, str]:
+    """The four edited-image folders (and table rows) for cross-attention guidance xa and 0."""
+    return (f"ours-xa{xa:g}", "ours-xa0", f"diffusers-xa{xa:g}", "diffusers-xa0")
+
+
+METHODS = methods_for(0.1)  # main() sets it from --xa-guidance
 YARDSTICKS = ("input", "ideal", "reconstruction")
 SEG_FRACTION = 0.5  # a pixel is object when it is > this fraction of the way from the background to the object colour
 DILATE_PX = 2
@@ -445,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "bench" / "eval.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "eval.md")
     args = ap.parse_args(argv)
+    global METHODS
+    if not args.xa_guidance > 0:
+        raise SystemExit(f"eval: --xa-guidance must be > 0 (it is compared with 0), got {args.xa_guidance}")
+    METHODS = methods_for(args.xa_guidance)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     n = 5 if args.quick else args.n
@@ -488,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
             world.render(world.with_object(scene, 0, **{attr: tgt}), size).save(work / "ideal" / f"{iid}.png")
             items.append({"id": iid, "task": task, "image": rel(work / "input" / f"{iid}.png"),
                           "caption": None if captioner else world.describe(scene),
-                          "outputs": [rel(work / "ours-xa0.1" / f"{iid}.png"), rel(work / "ours-xa0" / f"{iid}.png")],
-                          "diffusers_outputs": [rel(work / "diffusers-xa0.1" / f"{iid}.png"), rel(work / "diffusers-xa0" / f"{iid}.png")],
+                          "outputs": [rel(work / METHODS[0] / f"{iid}.png"), rel(work / METHODS[1] / f"{iid}.png")],
+                          "diffusers_outputs": [rel(work / METHODS[2] / f"{iid}.png"), rel(work / METHODS[3] / f"{iid}.png")],
                           "reconstruction": rel(work / "reconstruction" / f"{iid}.png")})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
