@@ -7,7 +7,7 @@
  * ```json
  * { "model": "converted_models/toyworld", "captioner": "converted_models/toyworld/captioner" | null,
  *   "captionOptions": { ... } | null, "backend": "auto", "cacheDir": "tmp/eval/cache" | false,
- *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64 },
+ *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64, "numRegSteps": 5 },
  *   "tasks": { "circle2square": { "source": "circle", "target": "square",
  *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
@@ -47,7 +47,7 @@ interface Job {
   captionOptions?: Record<string, unknown> | null;
   backend?: BackendChoice;
   cacheDir?: string | false;
-  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number };
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number };
   tasks: Record<string, TaskSpec>;
   items: ItemSpec[];
   results: string;
@@ -133,7 +133,7 @@ async function main(jobFile: string): Promise<void> {
         continue;
       }
       ts = performance.now();
-      const inversion = await p2p.invert(item.image, { caption, steps: s.steps, seed: s.seed, size: s.size, vaeEncode: 'mean' });
+      const inversion = await p2p.invert(item.image, { caption, steps: s.steps, seed: s.seed, size: s.size, vaeEncode: 'mean', numRegSteps: s.numRegSteps });
       const invertSeconds = (performance.now() - ts) / 1000;
       const edits: number[] = [];
       try {

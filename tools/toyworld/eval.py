@@ -12,9 +12,9 @@ size, and edits them with
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
 the same sentence banks (assets/sentences/<concept>.txt, read by both sides), the VAE posterior mean, the
-caption as negative prompt, the same guidance scale, steps and noise regularisation (5 x (5 + 1) steps,
-lambda 20, seed 0). As yardsticks it scores the input itself (no edit), the ideal edit (world.with_object
-rendered) and our reference pass (the reconstruction).
+caption as negative prompt, the same guidance scale, steps and noise regularisation (--reg-steps x (5 + 1)
+steps, lambda 20, seed 0; --reg-steps 0 for plain DDIM inversion). As yardsticks it scores the input itself
+(no edit), the ideal edit (world.with_object rendered) and our reference pass (the reconstruction).
 
 Per image: edit success (the classifier of classifier.py on a crop at the input object's place says the target
 attribute and keeps the other one), structure (the object segmented analytically against the scene's known
@@ -25,7 +25,7 @@ and against the reconstruction), and ours-vs-diffusers agreement (mean abs diffe
 Writes docs/bench/eval.json and docs/eval.md (tables + settings); work files under tmp/eval/.
 
     bash tools/toyworld/eval.sh [--quick] [--n 50] [--steps 20] [--model DIR] [--captioner DIR|none]
-                                [--xa-guidance 0.1] [--guidance-scale 5] [--retrain] [--reuse] [--only ours,diffusers]
+                                [--xa-guidance 0.1] [--guidance-scale 5] [--reg-steps 5] [--retrain] [--reuse] [--only ours,diffusers]
 """
 
 from __future__ import annotations
@@ -274,7 +274,8 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
             image = pipe.image_processor.preprocess(Image.open(ROOT / it["image"]).convert("RGB"))
             latents = pipe.vae.encode(image).latent_dist.mean * sf
         inv = pipe.invert(it["caption"], image=latents, num_inference_steps=settings["steps"],
-                          generator=torch.Generator().manual_seed(settings["seed"]), output_type="pt").latents
+                          num_reg_steps=settings["numRegSteps"], generator=torch.Generator().manual_seed(settings["seed"]),
+                          output_type="pt").latents
         src, tgt = embeds[it["task"]]
         for xa, out in zip(settings["xaGuidance"], it["diffusers_outputs"]):
             img = pipe(prompt=it["caption"], negative_prompt=it["caption"], source_embeds=src, target_embeds=tgt,
@@ -357,7 +358,8 @@ def write_markdown(path: Path, report: dict) -> None:
          "Settings:", "",
          f"- model `{s['model']}` at {s['image_size']} px; captions: {s['caption_source']};",
          f"- {s['steps']} DDIM steps for the inversion and for the edit, guidance scale {s['guidanceScale']}, negative prompt = caption,",
-         f"  VAE posterior mean, noise regularisation {s['numRegSteps']} x ({s['numAutoCorrRolls']} + 1) steps with lambda 20, seed {s['seed']};",
+         (f"  VAE posterior mean, noise regularisation {s['numRegSteps']} x ({s['numAutoCorrRolls']} + 1) steps with lambda 20, seed {s['seed']};"
+          if s['numRegSteps'] else f"  VAE posterior mean, no noise regularisation (plain DDIM inversion, `--reg-steps 0`), seed {s['seed']};"),
          f"  cross-attention guidance {s['xaGuidance'][0]} (`-xa{s['xaGuidance'][0]:g}`) or 0 (`-xa0`), both edits from the same inversion;",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
          f"- held-out scenes: seeds from {HELDOUT_SEED0} (task k draws {HELDOUT_SEED0} + k x {TASK_STREAM}, + 1, ...), the first",
@@ -441,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance-scale", type=float, default=5.0)
     ap.add_argument("--xa-guidance", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
     ap.add_argument("--tasks", default=",".join(TASKS))
@@ -454,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "eval.md")
     args = ap.parse_args(argv)
     global METHODS
+    if args.reg_steps < 0:
+        raise SystemExit(f"eval: --reg-steps must be >= 0, got {args.reg_steps}")
     if not args.xa_guidance > 0:
         raise SystemExit(f"eval: --xa-guidance must be > 0 (it is compared with 0), got {args.xa_guidance}")
     METHODS = methods_for(args.xa_guidance)
@@ -474,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     size = image_size(model_dir)
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "steps": args.steps, "guidanceScale": args.guidance_scale,
-                "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": 5, "numAutoCorrRolls": 5,
+                "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
                 "lambdaAc": 20, "lambdaKl": 20, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
@@ -513,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": "wasm", "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps")} | {"size": size},
            "tasks": task_specs}
     todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in it["outputs"] + it["diffusers_outputs"] + [it["reconstruction"]]))]
     only = set(args.only.split(","))
