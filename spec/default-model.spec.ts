@@ -60,7 +60,7 @@ describe('the shipped default model', function () {
       const before = redMask(input), after = redMask(img);
       const n = (m: boolean[]): number => m.filter(Boolean).length;
       const iou = n(before.map((b, i) => b && after[i]!)) / n(before.map((b, i) => b || after[i]!));
-      // Measured when this model was trained: IoU 0.52, area ratio 0.97, background change 15.7 / 255.
+      // Measured on the shipped model (retrained 2026-12-01): IoU 0.68, area ratio 0.88, background change 8.7 / 255.
       expect(iou, 'IoU of the red region with the input circle').to.be.below(0.75);
       expect(n(after) / n(before), 'red area after / before').to.be.within(0.6, 1.5);
       const far = dilate(before.map((b, i) => b || after[i]!), 64, 64, 3).map((v) => !v);
