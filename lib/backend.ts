@@ -1,17 +1,22 @@
 /**
- * Choosing and initialising the TensorFlow.js backend.
+ * The tfjs backends this library runs on, in one table: how each is loaded and detected, what it can hold, how many
+ * threads it uses and which kernel variants are fast on it. The CLI's help, the tests' backend list and the layers'
+ * fast-path choices all read {@link BACKENDS}; adding a backend (WebGPU, a GPU build) is one entry here.
  *
- * The library runs on whichever backend is present, best first:
- * `tensorflow` (from `@tensorflow/tfjs-node-gpu`, else `@tensorflow/tfjs-node`), then `wasm`
- * (`@tensorflow/tfjs-backend-wasm`, its `.wasm` files read from the installed package, never the network),
- * then `cpu` (pure JavaScript). The choice can be forced by option or by the environment variable
- * `PIX2PIX_ZERO_BACKEND` (`auto`, `tensorflow`, `wasm` or `cpu`); the option wins over the variable.
+ * The library runs on whichever backend is present, best first: `tensorflow` (`@tensorflow/tfjs-node-gpu`, else
+ * `@tensorflow/tfjs-node`, installed the ordinary way or built offline by `npm run setup:tensorflow` into
+ * {@link nativeDir}), then `wasm` (`@tensorflow/tfjs-backend-wasm`, its `.wasm` files read from the installed
+ * package, never the network), then `cpu` (pure JavaScript). The choice can be forced by option or by the
+ * environment variable `PIX2PIX_ZERO_BACKEND` (`auto`, `tensorflow`, `wasm` or `cpu`); the option wins.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { PACKAGE_ROOT } from './paths.js';
 
 /** A backend this library can run on. `tensorflow` is the native backend of tfjs-node(-gpu). */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -22,25 +27,164 @@ export type BackendChoice = BackendName | 'auto';
 /** The environment variable that forces a backend when no option does. */
 export const BACKEND_ENV = 'PIX2PIX_ZERO_BACKEND';
 
-const CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+/** The environment variable that moves the folder `npm run setup:tensorflow` builds into (default `.native/`). */
+export const NATIVE_DIR_ENV = 'PIX2PIX_ZERO_NATIVE_DIR';
+
+/**
+ * Kernel variants chosen per backend by measurement (tools/bench, docs/benchmarks.md). The layers read these
+ * instead of testing the backend's name.
+ */
+export interface KernelChoices {
+  /**
+   * Split batched matrix products into single ones and compute their gradients with explicit transposes
+   * (`models/layers/matmul.ts`): wasm runs only single, untransposed products fast (XNNPACK) and falls back to a
+   * 10-20x slower kernel otherwise.
+   */
+  readonly plainProducts: boolean;
+  /**
+   * Compute a convolution's input gradient as a forward convolution of the upstream gradient with the flipped
+   * kernel (`models/layers/conv2d.ts`) instead of the backend's `Conv2DBackpropInput`.
+   */
+  readonly convInputGradientAsForwardConv: boolean;
+}
+
+/** One backend: how it is provided and what it can do. */
+export interface BackendSpec {
+  readonly name: BackendName;
+  /** What the user reads in help texts. */
+  readonly description: string;
+  /** The npm packages that provide it, tried in order. */
+  readonly packages: readonly string[];
+  /** How much tensor memory it can hold, in bytes; `undefined` when only the machine's memory limits it. */
+  readonly heapLimitBytes?: number;
+  /** The threads its kernels use, once active. */
+  threads(): number;
+  /** Kernel variants that are fast on it. */
+  readonly kernels: KernelChoices;
+}
+
+/** TensorFlow's own intra-op thread count (its `TF_NUM_INTRAOP_THREADS`, else every CPU the process may use). */
+function tensorflowThreads(): number {
+  const n = Number(process.env.TF_NUM_INTRAOP_THREADS);
+  return Number.isInteger(n) && n > 0 ? n : os.availableParallelism();
+}
+
+/** Every backend, best first: the order `auto` tries them in. */
+export const BACKENDS: readonly BackendSpec[] = [
+  {
+    name: 'tensorflow',
+    description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
+    packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
+    threads: tensorflowThreads,
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false },
+  },
+  {
+    name: 'wasm',
+    description: 'WebAssembly (XNNPACK, one thread in Node, 4 GB heap)',
+    packages: ['@tensorflow/tfjs-backend-wasm'],
+    heapLimitBytes: 4 * 1024 ** 3,
+    threads: () => getThreadsCount(),
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true },
+  },
+  {
+    name: 'cpu',
+    description: 'pure JavaScript (slow; always present)',
+    packages: ['@tensorflow/tfjs-backend-cpu'],
+    threads: () => 1,
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: true },
+  },
+];
+
+/** The backend names, best first. */
+export const BACKEND_NAMES: readonly BackendName[] = BACKENDS.map((b) => b.name);
+
+const CHOICES: readonly BackendChoice[] = ['auto', ...BACKEND_NAMES];
+
+/** The table entry of a backend. */
+export function backendSpec(name: BackendName): BackendSpec {
+  const spec = BACKENDS.find((b) => b.name === name);
+  if (spec === undefined) throw new Error(`unknown backend '${name}'`);
+  return spec;
+}
+
+let kernelOverride: Partial<KernelChoices> | undefined;
+
+/** The kernel variants of the active backend (those of `cpu` for a backend outside the table). */
+export function kernelChoices(): KernelChoices {
+  const name = tf.getBackend();
+  const kernels = (BACKENDS.find((b) => b.name === name) ?? backendSpec('cpu')).kernels;
+  return kernelOverride === undefined ? kernels : { ...kernels, ...kernelOverride };
+}
+
+/**
+ * Runs `fn` (synchronously) with some kernel variants forced, whatever the table says: the benchmarks time the
+ * variants against each other with it, and the tests check that they compute the same values.
+ */
+export function withKernelChoices<T>(choices: Partial<KernelChoices>, fn: () => T): T {
+  const saved = kernelOverride;
+  kernelOverride = { ...saved, ...choices };
+  try {
+    return fn();
+  } finally {
+    kernelOverride = saved;
+  }
+}
 
 /** Options of {@link initBackend}. */
 export interface BackendOptions {
   /** Which backend to use; defaults to `$PIX2PIX_ZERO_BACKEND`, else `auto`. */
   backend?: BackendChoice;
+  /**
+   * Let native TensorFlow's own start-up lines (absl, oneDNN and CPU-feature notices) reach stderr; the CLI sets
+   * this with `--debug`. Default false. Applies when the native library is first loaded in the process.
+   */
+  nativeLogs?: boolean;
 }
 
 /** The backend that is active after {@link initBackend}, and where it came from. */
 export interface BackendInfo {
   /** The active tfjs backend. */
   name: BackendName;
-  /** The package that provides it. */
+  /** The package that provides it (with the folder it was found in when that is the offline build). */
   provider: string;
+  /** The versions of what runs the kernels (e.g. `tfjs-node 4.22.0, TensorFlow 2.21.0`). */
+  version: string;
+  /** The threads its kernels use. */
+  threads: number;
   /** Backends that were tried before it and could not be loaded, with the reason. */
   skipped: { name: string; reason: string }[];
 }
 
 const require = createRequire(import.meta.url);
+
+/** The folder `npm run setup:tensorflow` builds the native backend into: `$PIX2PIX_ZERO_NATIVE_DIR`, else `.native/`. */
+export function nativeDir(): string {
+  const env = process.env[NATIVE_DIR_ENV];
+  return env !== undefined && env.trim() !== '' ? path.resolve(env) : path.join(PACKAGE_ROOT, '.native');
+}
+
+/** Where a package resolves: from this library's own `node_modules` first, else from the offline build's folder. */
+function resolvePackage(pkg: string): { entry: string; offline: boolean } | undefined {
+  try {
+    return { entry: require.resolve(pkg), offline: false };
+  } catch {
+    const dir = nativeDir();
+    if (!fs.existsSync(path.join(dir, 'node_modules'))) return undefined;
+    try {
+      return { entry: createRequire(path.join(dir, 'package.json')).resolve(pkg), offline: true };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The backends present in this installation, best first, without loading any: `tensorflow` when one of its packages
+ * resolves (it may still fail to load; {@link initBackend} then says why), `wasm` and `cpu` always.
+ */
+export function installedBackends(): BackendName[] {
+  return BACKENDS.filter((b) => b.name !== 'tensorflow' || b.packages.some((p) => resolvePackage(p) !== undefined)).map((b) => b.name);
+}
 
 /** Parses a backend choice (from an option, a CLI flag or the environment), with a clear error. */
 export function parseBackendChoice(value: string, source = 'backend'): BackendChoice {
@@ -67,12 +211,42 @@ function configureWasm(): void {
   wasmPathsSet = true;
 }
 
-async function tryNative(skipped: BackendInfo['skipped']): Promise<string | undefined> {
-  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+/**
+ * Environment for native TensorFlow, set before its library loads and only where the user has not set it:
+ * `TF_CPP_MIN_LOG_LEVEL=3` hides its info lines; `TF_ENABLE_ONEDNN_OPTS=0` keeps the oneDNN rewrites off. TensorFlow
+ * 2.21 logs the oneDNN notice (and absl's pre-init warning) whatever the log level, and the rewrites bought no speed
+ * in our measurements (docs/benchmarks.md) while reordering sums; with them off the kernels are Eigen's.
+ */
+function prepareNativeEnvironment(nativeLogs: boolean): void {
+  const unset = (name: string): boolean => (process.env[name] ?? '').trim() === '';
+  if (unset('TF_ENABLE_ONEDNN_OPTS')) process.env.TF_ENABLE_ONEDNN_OPTS = '0';
+  if (!nativeLogs && unset('TF_CPP_MIN_LOG_LEVEL')) process.env.TF_CPP_MIN_LOG_LEVEL = '3';
+}
+
+let nativeProvider: string | undefined;
+
+/** Loads tfjs-node(-gpu) once per process; returns the package that registered the `tensorflow` backend. */
+async function loadNative(options: BackendOptions, skipped: BackendInfo['skipped']): Promise<string | undefined> {
+  if (nativeProvider !== undefined) return nativeProvider;
+  if (tf.findBackend('tensorflow') !== null) return (nativeProvider = 'already registered');
+  prepareNativeEnvironment(options.nativeLogs === true);
+  // Not tf.getBackend(): before any backend is active it would initialise one as a side effect.
+  const previous = (tf.engine() as unknown as { backendName?: string | null }).backendName;
+  for (const pkg of backendSpec('tensorflow').packages) {
+    const found = resolvePackage(pkg);
+    if (found === undefined) {
+      skipped.push({ name: pkg, reason: 'not installed' });
+      continue;
+    }
     try {
-      await import(pkg);
-      if (tf.findBackend('tensorflow') !== null) return pkg;
-      skipped.push({ name: pkg, reason: 'loaded, but registered no tensorflow backend' });
+      require(found.entry);
+      if (tf.findBackend('tensorflow') === null) {
+        skipped.push({ name: pkg, reason: 'loaded, but registered no tensorflow backend (a second @tensorflow/tfjs-core?)' });
+        continue;
+      }
+      // tfjs-node activates itself on load; the caller decides what is active.
+      if (typeof previous === 'string' && previous !== 'tensorflow') await tf.setBackend(previous);
+      return (nativeProvider = found.offline ? `${pkg} (${nativeDir()})` : pkg);
     } catch (err) {
       skipped.push({ name: pkg, reason: firstLine(err) });
     }
@@ -85,33 +259,60 @@ function firstLine(err: unknown): string {
   return msg.split('\n')[0] ?? msg;
 }
 
+/** The versions of what runs the active backend's kernels. */
+function versionOf(name: BackendName): string {
+  const pkgVersion = (pkg: string): string => {
+    try {
+      const found = resolvePackage(`${pkg}/package.json`);
+      if (found === undefined) return '?';
+      return (JSON.parse(fs.readFileSync(found.entry, 'utf8')) as { version?: string }).version ?? '?';
+    } catch {
+      return '?';
+    }
+  };
+  if (name === 'tensorflow') {
+    const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+    const provider = nativeProvider?.split(' ')[0] ?? '@tensorflow/tfjs-node';
+    return `${provider.replace('@tensorflow/', '')} ${pkgVersion(provider)}, TensorFlow ${binding?.TF_Version ?? '?'}`;
+  }
+  const pkg = backendSpec(name).packages[0]!;
+  return `${pkg.replace('@tensorflow/', '')} ${pkgVersion(pkg)}`;
+}
+
 async function activate(name: BackendName): Promise<boolean> {
   if (name === 'wasm') configureWasm();
   return tf.setBackend(name);
 }
 
+function info(name: BackendName, provider: string, skipped: BackendInfo['skipped']): BackendInfo {
+  return { name, provider, version: versionOf(name), threads: backendSpec(name).threads(), skipped };
+}
+
 /**
  * Chooses, initialises and activates a backend. Safe to call more than once; each call re-applies the choice.
  *
- * @throws Error when a forced backend cannot be loaded, naming the backend and the reason.
+ * @throws Error when a forced backend cannot be loaded, naming the backend and what to do.
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const choice = resolveBackendChoice(options);
   const skipped: BackendInfo['skipped'] = [];
 
   if (choice === 'tensorflow' || choice === 'auto') {
-    const provider = tf.findBackend('tensorflow') !== null ? 'already registered' : await tryNative(skipped);
+    const provider = await loadNative(options, skipped);
     if (provider !== undefined && (await activate('tensorflow'))) {
-      return { name: 'tensorflow', provider, skipped };
+      return info('tensorflow', provider, skipped.filter((s) => s.reason !== 'not installed'));
     }
     if (choice === 'tensorflow') {
-      const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-      throw new Error(`backend 'tensorflow' is not available (install @tensorflow/tfjs-node or -gpu 4.22.0). ${why}`);
+      const broken = skipped.filter((s) => s.reason !== 'not installed');
+      const why = broken.length > 0 ? ` (${broken.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : '';
+      throw new Error(
+        `backend 'tensorflow' is not available${why}: run 'npm run setup:tensorflow' in ${PACKAGE_ROOT} (offline build), or install @tensorflow/tfjs-node 4.22.0`,
+      );
     }
   }
   if (choice === 'wasm' || choice === 'auto') {
     try {
-      if (await activate('wasm')) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped };
+      if (await activate('wasm')) return info('wasm', '@tensorflow/tfjs-backend-wasm', skipped);
       skipped.push({ name: 'wasm', reason: 'initialisation failed' });
     } catch (err) {
       skipped.push({ name: 'wasm', reason: firstLine(err) });
@@ -119,7 +320,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
     if (choice === 'wasm') throw new Error(`backend 'wasm' could not be initialised: ${skipped.at(-1)?.reason ?? ''}`);
   }
   if (!(await activate('cpu'))) throw new Error(`backend 'cpu' could not be initialised`);
-  return { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped };
+  return info('cpu', '@tensorflow/tfjs-backend-cpu', skipped);
 }
 
 /** The name of the active backend. */

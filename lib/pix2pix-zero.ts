@@ -65,6 +65,8 @@ export interface Pix2PixZeroLoadOptions {
   captionOptions?: CaptionOptions;
   /** The tfjs backend (default: `$PIX2PIX_ZERO_BACKEND`, else the best present). */
   backend?: BackendChoice;
+  /** Let native TensorFlow's own start-up log lines reach stderr (default false; the CLI's `--debug`). */
+  nativeLogs?: boolean;
   /** Where mean sentence embeddings are cached (default `$PIX2PIX_ZERO_CACHE` or `~/.cache/pix2pix-zero`); `false` turns it off. */
   cacheDir?: string | false;
 }
@@ -177,7 +179,7 @@ export class Pix2PixZero {
 
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
-    const backend = await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
+    const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
     const folder = readStableDiffusionFolder(options.model ?? defaultModel());
     const ports = await loadModelPorts(folder, { captioner: captionerFolder(folder.dir, options.captioner), captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
     const container = createContainer({

@@ -56,7 +56,9 @@ forEachBackend('text embedder', (backend) => {
       const d = m.dataSync();
       let maxDiff = 0;
       for (let i = 0; i < d.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d[i]! - first[i]!));
-      expect(maxDiff, 'difference between batch sizes').to.be.at.most(1e-7);
+      // wasm and cpu compute each row of a product alone; TensorFlow's kernels block their sums by the batch's
+      // shape, so another batch size rounds differently (measured: 2.4e-7 on embeddings of magnitude ~3).
+      expect(maxDiff, 'difference between batch sizes').to.be.at.most(backend === 'tensorflow' ? 1e-6 : 1e-7);
     }
     tf.dispose([all, expected, ...means]);
     // Two more runs leave nothing behind.

@@ -4,7 +4,7 @@ import { BlipCaptioner } from '../editing/captioner.js';
 import { readImage } from '../io/image.js';
 import { readBlipFolder } from '../io/model-folder.js';
 import { ProgressReporter } from './progress.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
 
 export const captionCommand: Command = {
   name: 'caption',
@@ -20,7 +20,7 @@ does: greedy by default, beam search with --beams.
   --min-length N              the caption, prompt included, has at least N tokens before it may end (default 0)
   --repetition-penalty X      penalty of repeated tokens (default 1: none)
   --length-penalty X          beam length penalty (default 1)
-  --backend wasm|cpu|...      the TensorFlow.js backend
+  ${BACKEND_HELP}
   --quiet, -q                 no progress bar on stderr (there is none either when stderr is not a terminal)
   --json                      machine-readable output: {"caption", "ids", "image", "backend", "seconds"}`,
   async run(argv, io) {
@@ -41,7 +41,7 @@ does: greedy by default, beam search with --beams.
     }
     if (positionals.length !== 1) throw new UsageError(`caption takes exactly one image (got ${positionals.length})`);
     if (values.captioner === undefined || values.captioner === '') throw new UsageError('--captioner <blip folder> is required');
-    const backendChoice = backendOption(values.backend);
+    const backendChoice = backendOption(values.backend, values.debug);
     const numBeams = intOption(values.beams, 'beams', 1, 1, 64);
     const maxNewTokens = values['max-new-tokens'] === undefined ? undefined : intOption(values['max-new-tokens'], 'max-new-tokens', 20, 1, 512);
     const minLength = intOption(values['min-length'], 'min-length', 0, 0, 512);

@@ -1,6 +1,6 @@
 /** What every CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { type BackendOptions, parseBackendChoice } from '../backend.js';
+import { BACKENDS, BACKEND_NAMES, type BackendOptions, parseBackendChoice } from '../backend.js';
 
 /** Where a command writes: results to `out` (stdout), messages and progress to `err` (stderr). */
 export interface CliIO {
@@ -74,11 +74,24 @@ export function numberOption(value: string | undefined, name: string, fallback: 
   return n;
 }
 
-/** The `--backend` option as backend options (a bad name is a usage error). */
-export function backendOption(value: string | undefined): BackendOptions {
-  if (value === undefined) return {};
+/** The `--backend` option's synopsis, from the backend table: `--backend auto|tensorflow|wasm|cpu`. */
+export const BACKEND_SYNOPSIS = `--backend auto|${BACKEND_NAMES.join('|')}`;
+
+/** The `--backend` option's help: what `auto` does, and one line per backend of the table. */
+export const BACKEND_HELP = [
+  `${BACKEND_SYNOPSIS}: the tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best present, in this order):`,
+  ...BACKENDS.map((b) => `    ${b.name.padEnd(11)} ${b.description}`),
+].join('\n');
+
+/**
+ * The `--backend` and `--debug` options as backend options (a bad name is a usage error); `--debug` lets native
+ * TensorFlow's start-up log lines through.
+ */
+export function backendOption(value: string | undefined, debug = false): BackendOptions {
+  const logs = debug ? { nativeLogs: true } : {};
+  if (value === undefined) return logs;
   try {
-    return { backend: parseBackendChoice(value, '--backend') };
+    return { backend: parseBackendChoice(value, '--backend'), ...logs };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

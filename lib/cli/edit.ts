@@ -14,6 +14,7 @@ import {
   type Command,
   EXIT,
   UsageError,
+  BACKEND_SYNOPSIS,
   backendOption,
   intOption,
   numberOption,
@@ -68,7 +69,7 @@ async function load(v: Values): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
     model: str(v, 'model'),
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
-    ...backendOption(str(v, 'backend')),
+    ...backendOption(str(v, 'backend'), v.debug === true),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
   });
 }
@@ -165,7 +166,7 @@ Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 
             --inversion f (reuse a saved inversion)  --save-inversion f
 Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
-            --json  --quiet  --backend auto|tensorflow|wasm|cpu  --cache-dir d | --no-cache  --debug`,
+            --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       ...MODEL_OPTIONS,

@@ -9,7 +9,7 @@ import { ClipTextEmbedder } from '../editing/text-embedder.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
 import { ProgressReporter } from './progress.js';
 
 /** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
@@ -45,7 +45,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   --mean        write the mean embedding instead of one per text
   --batch-size  texts per forward pass (default 16)
   --clip-skip   skip the last N layers of the text encoder, as diffusers' clip_skip (default 0)
-  --backend     force a tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best one present)
+  ${BACKEND_HELP}
   --json        print a machine-readable summary on stdout
   --quiet, -q   no progress bar on stderr`,
   async run(argv, io) {
@@ -69,7 +69,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
     if (texts.length === 0 && values.file === undefined) throw new UsageError('nothing to embed: give --text "..." or --file sentences.txt');
     if (values.out === undefined || values.out === '') throw new UsageError('--out <file.safetensors> is required');
-    const backendChoice = backendOption(values.backend);
+    const backendChoice = backendOption(values.backend, values.debug);
     const batchSize = intOption(values['batch-size'], 'batch-size', 16, 1, 4096);
     const clipSkip = intOption(values['clip-skip'], 'clip-skip', 0, 0, 1000);
     const out = values.out;

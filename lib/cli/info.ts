@@ -2,16 +2,17 @@
 import { initBackend } from '../backend.js';
 import { defaultModel, packageVersion } from '../paths.js';
 import { inspectPath } from './inspect.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, BACKEND_SYNOPSIS, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, parseCommandLine } from './command.js';
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'show the version, the active backend and a summary of a model (default: the shipped model)',
-  usage: `Usage: pix2pix-zero info [--model <folder>] [--backend auto|tensorflow|wasm|cpu] [--json]
+  summary: 'show the version, the active backend (its version and threads) and a summary of a model',
+  usage: `Usage: pix2pix-zero info [--model <folder>] [${BACKEND_SYNOPSIS}] [--json] [--debug]
 
   --model    a Stable Diffusion pipeline folder, a BLIP folder or a component (default: the shipped model)
-  --backend  force a tfjs backend (default: $PIX2PIX_ZERO_BACKEND, else the best one present)
-  --json     machine-readable output on stdout`,
+  ${BACKEND_HELP}
+  --json     machine-readable output on stdout
+  --debug    let native TensorFlow's own start-up log lines through`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...COMMON_OPTIONS, model: { type: 'string' } });
     if (values.help) {
@@ -19,12 +20,12 @@ export const infoCommand: Command = {
       return EXIT.ok;
     }
     if (positionals.length > 0) throw new UsageError(`info takes no positional arguments (got '${positionals[0]}')`);
-    const backend = await initBackend(backendOption(values.backend));
+    const backend = await initBackend(backendOption(values.backend, values.debug));
     const model = inspectPath(values.model ?? defaultModel());
     const summary = {
       version: packageVersion(),
       node: process.version,
-      backend: { name: backend.name, provider: backend.provider, skipped: backend.skipped },
+      backend: { name: backend.name, provider: backend.provider, version: backend.version, threads: backend.threads, skipped: backend.skipped },
       model: {
         path: model.path,
         kind: model.kind,
@@ -37,7 +38,8 @@ export const infoCommand: Command = {
     }
     const lines = [
       `pix2pix-zero ${summary.version} (Node ${summary.node})`,
-      `backend: ${backend.name} (${backend.provider})${backend.skipped.length > 0 ? `; not available: ${backend.skipped.map((s) => s.name).join(', ')}` : ''}`,
+      `backend: ${backend.name} (${backend.provider}), ${backend.version}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` +
+        (backend.skipped.length > 0 ? `; not available: ${backend.skipped.map((s) => s.name).join(', ')}` : ''),
       `model: ${model.path} (${model.kind})`,
       ...summary.model.components.map(
         (c) => `  ${c.name.padEnd(13)} ${(c.class ?? '').padEnd(28)} ${c.parameters !== undefined ? `${c.parameters.toLocaleString('en-US')} parameters` : ''}`.trimEnd(),

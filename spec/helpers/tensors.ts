@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { initBackend, type BackendName } from '../../lib/backend.js';
+import { BACKEND_NAMES, initBackend, installedBackends, type BackendName } from '../../lib/backend.js';
 import { SafetensorsFile } from '../../lib/io/safetensors.js';
 
 /** The repository root (tests run from dist/spec/helpers). */
@@ -16,8 +16,26 @@ export const FIXTURES = path.join(ROOT, 'spec', 'fixtures');
 /** The shipped default model (also the tiny pipeline the reference fixtures are made with). */
 export const TINY_SD = path.join(ROOT, 'converted_models', 'tiny-sd');
 
-/** Every backend the parity tests run on here (CI has no tfjs-node). */
-export const TEST_BACKENDS: BackendName[] = ['wasm', 'cpu'];
+/** Restricts the parity tests to some backends (comma-separated), e.g. `PIX2PIX_ZERO_TEST_BACKENDS=wasm`. */
+export const TEST_BACKENDS_ENV = 'PIX2PIX_ZERO_TEST_BACKENDS';
+
+function testBackends(): BackendName[] {
+  const installed = installedBackends();
+  const env = process.env[TEST_BACKENDS_ENV];
+  if (env === undefined || env.trim() === '') return installed;
+  const asked = env.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const a of asked) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(a)) throw new Error(`${TEST_BACKENDS_ENV}: unknown backend '${a}' (expected ${BACKEND_NAMES.join(', ')})`);
+    if (!(installed as string[]).includes(a)) throw new Error(`${TEST_BACKENDS_ENV}: backend '${a}' is not installed (npm run setup:tensorflow)`);
+  }
+  return installed.filter((b) => asked.includes(b));
+}
+
+/**
+ * Every backend the parity tests run on: each one installed here (tensorflow when tfjs-node or the offline build of
+ * `npm run setup:tensorflow` is present; wasm and cpu always), or those `$PIX2PIX_ZERO_TEST_BACKENDS` names.
+ */
+export const TEST_BACKENDS: BackendName[] = testBackends();
 
 /** Registers `body` once per test backend, in a describe block that activates that backend. */
 export function forEachBackend(title: string, body: (backend: BackendName) => void): void {
@@ -61,15 +79,27 @@ export function relativeError(actual: tf.Tensor, expected: tf.Tensor): number {
   return scale === 0 ? diff : diff / scale;
 }
 
-/** The worst relative error seen per kind of comparison (its label with numbers folded), for the run's summary. */
-export const PARITY = new Map<string, { worst: number; tol: number; count: number }>();
+/** The worst relative error of one kind of comparison on one backend. */
+export interface ParityRecord {
+  worst: number;
+  tol: number;
+  count: number;
+}
+
+/**
+ * The worst relative error seen per kind of comparison (its label with numbers folded) and backend, for the run's
+ * summary.
+ */
+export const PARITY = new Map<string, Map<string, ParityRecord>>();
 
 /** Asserts that `actual` matches the reference `expected` within relative error `tol`. */
 export function expectClose(actual: tf.Tensor, expected: tf.Tensor, tol: number, what: string): number {
   const err = relativeError(actual, expected);
-  const key = `${tf.getBackend()} ${what.replace(/\d+/g, '#')}`;
-  const seen = PARITY.get(key) ?? { worst: 0, tol, count: 0 };
-  PARITY.set(key, { worst: Math.max(seen.worst, err), tol: Math.max(seen.tol, tol), count: seen.count + 1 });
+  const kind = what.replace(/\d+/g, '#');
+  const perBackend = PARITY.get(kind) ?? new Map<string, ParityRecord>();
+  const seen = perBackend.get(tf.getBackend()) ?? { worst: 0, tol, count: 0 };
+  perBackend.set(tf.getBackend(), { worst: Math.max(seen.worst, err), tol: Math.max(seen.tol, tol), count: seen.count + 1 });
+  PARITY.set(kind, perBackend);
   expect(err, `${what}: relative error ${err.toExponential(2)} exceeds ${tol}`).to.be.at.most(tol);
   return err;
 }

@@ -1,7 +1,7 @@
 """PyTorch's side of `npm run bench -- unet`: the full-size SD 1.x block cases (diffusers' own blocks) with the
 shapes our cases use, forward and forward + gradient of the pix2pix-zero cross-attention loss w.r.t. the input.
 
-Usage: python reference_unet.py '<json spec>', spec = {"threads": [1, 2], "case": {"id", "kind": "down"|"mid"|"full"|"conv",
+Usage: python reference_unet.py '<json spec>', spec = {"threads": [1, 2], "case": {"id", "kind": "down"|"mid"|"full"|"conv"|"matmul",
 "batch", "size", "channels", "reps"}}: one case per process (so its peak RSS is that case's), timed at each thread
 count in turn. Prints one JSON line: {"id", "torch", "ompWaitPolicy", "rssBeforeMiB", "maxRssMiB", "timings":
 [{"threads", "forwardMs", "gradMs", "reps"}]}.
@@ -173,14 +173,37 @@ def conv_case(batch: int, size: int, channels: int, reps: int) -> dict:
     return {"forwardMs": median_ms(forward, reps), "gradMs": median_ms(grad, reps)}
 
 
+def matmul_case(batch: int, tokens: int, dim: int, reps: int) -> dict:
+    """The attention score product q k^T (batch x tokens x dim by batch x dim x tokens) and its gradient."""
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(batch, tokens, dim, generator=g)
+    kt = torch.randn(batch, dim, tokens, generator=g)
+
+    def forward():
+        with torch.no_grad():
+            torch.bmm(q, kt)
+
+    def grad():
+        a = q.detach().clone().requires_grad_(True)
+        b = kt.detach().clone().requires_grad_(True)
+        torch.bmm(a, b).sum().backward()
+        return a.grad
+
+    return {"forwardMs": median_ms(forward, reps), "gradMs": median_ms(grad, reps)}
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     torch.manual_seed(0)
     c = spec["case"]
     rss_before = rss_mib()
     timings = []
-    run = ((lambda: conv_case(c["batch"], c["size"], c["channels"], c["reps"])) if c["kind"] == "conv"
-           else block_case(c["kind"], c["batch"], c["size"], c["channels"], c["reps"]))
+    if c["kind"] == "conv":
+        run = lambda: conv_case(c["batch"], c["size"], c["channels"], c["reps"])  # noqa: E731
+    elif c["kind"] == "matmul":
+        run = lambda: matmul_case(c["batch"], c["size"], c["channels"], c["reps"])  # noqa: E731
+    else:
+        run = block_case(c["kind"], c["batch"], c["size"], c["channels"], c["reps"])
     for n in spec["threads"]:
         torch.set_num_threads(int(n))
         r = run()

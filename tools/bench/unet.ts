@@ -25,8 +25,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, initBackend } from '../../lib/backend.js';
-import { conv2dFastGrad } from '../../lib/models/layers/conv2d.js';
+import { BACKEND_NAMES, type BackendName, initBackend, installedBackends, withKernelChoices } from '../../lib/backend.js';
+import { conv2dFastGrad, conv2dPadded } from '../../lib/models/layers/conv2d.js';
+import { matMul } from '../../lib/models/layers/matmul.js';
 import type { Module } from '../../lib/models/layers/module.js';
 import { DownBlock } from '../../lib/models/unet/down-blocks.js';
 import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
@@ -58,8 +59,10 @@ interface Result {
   gradMs?: number;
   /** forward + gradient time over forward time. */
   ratio?: number;
-  /** For the convolution: the built-in gradient's time over the fast one's. */
+  /** For the convolution: forward + the backend's built-in input gradient (`gradMs`: the forward-conv one). */
   builtinGradMs?: number;
+  /** For the attention product: forward + gradient with the plain-product split (`gradMs`: plain `tf.matMul`). */
+  plainGradMs?: number;
   reps: number;
   error?: string;
   note?: string;
@@ -256,7 +259,7 @@ async function timeConv(backend: BackendName, size: number, channels: number, ba
     const fwd = await time(() => tf.tidy(() => conv2dFastGrad(x, w, 1, pad)), reps);
     const fast = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(conv2dFastGrad(v as tf.Tensor4D, w, 1, pad)))(x)), reps, true);
     result.gradPeakBytes = fast.peakBytes;
-    const builtin = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.conv2d(v as tf.Tensor4D, w, 1, 'same')))(x)), reps);
+    const builtin = await time(() => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(conv2dPadded(v as tf.Tensor4D, w, 1, pad)))(x)), reps);
     result.forwardMs = fwd.medianMs;
     result.gradMs = fast.medianMs;
     result.ratio = fast.medianMs / fwd.medianMs;
@@ -265,6 +268,33 @@ async function timeConv(backend: BackendName, size: number, channels: number, ba
     result.error = err instanceof Error ? err.message.split('\n')[0] : String(err);
   } finally {
     tf.dispose([x, w]);
+  }
+  return result;
+}
+
+/**
+ * The attention score product of the 64 x 64 level (`q k^T` for batch 2 x 8 heads, 4096 x 40 by 40 x 4096) and its
+ * gradient with respect to both operands, with plain `tf.matMul` (`gradMs`) and with the plain-product split that
+ * `KernelChoices.plainProducts` selects (`plainGradMs`): the measurement behind that table entry.
+ */
+async function timeMatmul(backend: BackendName, batch: number, tokens: number, dim: number, reps: number): Promise<Result> {
+  const result: Result = { backend, case: `attention q k^T`, input: `${batch}x${tokens}x${dim} by ${batch}x${dim}x${tokens}`, reps };
+  const q = seeded([batch, tokens, dim], 1);
+  const kt = seeded([batch, dim, tokens], 2);
+  result.liveBytes = tf.memory().numBytes;
+  const grads = (plainProducts: boolean) => () =>
+    withKernelChoices({ plainProducts }, () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(matMul(a, b)))([q, kt])));
+  try {
+    result.forwardMs = (await time(() => withKernelChoices({ plainProducts: false }, () => matMul(q, kt)), reps)).medianMs;
+    const plain = await time(grads(false), reps, true);
+    result.gradMs = plain.medianMs;
+    result.gradPeakBytes = plain.peakBytes;
+    result.ratio = plain.medianMs / result.forwardMs;
+    result.plainGradMs = (await time(grads(true), reps)).medianMs;
+  } catch (err) {
+    result.error = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  } finally {
+    tf.dispose([q, kt]);
   }
   return result;
 }
@@ -290,7 +320,7 @@ async function withSubject(backend: BackendName, s: Subject, reps: number, note?
 
 /** The input of a full-size block case: its kind, batch, side, channels and timed runs (one warm-up before). */
 interface BlockShape {
-  kind: 'down' | 'mid' | 'full' | 'conv';
+  kind: 'down' | 'mid' | 'full' | 'conv' | 'matmul';
   batch: number;
   size: number;
   channels: number;
@@ -313,9 +343,11 @@ const BLOCK_SHAPES: Record<string, (b: BackendName) => BlockShape> = {
       ? { kind: 'mid', batch: 1, size: 4, channels: 1280, reps: 1, note: 'cpu: batch 1, 4x4 instead of 8x8' }
       : { kind: 'mid', batch: 2, size: 8, channels: 1280, reps: 3 },
   // The whole UNet does not fit the wasm backend (3.2 GiB of weights, and XNNPACK packs a copy of each layer's
-  // weights), so it runs on cpu, the fastest backend here that holds it, at 8x8 latents (a 64-pixel image).
-  'sd1-full8': () => ({ kind: 'full', batch: 2, size: 8, channels: 4, reps: 1, note: 'the whole UNet; cpu holds it, wasm does not' }),
+  // weights), so it runs on tensorflow and cpu, at 8x8 latents (a 64-pixel image).
+  'sd1-full8': () => ({ kind: 'full', batch: 2, size: 8, channels: 4, reps: 1, note: 'the whole UNet; tensorflow and cpu hold it, wasm does not' }),
   conv: (b) => (b === 'cpu' ? { kind: 'conv', batch: 2, size: 16, channels: 320, reps: 2 } : { kind: 'conv', batch: 2, size: 64, channels: 320, reps: 1 }),
+  matmul: (b) =>
+    b === 'cpu' ? { kind: 'matmul', batch: 16, size: 1024, channels: 40, reps: 1, note: 'cpu: 1024 tokens' } : { kind: 'matmul', batch: 16, size: 4096, channels: 40, reps: 1 },
 };
 
 function blockCase(id: string): Case {
@@ -324,7 +356,8 @@ function blockCase(id: string): Case {
     run: (b) => {
       const s = BLOCK_SHAPES[id]!(b);
       if (s.kind === 'conv') return timeConv(b, s.size, s.channels, s.batch, s.reps);
-      if (s.kind === 'full') return b === 'cpu' ? withSubject(b, fullSubject(s.size, s.batch), s.reps, s.note) : undefined;
+      if (s.kind === 'matmul') return timeMatmul(b, s.batch, s.size, s.channels, s.reps);
+      if (s.kind === 'full') return b !== 'wasm' ? withSubject(b, fullSubject(s.size, s.batch), s.reps, s.note) : undefined;
       const subject =
         s.kind === 'down'
           ? blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), s.size, s.channels, s.batch)
@@ -346,7 +379,7 @@ const CASES: Case[] = [
 ];
 
 /** The cases of the default suite (`npm run bench`, on wasm): all but the 512-pixel tiny-sd UNet. */
-export const QUICK_CASES = ['fixture-sd1', 'fixture-sd2', 'sd1-down64', 'sd1-mid8', 'conv'];
+export const QUICK_CASES = ['fixture-sd1', 'fixture-sd2', 'sd1-down64', 'sd1-mid8', 'conv', 'matmul'];
 
 interface Args {
   backends: BackendName[];
@@ -357,14 +390,14 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  let backends: BackendName[] = ['wasm', 'cpu'];
+  let backends: BackendName[] = installedBackends();
   let only: string[] | undefined;
   let threads = [1, 2];
   let reference = true;
   let worker: [BackendName, string] | undefined;
   const backendOf = (v: string | undefined): BackendName => {
-    if (v !== 'wasm' && v !== 'cpu') throw new Error(`expected a backend (wasm or cpu), got ${v}`);
-    return v;
+    if (!(BACKEND_NAMES as readonly string[]).includes(v ?? '')) throw new Error(`expected a backend (${BACKEND_NAMES.join(', ')}), got ${v}`);
+    return v as BackendName;
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -456,7 +489,7 @@ function mergeWithRecord(results: Result[], cpu: string): Result[] {
   const kept = previous.filter((r) => r.cpu === cpu && !redone.has(key(r)));
   const order = (r: Result): number => {
     const i = CASES.findIndex((c) => c.id === r.id);
-    return (r.backend === 'wasm' ? 0 : 100) + (i < 0 ? 99 : i);
+    return BACKEND_NAMES.indexOf(r.backend) * 100 + (i < 0 ? 99 : i);
   };
   return [...kept, ...results].sort((a, b) => order(a) - order(b));
 }
@@ -517,8 +550,10 @@ export async function benchUnet(argv: string[]): Promise<void> {
       r.error !== undefined
         ? `FAILED: ${r.error}`
         : r.builtinGradMs !== undefined
-          ? `built-in conv input gradient ${fmtMs(r.builtinGradMs)} ms (${(r.builtinGradMs / r.gradMs!).toFixed(1)}x the fast one)`
-          : (r.note ?? ''),
+          ? `+grad by forward conv; built-in input gradient ${fmtMs(r.builtinGradMs)} ms (${(r.builtinGradMs / r.gradMs!).toFixed(2)}x)`
+          : r.plainGradMs !== undefined
+            ? `+grad by tf.matMul; split into plain products ${fmtMs(r.plainGradMs)} ms (${(r.plainGradMs / r.gradMs!).toFixed(2)}x)`
+            : (r.note ?? ''),
     ]),
   );
   const withTorch = results.filter((r) => r.torch !== undefined && r.torch.length > 0);

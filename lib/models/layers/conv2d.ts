@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { kernelChoices } from '../../backend.js';
 import { matMulByConstant } from './matmul.js';
 import { Module } from './module.js';
 
@@ -35,22 +36,37 @@ function flippedKernel(kernel: tf.Tensor4D): tf.Tensor4D {
   return tf.transpose(tf.reshape(taps.length === 1 ? taps[0]! : tf.concat(taps, 0), [kh, kw, cin, cout]), [0, 1, 3, 2]) as tf.Tensor4D;
 }
 
+/** TensorFlow's `'same'` padding of one axis, [before, after] (the odd element goes after). */
+function samePadding(size: number, k: number, s: number): [number, number] {
+  const total = Math.max((Math.ceil(size / s) - 1) * s + k - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+/**
+ * A 2D convolution (NHWC input, HWIO kernel) with explicit zero padding, and tfjs' built-in gradient. Padding that
+ * TensorFlow's `'same'` gives is passed as `'same'`, other padding as an explicit `tf.pad`: tfjs-node's
+ * `Conv2DBackpropInput` takes only `'valid'` and `'same'`. The values are the same either way.
+ */
+export function conv2dPadded(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: number, pad: Padding4): tf.Tensor4D {
+  const [pt, pb, pl, pr] = pad;
+  if (pt + pb + pl + pr === 0) return tf.conv2d(x, kernel, stride, 'valid');
+  const [kh, kw] = kernel.shape;
+  const [st, sb] = samePadding(x.shape[1], kh, stride);
+  const [sl, sr] = samePadding(x.shape[2], kw, stride);
+  if (st === pt && sb === pb && sl === pl && sr === pr) return tf.conv2d(x, kernel, stride, 'same');
+  return tf.conv2d(tf.pad(x, [[0, 0], [pt, pb], [pl, pr], [0, 0]]), kernel, stride, 'valid');
+}
+
 /**
  * A 2D convolution (NHWC input, HWIO kernel) whose input gradient is computed by a forward convolution.
  * Same values as tfjs' built-in gradient; several times faster on wasm.
  */
 export function conv2dFastGrad(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: number, pad: Padding4): tf.Tensor4D {
   const [kh, kw] = kernel.shape;
-  const [pt, pb, pl, pr] = pad;
-  const padding: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [pt, pb], [pl, pr], [0, 0]];
-  const forward = (input: tf.Tensor4D): tf.Tensor4D =>
-    pt + pb + pl + pr === 0
-      ? tf.conv2d(input, kernel, stride, 'valid')
-      : tf.conv2d(input, kernel, stride, padding);
-
+  const [pt, pl] = [pad[0], pad[2]];
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const input = args[0] as tf.Tensor4D;
-    const value = forward(input as tf.Tensor4D);
+    const value = conv2dPadded(input, kernel, stride, pad);
     const gradFunc = (dy: tf.Tensor): tf.Tensor => {
       const [, hIn, wIn] = input.shape as [number, number, number, number];
       const d = dilate(dy as tf.Tensor4D, stride);
@@ -108,7 +124,9 @@ export class Conv2d extends Module {
         const flat = tf.reshape(x, [-1, this.inChannels]) as tf.Tensor2D;
         y = tf.reshape(matMulByConstant(flat, tf.reshape(kernel, [this.inChannels, this.outChannels]) as tf.Tensor2D), [n, h, w, this.outChannels]);
       } else {
-        y = conv2dFastGrad(x as tf.Tensor4D, kernel, this.stride, this.pad);
+        // The input gradient by a forward convolution where the backend table measured it faster (wasm, cpu).
+        const conv = kernelChoices().convInputGradientAsForwardConv ? conv2dFastGrad : conv2dPadded;
+        y = conv(x as tf.Tensor4D, kernel, this.stride, this.pad);
       }
       return this.bias !== undefined ? tf.add(y, this.bias.read()) : y;
     });

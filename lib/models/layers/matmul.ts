@@ -5,11 +5,12 @@
  * without transposed operands; with `transposeA`/`transposeB` or a batch of products it falls back to a kernel
  * 10-20x slower (measured: [4096,2560] x [320,2560]^T 5.7 s against 0.49 s with the transpose done first; a
  * batch of two [4096,320] x [320,2560] products 15.7 s against 0.57 s for one). tfjs' own matMul gradient uses
- * exactly those cases (`dA = dy B^T`, `dB = A^T dy`). So on wasm these helpers split batches into single
- * products and compute gradients with explicit transposes of the smaller operands; other backends get
- * `tf.matMul` and its gradient unchanged. The values are the same products either way.
+ * exactly those cases (`dA = dy B^T`, `dB = A^T dy`). So where the backend table says so (`plainProducts`, wasm)
+ * these helpers split batches into single products and compute gradients with explicit transposes of the smaller
+ * operands; other backends get `tf.matMul` and its gradient unchanged. The values are the same products either way.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { kernelChoices } from '../../backend.js';
 
 /**
  * Below this many multiply-adds a product is cheap on any kernel, and splitting it or wrapping its gradient costs
@@ -18,11 +19,11 @@ import * as tf from '@tensorflow/tfjs-core';
 export const SMALL_PRODUCT = 1 << 18;
 
 /**
- * Whether products of `macs` multiply-adds need the plain-product workaround: on tfjs-backend-wasm, when they
- * are not small.
+ * Whether products of `macs` multiply-adds need the plain-product workaround: on a backend whose table entry asks
+ * for plain products (wasm), when they are not small.
  */
 export function plainProductsOnly(macs = Infinity): boolean {
-  return macs >= SMALL_PRODUCT && tf.getBackend() === 'wasm';
+  return macs >= SMALL_PRODUCT && kernelChoices().plainProducts;
 }
 
 /** Multiply-adds of `a b` (a [..., M, K], b [..., K, N]). */
