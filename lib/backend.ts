@@ -69,7 +69,12 @@ function tensorflowThreads(): number {
   return Number.isInteger(n) && n > 0 ? n : os.availableParallelism();
 }
 
-/** Every backend, best first: the order `auto` tries them in. */
+/**
+ * Every backend, best first: the order `auto` tries them in. The kernel choices are `npm run bench -- unet --only
+ * conv,matmul` on this machine (docs/benchmarks.md): the built-in convolution input gradient against the forward-conv
+ * one, 8.96x slower on wasm, 0.98x on tensorflow, 0.85x on cpu; the plain-product split against `tf.matMul` for the
+ * attention products' gradient, 1.46x slower on tensorflow (wasm: 10-20x faster, see matmul.ts).
+ */
 export const BACKENDS: readonly BackendSpec[] = [
   {
     name: 'tensorflow',
@@ -91,7 +96,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: true },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false },
   },
 ];
 
