@@ -30,12 +30,16 @@ forEachBackend('UNet fast gradient kernels', function () {
         const w = randn([2, lq!, 32], 4);
         const loss = (f: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
           tf.sum(tf.mul(f(a, b, c), w)) as tf.Scalar;
-        const mine = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => multiHeadAttention(a, b, c, 4);
         const ref = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => naiveAttention(a, b, c, 4);
-        expectClose(mine(q, k, v), ref(q, k, v), 1e-5, `attention value (${lk} keys)`);
-        const g1 = tf.grads(loss(mine))([q, k, v]);
         const g2 = tf.grads(loss(ref))([q, k, v]);
-        ['dq', 'dk', 'dv'].forEach((n, i) => expectClose(g1[i]!, g2[i]!, 1e-5, `attention ${n} (${lk} keys)`));
+        // Whole matrices, and blocks of query rows (30 rows a block for 256 keys, a ragged last block).
+        for (const chunkElements of [undefined, 8 * 30 * lk!]) {
+          const mine = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => multiHeadAttention(a, b, c, 4, { chunkElements });
+          const what = `${lk} keys${chunkElements !== undefined ? ', in query blocks' : ''}`;
+          expectClose(mine(q, k, v), ref(q, k, v), 1e-5, `attention value (${what})`);
+          const g1 = tf.grads(loss(mine))([q, k, v]);
+          ['dq', 'dk', 'dv'].forEach((n, i) => expectClose(g1[i]!, g2[i]!, 1e-5, `attention ${n} (${what})`));
+        }
       });
     }
   });

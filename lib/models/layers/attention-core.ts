@@ -17,6 +17,8 @@ export interface AttentionOptions {
    * tensor is disposed after the call unless the observer keeps it (`tf.keep`) or uses it in a returned value.
    */
   onProbs?: (probs: tf.Tensor3D) => void;
+  /** The most probabilities computed at once when they are recomputed (default {@link ATTENTION_CHUNK_ELEMENTS}). */
+  chunkElements?: number;
 }
 
 /** [B, L, H*D] -> [B, H, L, D]. */
@@ -32,51 +34,71 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
 }
 
 /**
+ * The most attention probabilities computed at once (64 MiB of float32): larger score matrices are computed in
+ * blocks of query rows. Each row's softmax sees all its keys, so the values are those of the whole matrix.
+ */
+export const ATTENTION_CHUNK_ELEMENTS = 1 << 24;
+
+/**
  * `softmax((q * scale) k^T) v` over [n, Lq, D], [n, Lk, D], [n, Lk, Dv] (n = batch * heads), differentiable with
  * respect to all three, keeping only q, k, v and the output for the backward pass: the [n, Lq, Lk] probabilities
- * are recomputed there (as FlashAttention does), one slice at a time on wasm. This is what lets the gradient of a
- * 64 x 64 latent's self-attention (probabilities of 2 x 8 x 4096 x 4096 floats = 1 GiB per layer in SD) fit in
- * memory, and it keeps every product on wasm's fast path (see matmul.ts): the large matrices are only ever the
- * left operand or the right operand of a product with a thin result, and never transposed.
+ * are recomputed there (as FlashAttention does). This is what lets the gradient of a 64 x 64 latent's
+ * self-attention (probabilities of 2 x 8 x 4096 x 4096 floats = 1 GiB per layer in SD) fit in memory.
+ *
+ * Forward and backward both run over blocks of at most {@link ATTENTION_CHUNK_ELEMENTS} probabilities: all
+ * (batch, head) slices at once and blocks of query rows, or on a backend that wants plain products (wasm, see
+ * matmul.ts) one slice at a time, so that each product is a single untransposed one whose large operand is never
+ * transposed. The query blocks' key and value gradients are summed.
  */
-function recomputedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: number): tf.Tensor3D {
+function recomputedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: number, chunkElements: number): tf.Tensor3D {
   const [n, lq, d] = q.shape;
   const lk = k.shape[1];
-  // On wasm: one (batch, head) slice at a time, so that each product is a single untransposed one and only one
-  // slice's probabilities exist at once. Elsewhere, and for small slices: all slices in one batched product.
-  const step = plainProductsOnly(lq * lk * d) ? 1 : n;
-  const slice = (t: tf.Tensor, i: number): tf.Tensor3D => (step === n ? (t as tf.Tensor3D) : tf.slice(t as tf.Tensor3D, [i, 0, 0], [step, -1, -1]));
+  const nb = plainProductsOnly(lq * lk * d) ? 1 : n;
+  const cq = Math.min(lq, Math.max(1, Math.floor(chunkElements / (nb * lk))));
+  const rows = (t: tf.Tensor, i: number, j = 0, count = t.shape[1]!): tf.Tensor3D =>
+    nb === n && j === 0 && count === t.shape[1] ? (t as tf.Tensor3D) : tf.slice(t as tf.Tensor3D, [i, j, 0], [nb, count, -1]);
   const swap = (t: tf.Tensor): tf.Tensor3D => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D;
-  const perSlice = (f: (i: number) => tf.Tensor[]): tf.Tensor[][] => {
-    const parts: tf.Tensor[][] = [];
-    for (let i = 0; i < n; i += step) parts.push(tf.tidy(() => f(i)));
-    return parts;
+  const join = (parts: tf.Tensor[], axis: number): tf.Tensor => (parts.length === 1 ? parts[0]! : tf.concat(parts, axis));
+  /** Runs `f` on every block of query rows of every slice; returns its results per slice and block. */
+  const blocks = <T>(f: (i: number, j: number, count: number) => T): T[][] => {
+    const out: T[][] = [];
+    for (let i = 0; i < n; i += nb) {
+      const row: T[] = [];
+      for (let j = 0; j < lq; j += cq) row.push(f(i, j, Math.min(cq, lq - j)));
+      out.push(row);
+    }
+    return out;
   };
-  const join = (parts: tf.Tensor[]): tf.Tensor => (parts.length === 1 ? parts[0]! : tf.concat(parts, 0));
 
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qa, ka, va, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
-    const value = join(
-      perSlice((i) => {
-        const p = tf.softmax(tf.matMul(tf.mul(slice(qa, i), scale), swap(slice(ka, i))));
-        return [tf.matMul(p, slice(va, i))];
-      }).map((p) => p[0]!),
+    const parts = blocks((i, j, count) =>
+      tf.tidy(() => tf.matMul(tf.softmax(tf.matMul(tf.mul(rows(qa, i, j, count), scale), swap(rows(ka, i)))), rows(va, i))),
     );
+    const value = join(parts.map((p) => join(p, 1)), 0);
     save([qa, ka, va, value]);
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
       const [sq, sk, sv, so] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-      const parts = perSlice((i) => {
-        const [qi, ki, vi, oi, dyi] = [tf.mul(slice(sq, i), scale), slice(sk, i), slice(sv, i), slice(so, i), slice(dy, i)];
-        const p = tf.softmax(tf.matMul(qi, swap(ki)));
-        // Softmax backward, dS = P * (dP - rowsum(dP * P)), with rowsum(dP * P) = rowsum(dY * O) (thin).
-        const ds = tf.mul(p, tf.sub(tf.matMul(dyi, swap(vi)), tf.sum(tf.mul(dyi, oi), -1, true)));
-        return [
-          tf.mul(tf.matMul(ds, ki), scale), // dQ = dS K * scale
-          swap(tf.matMul(swap(qi), ds)), // dK = (Qs^T dS)^T
-          swap(tf.matMul(swap(dyi), p)), // dV = (dY^T P)^T
-        ];
+      const grads = blocks((i, j, count) => {
+        const [ki, vi] = [rows(sk, i), rows(sv, i)];
+        return tf.tidy(() => {
+          const [qi, oi, dyi] = [tf.mul(rows(sq, i, j, count), scale), rows(so, i, j, count), rows(dy, i, j, count)];
+          const p = tf.softmax(tf.matMul(qi, swap(ki)));
+          // Softmax backward, dS = P * (dP - rowsum(dP * P)), with rowsum(dP * P) = rowsum(dY * O) (thin).
+          const ds = tf.mul(p, tf.sub(tf.matMul(dyi, swap(vi)), tf.sum(tf.mul(dyi, oi), -1, true)));
+          return [
+            tf.mul(tf.matMul(ds, ki), scale), // dQ = dS K * scale
+            swap(tf.matMul(swap(qi), ds)), // dK = (Qs^T dS)^T
+            swap(tf.matMul(swap(dyi), p)), // dV = (dY^T P)^T
+          ];
+        });
       });
-      return [0, 1, 2].map((j) => join(parts.map((p) => p[j]!)));
+      const sum = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.addN(ts));
+      return [
+        join(grads.map((g) => join(g.map((b) => b[0]!), 1)), 0),
+        join(grads.map((g) => sum(g.map((b) => b[1]!))), 0),
+        join(grads.map((g) => sum(g.map((b) => b[2]!))), 0),
+      ];
     };
     return { value, gradFunc };
   });
@@ -106,7 +128,7 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     const [qh, kh, vh] = [toBatch(q), toBatch(k), toBatch(v)];
     let out: tf.Tensor;
     if (options.onProbs === undefined && options.mask === undefined) {
-      out = recomputedAttention(qh, kh, vh, scale);
+      out = recomputedAttention(qh, kh, vh, scale, options.chunkElements ?? ATTENTION_CHUNK_ELEMENTS);
     } else {
       let scores: tf.Tensor = tf.mul(matMul(qh, tf.transpose(kh, [0, 2, 1])), scale);
       if (options.mask !== undefined) scores = tf.reshape(tf.add(tf.reshape(scores, [b, heads, lq, lk]), options.mask), [b * heads, lq, lk]);

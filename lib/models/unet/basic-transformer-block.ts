@@ -18,6 +18,8 @@ export interface UNetBlockArgs extends ForwardArgs {
   context: tf.Tensor;
   /** Observer of the cross-attention maps. */
   hook?: CrossAttentionHook;
+  /** Recompute each layer's activations in the backward pass instead of keeping them (`recompute.ts`). */
+  checkpoint?: boolean;
 }
 
 export class BasicTransformerBlock extends Module {

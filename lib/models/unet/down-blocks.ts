@@ -8,6 +8,7 @@ import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Downsample2D } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
+import { runLayer } from './recompute.js';
 import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 /** What a down block is built from. */
@@ -58,9 +59,9 @@ export class DownBlock extends Module {
     const states: tf.Tensor[] = [];
     let h = x;
     this.resnets.forEach((resnet, i) => {
-      h = resnet.forward([h, args.temb]);
+      h = runLayer(args, h, (x, a) => resnet.forward([x, a.temb]));
       const attn = this.attentions[i];
-      if (attn !== undefined) h = attn.forward(h, args);
+      if (attn !== undefined) h = runLayer(args, h, (x, a) => attn.forward(x, a));
       states.push(h);
     });
     if (this.downsampler !== undefined) {

@@ -14,6 +14,26 @@ export interface CrossAttentionHook {
   crossAttention(layer: string, probs: tf.Tensor3D): void;
 }
 
+/**
+ * A hook that accumulates a differentiable loss and can be split over recomputed segments of the forward pass
+ * (gradient checkpointing, `layers/checkpoint.ts`): a segment runs with a {@link fork} of it and returns the fork's
+ * {@link segmentLoss} as one of its outputs, which the hook then {@link absorb}s.
+ */
+export interface SegmentedLossHook extends CrossAttentionHook {
+  /** An empty hook of the same kind, for one segment. */
+  fork(): SegmentedLossHook;
+  /** The loss accumulated by this hook so far (0 when no layer reported), as a tensor of the graph. */
+  segmentLoss(): tf.Scalar;
+  /** Adds a segment's loss to this hook's. */
+  absorb(loss: tf.Scalar): void;
+}
+
+/** Whether a hook can be split over checkpointed segments. */
+export function isSegmentedLossHook(hook: CrossAttentionHook): hook is SegmentedLossHook {
+  const h = hook as Partial<SegmentedLossHook>;
+  return typeof h.fork === 'function' && typeof h.segmentLoss === 'function' && typeof h.absorb === 'function';
+}
+
 /** Records every cross-attention map of a forward pass (kept copies; call {@link take} or {@link dispose}). */
 export class AttentionRecorder implements CrossAttentionHook {
   readonly maps = new Map<string, tf.Tensor3D>();
@@ -38,10 +58,23 @@ export class AttentionRecorder implements CrossAttentionHook {
  * (batch * heads) of the sum over (query, key) of (M - M_ref)^2, summed over layers (diffusers'
  * `Pix2PixZeroL2Loss`). Differentiable: call the forward and {@link loss} inside `tf.grad`.
  */
-export class CrossAttentionLoss implements CrossAttentionHook {
+export class CrossAttentionLoss implements SegmentedLossHook {
   private readonly parts: tf.Scalar[] = [];
 
   constructor(private readonly reference: ReadonlyMap<string, tf.Tensor3D>) {}
+
+  fork(): CrossAttentionLoss {
+    return new CrossAttentionLoss(this.reference);
+  }
+
+  /** Like {@link loss}, but 0 when no layer reported (a segment without cross-attention); frees the parts too. */
+  segmentLoss(): tf.Scalar {
+    return this.parts.length === 0 ? tf.scalar(0) : this.loss();
+  }
+
+  absorb(loss: tf.Scalar): void {
+    this.parts.push(tf.keep(loss));
+  }
 
   crossAttention(layer: string, probs: tf.Tensor3D): void {
     const ref = this.reference.get(layer);

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
+import { runLayer } from './recompute.js';
 import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 export class UNetMidBlock2DCrossAttn extends Module {
@@ -28,10 +29,10 @@ export class UNetMidBlock2DCrossAttn extends Module {
 
   forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
     return tf.tidy(() => {
-      let h = this.resnets[0]!.forward([x, args.temb]);
+      let h = runLayer(args, x, (v, a) => this.resnets[0]!.forward([v, a.temb]));
       this.attentions.forEach((attn, i) => {
-        h = attn.forward(h, args);
-        h = this.resnets[i + 1]!.forward([h, args.temb]);
+        h = runLayer(args, h, (v, a) => attn.forward(v, a));
+        h = runLayer(args, h, (v, a) => this.resnets[i + 1]!.forward([v, a.temb]));
       });
       return h;
     });

@@ -9,6 +9,7 @@ import type { ComponentFolder } from '../../io/model-folder.js';
 import { readComponentFolder } from '../../io/model-folder.js';
 import { loadFromComponent, loadWeights } from '../load-weights.js';
 import { silu } from '../layers/activations.js';
+import { tapeIsOn } from '../layers/checkpoint.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { GroupNorm } from '../layers/group-norm.js';
 import { Module } from '../layers/module.js';
@@ -25,7 +26,20 @@ import { unetWeightMap } from './weights.js';
 export interface UNetForwardOptions {
   /** Observer of every cross-attention map (see `hooks.ts`). */
   hook?: CrossAttentionHook;
+  /**
+   * Inside a gradient: recompute each block layer's activations in the backward pass instead of keeping them
+   * (gradient checkpointing; one more forward, a fraction of the memory). `'auto'` (default) does it when the
+   * first level's activations are large (at least {@link CHECKPOINT_MIN_ELEMENTS}: full-size SD from 256 px).
+   */
+  checkpoint?: boolean | 'auto';
 }
+
+/**
+ * Batch x height x width x channels of the first level from which `checkpoint: 'auto'` recomputes: 2^19 floats (2 MiB
+ * an activation). Below it, as in the small models, the activations cost less memory than the second forward costs
+ * time, and the results are those of the plain tape.
+ */
+export const CHECKPOINT_MIN_ELEMENTS = 1 << 19;
 
 export class UNet2DConditionModel extends Module {
   readonly config: UNetConfig;
@@ -145,7 +159,9 @@ export class UNet2DConditionModel extends Module {
       const cfg = this.config;
       const t = tf.fill([b], timestep, 'float32') as tf.Tensor1D;
       const temb = this.timeEmbedding.forward(timestepFeatures(t, cfg.blockOutChannels[0]!, cfg.flipSinToCos, cfg.freqShift));
-      const args: UNetBlockArgs = { temb, context, hook: options.hook };
+      const want = options.checkpoint ?? 'auto';
+      const checkpoint = tapeIsOn() && (want === true || (want === 'auto' && b * h * w * cfg.blockOutChannels[0]! >= CHECKPOINT_MIN_ELEMENTS));
+      const args: UNetBlockArgs = { temb, context, hook: options.hook, checkpoint };
       let x: tf.Tensor = cfg.centerInputSample ? tf.sub(tf.mul(latents, 2), 1) : latents;
       x = this.convIn.forward(x);
       const skips: tf.Tensor[] = [x];

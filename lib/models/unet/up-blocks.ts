@@ -8,6 +8,7 @@ import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Upsample2D, upsampleNearest2x } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
+import { runLayer } from './recompute.js';
 import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
 
 export interface UpBlockConfig {
@@ -65,9 +66,9 @@ export class UpBlock extends Module {
     return tf.tidy(() => {
       let h = x;
       this.resnets.forEach((resnet, i) => {
-        h = resnet.forward([tf.concat([h, skips[skips.length - 1 - i]!], 3), args.temb]);
+        h = runLayer(args, tf.concat([h, skips[skips.length - 1 - i]!], 3), (x, a) => resnet.forward([x, a.temb]));
         const attn = this.attentions[i];
-        if (attn !== undefined) h = attn.forward(h, args);
+        if (attn !== undefined) h = runLayer(args, h, (x, a) => attn.forward(x, a));
       });
       if (this.upsampler === undefined) return h;
       const [, hh, ww] = h.shape as [number, number, number, number];
