@@ -216,16 +216,30 @@ function configureWasm(): void {
   wasmPathsSet = true;
 }
 
-/**
- * Environment for native TensorFlow, set before its library loads and only where the user has not set it:
- * `TF_CPP_MIN_LOG_LEVEL=3` hides its info lines; `TF_ENABLE_ONEDNN_OPTS=0` keeps the oneDNN rewrites off. TensorFlow
- * 2.21 logs the oneDNN notice (and absl's pre-init warning) whatever the log level, and the rewrites bought no speed
- * in our measurements (docs/benchmarks.md) while reordering sums; with them off the kernels are Eigen's.
- */
+/** `TF_CPP_MIN_LOG_LEVEL=3` (set before the library loads, unless the user set it) hides TensorFlow's info lines. */
 function prepareNativeEnvironment(nativeLogs: boolean): void {
-  const unset = (name: string): boolean => (process.env[name] ?? '').trim() === '';
-  if (unset('TF_ENABLE_ONEDNN_OPTS')) process.env.TF_ENABLE_ONEDNN_OPTS = '0';
-  if (!nativeLogs && unset('TF_CPP_MIN_LOG_LEVEL')) process.env.TF_CPP_MIN_LOG_LEVEL = '3';
+  if (!nativeLogs && (process.env.TF_CPP_MIN_LOG_LEVEL ?? '').trim() === '') process.env.TF_CPP_MIN_LOG_LEVEL = '3';
+}
+
+/** `stderr_guard.node` (tools/native/stderr-guard.c, built by the setup): mutes fd 2 around TensorFlow's start. */
+interface StderrGuard {
+  mute(): void;
+  unmute(): void;
+}
+
+/**
+ * The guard, when the offline build made one. TensorFlow 2.21 writes absl's pre-initialisation warning and the
+ * oneDNN notice straight to stderr at its first op, whatever the log level; an ordinary tfjs-node (TensorFlow
+ * 2.9) honours the level and needs none.
+ */
+function stderrGuard(): StderrGuard | undefined {
+  const file = path.join(nativeDir(), 'stderr_guard.node');
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    return require(file) as StderrGuard;
+  } catch {
+    return undefined;
+  }
 }
 
 let nativeProvider: string | undefined;
@@ -243,17 +257,23 @@ async function loadNative(options: BackendOptions, skipped: BackendInfo['skipped
       skipped.push({ name: pkg, reason: 'not installed' });
       continue;
     }
+    const guard = options.nativeLogs === true ? undefined : stderrGuard();
+    guard?.mute();
     try {
       require(found.entry);
       if (tf.findBackend('tensorflow') === null) {
         skipped.push({ name: pkg, reason: 'loaded, but registered no tensorflow backend (a second @tensorflow/tfjs-core?)' });
         continue;
       }
-      // tfjs-node activates itself on load; the caller decides what is active.
+      // tfjs-node activates itself on load. TensorFlow prints its start-up notices at its first op: one runs while
+      // stderr is muted. Then the caller decides what is active.
+      tf.tidy(() => tf.add(tf.ones([1]), 1).dataSync());
       if (typeof previous === 'string' && previous !== 'tensorflow') await tf.setBackend(previous);
       return (nativeProvider = found.offline ? `${pkg} (${nativeDir()})` : pkg);
     } catch (err) {
       skipped.push({ name: pkg, reason: firstLine(err) });
+    } finally {
+      guard?.unmute();
     }
   }
   return undefined;

@@ -4,6 +4,7 @@
  * the default suite runs (see SUITE). docs/benchmarks.md describes them and quotes the records.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { installedBackends } from '../../lib/backend.js';
 import { hasReferencePython, NO_REFERENCE_PYTHON } from './harness.js';
 import { benchPipeline } from './pipeline.js';
 import { QUICK_CASES, benchUnet } from './unet.js';
@@ -12,18 +13,27 @@ import { QUICK_CASES, benchUnet } from './unet.js';
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; about: string }> = {
   pipeline: {
     run: benchPipeline,
-    about: 'our edit end to end and per phase vs diffusers StableDiffusionPix2PixZeroPipeline (torch 1 and 2 threads) on tiny-sd, same inputs and settings; peak memory; edited-latents agreement (--backend wasm|cpu, --steps N, --size N, --threads 1,2, --no-reference)',
+    about: 'our edit end to end and per phase vs diffusers StableDiffusionPix2PixZeroPipeline (torch 1 and 2 threads) on tiny-sd, same inputs and settings; peak memory; edited-latents agreement (--backend tensorflow|wasm|cpu, --steps N, --size N, --threads 1,2, --full-size: the full-size SD 1.x subject at 512 px, --no-reference)',
   },
   unet: {
     run: benchUnet,
-    about: `UNet forward vs forward + cross-attention loss gradient, fixture UNets and full-size SD 1.x blocks, the blocks also in PyTorch (--backend wasm|cpu, --only <case,...>, --no-reference)`,
+    about: `UNet forward vs forward + cross-attention loss gradient, fixture UNets and full-size SD 1.x blocks, the blocks also in PyTorch (--backend tensorflow|wasm|cpu, --only <case,...>, --no-reference)`,
   },
 };
 
-/** The default suite (`npm run bench` with no argument), each step a sub-command and its arguments. */
+/**
+ * The default suite (`npm run bench` with no argument), each step a sub-command and its arguments: wasm, and the
+ * tensorflow backend too when it is installed.
+ */
 const SUITE: [string, string[]][] = [
   ['pipeline', []],
   ['unet', ['--backend', 'wasm', '--only', QUICK_CASES.join(',')]],
+  ...(installedBackends().includes('tensorflow')
+    ? ([
+        ['pipeline', ['--backend', 'tensorflow']],
+        ['unet', ['--backend', 'tensorflow', '--only', QUICK_CASES.join(',')]],
+      ] as [string, string[]][])
+    : []),
 ];
 
 function usage(): string {

@@ -1,5 +1,11 @@
 /**
- * `npm run bench -- pipeline [--backend wasm|cpu] [--steps N] [--size N] [--threads 1,2] [--no-reference]`
+ * `npm run bench -- pipeline [--backend tensorflow|wasm|cpu] [--steps N] [--size N] [--threads 1,2] [--full-size]
+ * [--no-reference]`
+ *
+ * `--full-size`: the full-size SD 1.x subject with random weights (tools/reference/full_size.py, built into
+ * .fullsize/ on first use: 860 M UNet, 84 M VAE, ViT-L/14 text encoder) at 512 px and 2 steps by default, one timed
+ * run on each side without a warm-up (a step there costs seconds, not microseconds), torch at 2 threads: the
+ * per-step costs of a real edit, extrapolated to 50 steps in docs/benchmarks.md.
  *
  * Our `Pix2PixZero` edit of the shipped tiny-sd pipeline, end to end and per phase, against diffusers'
  * `StableDiffusionPix2PixZeroPipeline` (tools/bench/reference_pipeline.py) on the same weights, image, caption,
@@ -24,14 +30,37 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName } from '../../lib/backend.js';
+import { spawnSync } from 'node:child_process';
+import { BACKEND_NAMES, type BackendName } from '../../lib/backend.js';
 import type { ProgressEvent } from '../../lib/editing/services.js';
 import { readSentenceFile } from '../../lib/editing/sentences.js';
 import { type RgbImage, writePng } from '../../lib/io/image.js';
 import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
-import { OMP_WAIT_POLICY, ROOT, fmtMs, lastJsonLine, machineInfo, printTable, runNode, runReferencePython, writeRecord } from './harness.js';
+import {
+  OMP_WAIT_POLICY,
+  REFERENCE_PYTHON,
+  ROOT,
+  fmtMs,
+  hasReferencePython,
+  lastJsonLine,
+  machineInfo,
+  printTable,
+  runNode,
+  runReferencePython,
+  writeRecord,
+} from './harness.js';
 
 const MODEL = path.join(ROOT, 'converted_models', 'tiny-sd');
+
+/** The full-size SD 1.x subject's folder, built by tools/reference/full_size.py when it is not there yet. */
+function fullSizeModel(): string {
+  if (!hasReferencePython()) throw new Error('--full-size builds its subject with the reference Python environment: run npm run fixtures once');
+  console.error('[pipeline] the full-size SD 1.x subject (tools/reference/full_size.py sd1; about 1 minute and 4 GB the first time)...');
+  const r = spawnSync(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'reference', 'full_size.py'), 'sd1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const folder = r.stdout.trim().split('\n').at(-1);
+  if (r.status !== 0 || folder === undefined || !fs.existsSync(path.join(folder, 'model_index.json'))) throw new Error('full_size.py did not build the subject');
+  return folder;
+}
 const CAPTION = 'a photo of a cat sitting on a sofa';
 const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
 const WARMUP_STEPS = 2;
@@ -57,6 +86,11 @@ type PhaseMs = Record<Phase, number>;
 interface Config {
   size: number;
   steps: number;
+  /** The pipeline folder. */
+  model: string;
+  /** Steps of the warm-up run (0: none) and timed runs per side. */
+  warmup: number;
+  reps: number;
 }
 
 /** What our worker process reports. */
@@ -69,8 +103,8 @@ interface OursResult {
   loadMs: number;
   /** Bytes of live tensors after loading (the weights). */
   weightBytes: number;
-  /** Peak bytes of live tensors during the (profiled, 2-step) warm-up edit, weights included. */
-  peakTensorBytes: number;
+  /** Peak bytes of live tensors during the (profiled, 2-step) warm-up edit, weights included (none without one). */
+  peakTensorBytes?: number;
   /** The wasm heap at the end (it only grows, so this is its peak), when on wasm. */
   wasmHeapBytes?: number;
   maxRssMiB: number;
@@ -163,20 +197,22 @@ async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, senten
 async function runOurs(backend: BackendName, image: string, config: Config): Promise<void> {
   const sentences = { source: readSentenceFile(SENTENCES.source), target: readSentenceFile(SENTENCES.target) };
   const t = performance.now();
-  const p2p = await Pix2PixZero.load({ model: MODEL, backend, cacheDir: false });
+  const p2p = await Pix2PixZero.load({ model: config.model, backend, cacheDir: false });
   const loadMs = performance.now() - t;
   const weightBytes = tf.memory().numBytes;
-  let peakTensorBytes = 0;
-  const profile = await tf.profile(async () => {
-    const warm = await timedEdit(p2p, image, { ...config, steps: WARMUP_STEPS }, sentences);
-    warm.latents.dispose();
-    return [];
-  });
-  peakTensorBytes = profile.peakBytes;
+  let peakTensorBytes: number | undefined;
+  if (config.warmup > 0) {
+    const profile = await tf.profile(async () => {
+      const warm = await timedEdit(p2p, image, { ...config, steps: config.warmup }, sentences);
+      warm.latents.dispose();
+      return [];
+    });
+    peakTensorBytes = profile.peakBytes;
+  }
   const before = tf.memory().numTensors;
   const runs: PhaseMs[] = [];
   let latents: tf.Tensor4D | undefined;
-  for (let i = 0; i < REPS; i++) {
+  for (let i = 0; i < config.reps; i++) {
     latents?.dispose();
     const run = await timedEdit(p2p, image, config, sentences);
     runs.push(run.ms);
@@ -222,10 +258,13 @@ interface Args {
   threads: number[];
   reference: boolean;
   worker?: { image: string; config: Config };
+  /** The record's name under docs/bench/ (`pipeline` for wasm, as before; others by backend). */
+  record: string;
 }
 
 function parseArgs(argv: string[]): Args {
   let backend: BackendName = 'wasm';
+  let fullSize = false;
   let size: number | undefined;
   let steps: number | undefined;
   let threads = [1, 2];
@@ -239,9 +278,11 @@ function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--backend') {
-      const v = argv[++i];
-      if (v !== 'wasm' && v !== 'cpu') throw new Error(`--backend must be wasm or cpu, got ${v}`);
-      backend = v;
+      const v = argv[++i] ?? '';
+      if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${v}`);
+      backend = v as BackendName;
+    } else if (a === '--full-size') {
+      fullSize = true;
     } else if (a === '--size') {
       size = int('--size', argv[++i], 8, 1024);
       if (size % 8 !== 0) throw new Error(`--size must be a multiple of 8, got ${size}`);
@@ -252,15 +293,23 @@ function parseArgs(argv: string[]): Args {
     } else if (a === '--no-reference') {
       reference = false;
     } else if (a === '--worker') {
-      worker = { image: argv[++i] ?? '', config: { size: int('size', argv[++i], 8, 1024), steps: int('steps', argv[++i], 1, 1000) } };
+      const [image, s, n, model, warmup, reps] = argv.slice(i + 1, i + 7);
+      i += 6;
+      worker = { image: image ?? '', config: { size: int('size', s, 8, 1024), steps: int('steps', n, 1, 1000), model: model ?? MODEL, warmup: int('warmup', warmup, 0, 10), reps: int('reps', reps, 1, 10) } };
     } else {
       throw new Error(`pipeline bench: unknown argument ${a}`);
     }
   }
+  if (fullSize) {
+    if (worker !== undefined) throw new Error('--full-size is not a worker option');
+    const config: Config = { size: size ?? 512, steps: steps ?? 2, model: fullSizeModel(), warmup: 0, reps: 1 };
+    return { backend, configs: [config], threads: threads.length === 2 ? [2] : threads, reference, worker, record: `pipeline-${backend}-full-size` };
+  }
   // The cpu backend (pure JavaScript) is several times slower than wasm: the small configuration only, by default.
-  const defaults: Config[] = backend === 'cpu' ? [{ size: 64, steps: 20 }] : [{ size: 64, steps: 50 }, { size: 256, steps: 5 }];
-  const configs = size !== undefined ? [{ size, steps: steps ?? (size <= 64 ? 50 : 5) }] : defaults.map((c) => ({ ...c, steps: steps ?? c.steps }));
-  return { backend, configs, threads, reference, worker };
+  const tiny = { model: MODEL, warmup: WARMUP_STEPS, reps: REPS };
+  const defaults: Config[] = backend === 'cpu' ? [{ size: 64, steps: 20, ...tiny }] : [{ size: 64, steps: 50, ...tiny }, { size: 256, steps: 5, ...tiny }];
+  const configs = size !== undefined ? [{ size, steps: steps ?? (size <= 64 ? 50 : 5), ...tiny }] : defaults.map((c) => ({ ...c, steps: steps ?? c.steps }));
+  return { backend, configs, threads, reference, worker, record: backend === 'wasm' ? 'pipeline' : `pipeline-${backend}` };
 }
 
 const ratio = (ours: number | undefined, theirs: number | undefined): string =>
@@ -309,7 +358,10 @@ export async function benchPipeline(argv: string[]): Promise<void> {
       await writePng(image, testImage(config.size));
       const record: ConfigRecord = { ...config, latents: `1x4x${config.size / 8}x${config.size / 8}`, torch: [] };
       console.error(`[pipeline] ${config.size} px, ${config.steps} steps: ours (${args.backend})...`);
-      const child = runNode(['pipeline', '--backend', args.backend, '--worker', image, String(config.size), String(config.steps)]);
+      const child = runNode([
+        'pipeline', '--backend', args.backend, '--worker', image,
+        ...[config.size, config.steps, config.model, config.warmup, config.reps].map(String),
+      ]);
       const ours = child.status === 0 ? lastJsonLine<OursResult>(child.stdout) : undefined;
       if (ours === undefined) record.oursError = child.error;
       else record.ours = ours;
@@ -317,8 +369,8 @@ export async function benchPipeline(argv: string[]): Promise<void> {
         for (const threads of args.threads) {
           console.error(`[pipeline] ${config.size} px, ${config.steps} steps: diffusers, torch ${threads} thread(s)...`);
           const spec = {
-            model: MODEL, image, caption: CAPTION, source: sentences.source, target: sentences.target,
-            steps: config.steps, warmup_steps: WARMUP_STEPS, reps: REPS, seed: SETTINGS.seed, threads,
+            model: config.model, image, caption: CAPTION, source: sentences.source, target: sentences.target,
+            steps: config.steps, warmup_steps: config.warmup, reps: config.reps, seed: SETTINGS.seed, threads,
             guidance_scale: SETTINGS.guidanceScale, xa_guidance: SETTINGS.xaGuidance, num_reg_steps: SETTINGS.numRegSteps,
             num_auto_corr_rolls: SETTINGS.numAutoCorrRolls, lambda_auto_corr: SETTINGS.lambdaAc, lambda_kl: SETTINGS.lambdaKl,
           };
@@ -338,7 +390,7 @@ export async function benchPipeline(argv: string[]): Promise<void> {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  const file = writeRecord('pipeline', {
+  const file = writeRecord(args.record, {
     benchmark: 'pipeline',
     date: new Date().toISOString(),
     machine: machineInfo(),

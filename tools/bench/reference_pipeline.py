@@ -98,7 +98,8 @@ def main() -> None:
     pipe = load(spec["model"])
     load_ms = (time.perf_counter() - t) * 1000
     rss_loaded = rss_mib()
-    run(pipe, spec, int(spec["warmup_steps"]))
+    if int(spec["warmup_steps"]) > 0:
+        run(pipe, spec, int(spec["warmup_steps"]))
     runs = []
     for _ in range(int(spec["reps"])):
         ms, edited = run(pipe, spec, int(spec["steps"]))

@@ -321,6 +321,8 @@ async function withSubject(backend: BackendName, s: Subject, reps: number, note?
 /** The input of a full-size block case: its kind, batch, side, channels and timed runs (one warm-up before). */
 interface BlockShape {
   kind: 'down' | 'mid' | 'full' | 'conv' | 'matmul';
+  /** The backends that time it (default: all; the whole UNet: not wasm). */
+  backends?: BackendName[];
   batch: number;
   size: number;
   channels: number;
@@ -344,7 +346,9 @@ const BLOCK_SHAPES: Record<string, (b: BackendName) => BlockShape> = {
       : { kind: 'mid', batch: 2, size: 8, channels: 1280, reps: 3 },
   // The whole UNet does not fit the wasm backend (3.2 GiB of weights, and XNNPACK packs a copy of each layer's
   // weights), so it runs on tensorflow and cpu, at 8x8 latents (a 64-pixel image).
-  'sd1-full8': () => ({ kind: 'full', batch: 2, size: 8, channels: 4, reps: 1, note: 'the whole UNet; tensorflow and cpu hold it, wasm does not' }),
+  'sd1-full8': () => ({ kind: 'full', backends: ['tensorflow', 'cpu'], batch: 2, size: 8, channels: 4, reps: 1, note: 'the whole UNet; tensorflow and cpu hold it, wasm does not' }),
+  // The whole UNet at a 512-pixel image's 64x64 latents: what each step of a real edit costs (tensorflow only).
+  'sd1-full64': () => ({ kind: 'full', backends: ['tensorflow'], batch: 2, size: 64, channels: 4, reps: 1, note: 'the whole UNet at 512 px' }),
   conv: (b) => (b === 'cpu' ? { kind: 'conv', batch: 2, size: 16, channels: 320, reps: 2 } : { kind: 'conv', batch: 2, size: 64, channels: 320, reps: 1 }),
   matmul: (b) =>
     b === 'cpu' ? { kind: 'matmul', batch: 16, size: 1024, channels: 40, reps: 1, note: 'cpu: 1024 tokens' } : { kind: 'matmul', batch: 16, size: 4096, channels: 40, reps: 1 },
@@ -355,9 +359,10 @@ function blockCase(id: string): Case {
     id,
     run: (b) => {
       const s = BLOCK_SHAPES[id]!(b);
+      if (s.backends !== undefined && !s.backends.includes(b)) return undefined;
       if (s.kind === 'conv') return timeConv(b, s.size, s.channels, s.batch, s.reps);
       if (s.kind === 'matmul') return timeMatmul(b, s.batch, s.size, s.channels, s.reps);
-      if (s.kind === 'full') return b !== 'wasm' ? withSubject(b, fullSubject(s.size, s.batch), s.reps, s.note) : undefined;
+      if (s.kind === 'full') return withSubject(b, fullSubject(s.size, s.batch), s.reps, s.note);
       const subject =
         s.kind === 'down'
           ? blockSubject('SD1 down level (CrossAttnDownBlock2D layer)', down64(), s.size, s.channels, s.batch)
@@ -457,7 +462,7 @@ interface TorchCase {
 function runTorch(backend: BackendName, ids: string[], threads: number[]): { byId: Map<string, TorchCase>; error?: string } {
   const byId = new Map<string, TorchCase>();
   for (const id of ids) {
-    const { note: _note, ...shape } = BLOCK_SHAPES[id]!(backend);
+    const { note: _note, backends: _backends, ...shape } = BLOCK_SHAPES[id]!(backend);
     console.error(`[torch] ${id} with the ${backend} shapes, ${threads.join(' and ')} thread(s)...`);
     const py = runReferencePython('reference_unet.py', [JSON.stringify({ threads, case: { id, ...shape } })]);
     type Out = { torch: string; ompWaitPolicy: string; rssBeforeMiB: number; maxRssMiB: number; timings: Omit<TorchTiming, 'torch' | 'ompWaitPolicy'>[] };

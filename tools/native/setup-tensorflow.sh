@@ -11,7 +11,9 @@
 #      is cached in ${XDG_CACHE_HOME:-~/.cache}/pix2pix-zero/wheels, so a re-run does not fetch it again);
 #   3. builds the N-API addon from the sources in the npm package against the local Node headers (npm's bundled
 #      node-gyp, --nodedir: nothing downloaded);
-#   4. loads it and prints the backend and libtensorflow versions.
+#   4. builds stderr_guard.node (tools/native/stderr-guard.c), which lib/backend.ts uses to keep TensorFlow's
+#      start-up notices off stderr;
+#   5. loads it and prints the backend and libtensorflow versions.
 # package.json, package-lock.json and node_modules/ are not touched, so `npm ci` does not undo it. The library finds
 # the build there (lib/backend.ts); an ordinary `npm install @tensorflow/tfjs-node` is picked first when present.
 # Idempotent: a second run checks the stamp and the smoke test and changes nothing. `--force` rebuilds.
@@ -50,6 +52,7 @@ command -v python3 >/dev/null || missing+=("python3 (apt-get install python3 pyt
 command -v python3 >/dev/null && ! python3 -m pip --version >/dev/null 2>&1 && missing+=("pip for python3 (apt-get install python3-pip)")
 command -v unzip >/dev/null || missing+=("unzip (apt-get install unzip)")
 command -v g++ >/dev/null || missing+=("a C++ compiler (apt-get install g++)")
+command -v gcc >/dev/null || missing+=("a C compiler (apt-get install gcc)")
 command -v make >/dev/null || missing+=("make (apt-get install make)")
 command -v sha256sum >/dev/null || missing+=("sha256sum (apt-get install coreutils)")
 node_bin=$(command -v node) || missing+=("node (Node.js >= 20.19)")
@@ -77,19 +80,27 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # --- already set up? ------------------------------------------------------------------------------------------
-want="tfjs-node=$TFJS_NODE_VERSION tensorflow=$TF_VERSION wheel=$TF_WHEEL_SHA256"
+want="tfjs-node=$TFJS_NODE_VERSION tensorflow=$TF_VERSION wheel=$TF_WHEEL_SHA256 guard=$(sha256sum "$root/tools/native/stderr-guard.c" | cut -c1-16)"
 smoke() {
   # Loads the addon the way the library does (lib/backend.ts reads the same folder), with TensorFlow's start-up
   # log lines off; prints "<backend> <libtensorflow version>".
   TF_CPP_MIN_LOG_LEVEL=3 node -e '
-    const tf = require(process.argv[1]);
+    const guard = require(process.argv[2]);
+    guard.mute();
+    let tf;
+    try {
+      tf = require(process.argv[1]);
+      tf.tidy(() => tf.add(tf.ones([1]), 1).dataSync());
+    } finally {
+      guard.unmute();
+    }
     const cores = Object.keys(require.cache).filter((f) => f.endsWith("/tfjs-core/dist/tf-core.node.js"));
     if (cores.length !== 1) throw new Error("expected one @tensorflow/tfjs-core, found: " + cores.join(", "));
     const x = tf.tensor([1, 2, 3, 4], [2, 2]);
     const y = tf.matMul(x, x).dataSync();
     if (y[0] !== 7 || y[3] !== 22) throw new Error("wrong matMul result " + Array.from(y));
     console.log(tf.getBackend(), tf.backend().binding.TF_Version, "(tfjs-node " + tf.version["tfjs-node"] + ")");
-  ' "$pkg"
+  ' "$pkg" "$native/stderr_guard.node"
 }
 if ((force == 0)) && [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   if out=$(smoke 2>&1); then
@@ -163,7 +174,11 @@ if ! (cd "$pkg" && node "$gyp" rebuild --nodedir="$nodedir" --napi_build_version
 fi
 rm -rf "$pkg/build"
 
-# --- 4. smoke test --------------------------------------------------------------------------------------------
+# --- 4. the stderr guard --------------------------------------------------------------------------------------
+gcc -O2 -shared -fPIC -DNAPI_VERSION=8 -I"$nodedir/include/node" "$root/tools/native/stderr-guard.c" -o "$native/stderr_guard.node" ||
+  die "stderr_guard.node did not build"
+
+# --- 5. smoke test --------------------------------------------------------------------------------------------
 out=$(smoke 2>&1) || die "the addon built but does not load: $out"
 echo "$want" >"$stamp"
 size=$(du -sh "$native" | cut -f1)
