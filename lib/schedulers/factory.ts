@@ -22,7 +22,10 @@ const DDIM_ENTRY: SchedulerEntry = {
   inversion: (c) => new DDIMInverseScheduler(c),
 };
 
-/** diffusers scheduler classes whose configs are walked with DDIM (same betas and prediction type). */
+/**
+ * diffusers scheduler classes of the Stable Diffusion family (the same discrete beta schedule) whose configs are
+ * walked with DDIM; schedules of another kind (EDM, flow matching) are not among them and are refused.
+ */
 export const DDIM_COMPATIBLE = [
   'PNDMScheduler',
   'DDPMScheduler',
@@ -30,7 +33,13 @@ export const DDIM_COMPATIBLE = [
   'EulerDiscreteScheduler',
   'EulerAncestralDiscreteScheduler',
   'DPMSolverMultistepScheduler',
+  'DPMSolverSinglestepScheduler',
+  'DEISMultistepScheduler',
   'UniPCMultistepScheduler',
+  'HeunDiscreteScheduler',
+  'KDPM2DiscreteScheduler',
+  'KDPM2AncestralDiscreteScheduler',
+  'LCMScheduler',
 ] as const;
 
 const REGISTRY = new Map<string, SchedulerEntry>([
