@@ -1,7 +1,9 @@
 /**
  * The one place that builds the service graph (inversify). The model-backed pieces (text embedder, captioner,
  * denoiser, scheduler config) are given as instances; the editing services (direction discovery, inverter,
- * guided sampler) are classes the container constructs from them. Any service can be replaced by passing an
+ * guided sampler) are classes the container constructs from them. The scheduler factory is built from the
+ * scheduler config (its `_class_name` picks the schedulers); the inverter and the sampler take a fresh scheduler
+ * from it for every pass. Any service can be replaced by passing an
  * instance (a remote captioner, a different sampler).
  */
 import 'reflect-metadata';
@@ -11,6 +13,8 @@ import { DDIMInverter } from './editing/ddim-inverter.js';
 import { SentenceDirectionDiscovery } from './editing/direction-discovery.js';
 import { CrossAttentionGuidedSampler } from './editing/guided-sampler.js';
 import type { DenoiserPort } from './editing/ports.js';
+import { ConfigSchedulerFactory } from './schedulers/factory.js';
+import type { SchedulerFactory } from './schedulers/scheduler.js';
 import {
   type Captioner,
   type DirectionDiscovery,
@@ -27,6 +31,8 @@ export interface ServiceOverrides {
   textEmbedder?: TextEmbedder;
   denoiser?: DenoiserPort;
   schedulerConfig?: JsonObject;
+  /** Replaces the factory built from `schedulerConfig`. */
+  schedulerFactory?: SchedulerFactory;
   directionSettings?: DirectionDiscoverySettings;
   directionDiscovery?: DirectionDiscovery;
   inverter?: Inverter;
@@ -43,6 +49,11 @@ export function createContainer(services: ServiceOverrides = {}): Container {
   bind(TYPES.TextEmbedder, services.textEmbedder);
   bind(TYPES.Denoiser, services.denoiser);
   bind(TYPES.SchedulerConfig, services.schedulerConfig);
+  if (services.schedulerFactory !== undefined) bind(TYPES.SchedulerFactory, services.schedulerFactory);
+  else if (services.schedulerConfig !== undefined) {
+    const config = services.schedulerConfig;
+    container.bind<SchedulerFactory>(TYPES.SchedulerFactory).toDynamicValue(() => new ConfigSchedulerFactory(config));
+  }
   bind(TYPES.DirectionDiscoverySettings, services.directionSettings);
   if (services.directionDiscovery !== undefined) bind(TYPES.DirectionDiscovery, services.directionDiscovery);
   else container.bind<DirectionDiscovery>(TYPES.DirectionDiscovery).to(SentenceDirectionDiscovery);

@@ -27,5 +27,8 @@ export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type In
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
 export { DDIMScheduler } from './schedulers/ddim.js';
 export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';
+export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } from './schedulers/scheduler.js';
+export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
+export { directInversion } from './editing/direct-inversion.js';
 export { TorchGenerator } from './random/torch-generator.js';
 export { builtinConcepts, builtinSentences, readSentenceFile, chatSentences } from './editing/sentences.js';

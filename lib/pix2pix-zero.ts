@@ -26,6 +26,7 @@ import { loadDirection, loadInversion, saveDirection, saveInversion, type Direct
 import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
+import { directInversion } from './editing/direct-inversion.js';
 import type { AutoencoderPort } from './editing/ports.js';
 import {
   type Captioner,
@@ -93,29 +94,41 @@ export interface EditCallOptions extends EditOptions, Omit<InvertOptions, keyof 
   directionScale?: number;
   /** Also decode the reference pass (the reconstruction). Default true. */
   reconstruction?: boolean;
+  /**
+   * Direct Inversion (Ju et al., PnPInversion): keep the reference pass on the inversion trajectory and add the
+   * same correction to the edit after every step, so the reconstruction is the VAE round trip of the input and
+   * the edit does not inherit the inversion's drift. No extra UNet call; needs an inversion with its trajectory
+   * (any made by this version). Default false. Not combinable with `onStepEnd` (it is itself that hook).
+   */
+  directInversion?: boolean;
 }
 
-/** An inverted image: x_T with its caption and settings. Reusable for many edits; save it with {@link save}. */
+/**
+ * An inverted image: x_T with its caption and settings, and the whole inversion trajectory z_0..z_T (T + 1
+ * latents; absent in files saved by earlier versions) that Direct Inversion walks. Reusable for many edits;
+ * save it with {@link save}.
+ */
 export class Inversion {
   constructor(
     readonly latent: tf.Tensor4D,
     readonly meta: InversionMeta,
+    readonly trajectory?: readonly tf.Tensor4D[],
   ) {}
   /** The caption the image was inverted with. */
   get caption(): string {
     return this.meta.caption;
   }
-  /** Saves it as safetensors (`latent` + metadata). */
+  /** Saves it as safetensors (`latent`, `trajectory` when present, and metadata). */
   save(file: string): void {
-    saveInversion(file, this.latent, this.meta);
+    saveInversion(file, this.latent, this.meta, this.trajectory);
   }
-  /** Loads an inversion saved by {@link save}. */
+  /** Loads an inversion saved by {@link save} (or by an earlier version, without a trajectory). */
   static load(file: string): Inversion {
-    const { latent, meta } = loadInversion(file);
-    return new Inversion(latent, meta);
+    const { latent, meta, trajectory } = loadInversion(file);
+    return new Inversion(latent, meta, trajectory);
   }
   dispose(): void {
-    this.latent.dispose();
+    tf.dispose([...new Set([this.latent, ...(this.trajectory ?? [])])]);
   }
 }
 
@@ -249,9 +262,9 @@ export class Pix2PixZero {
       const context = await this.embedder.embed([caption], { signal: options.signal });
       try {
         const inverter = this.container.get<Inverter>(TYPES.Inverter);
-        const latent = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
+        const trajectory = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
         const [, h, w] = input.shape;
-        return new Inversion(latent, {
+        return new Inversion(trajectory[trajectory.length - 1]!, {
           caption,
           steps: options.steps ?? 50,
           imageSize: [h, w],
@@ -265,7 +278,7 @@ export class Pix2PixZero {
             lambdaKl: options.lambdaKl ?? 20,
             minShift: options.minShift ?? 0,
           },
-        });
+        }, trajectory);
       } finally {
         latents.dispose();
         context.dispose();
@@ -288,6 +301,14 @@ export class Pix2PixZero {
     if (source instanceof Inversion && options.steps !== undefined && options.steps !== source.meta.steps) {
       throw new Error(`the inversion was made with ${source.meta.steps} steps; edit it with the same number (got steps ${options.steps}), or invert again`);
     }
+    if (options.directInversion === true) {
+      if (options.onStepEnd !== undefined) throw new Error('directInversion and onStepEnd cannot be combined: Direct Inversion is itself the step hook');
+      if (source instanceof Inversion && source.trajectory === undefined) {
+        throw new Error(
+          'Direct Inversion needs the inversion trajectory (z_0..z_T), and this inversion has only x_T (saved by an earlier version): invert the image again to edit it with Direct Inversion, or edit without it',
+        );
+      }
+    }
     const ownInversion = !(source instanceof Inversion);
     const inversion = source instanceof Inversion ? source : await this.invert(source, options);
     if (inversion.meta.model !== this.unetFingerprint) {
@@ -303,7 +324,14 @@ export class Pix2PixZero {
         const sampler = this.container.get<GuidedSampler>(TYPES.GuidedSampler);
         // An inversion is walked back over its own timesteps: the step count is the inversion's.
         const steps = inversion.meta.steps;
-        latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, { ...options, steps });
+        const trajectory = inversion.trajectory;
+        if (options.directInversion === true && trajectory !== undefined) {
+          if (trajectory.length !== steps + 1) throw new Error(`Direct Inversion: the inversion has ${trajectory.length} trajectory latents for ${steps} steps (expected ${steps + 1})`);
+          const noise = trajectory[steps]!;
+          latents = await sampler.sample(noise, { caption: c, negative, direction: delta }, { ...options, steps, onStepEnd: directInversion(trajectory) });
+        } else {
+          latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, { ...options, steps });
+        }
       } finally {
         tf.dispose([c, negative, delta]);
       }

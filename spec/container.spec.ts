@@ -27,7 +27,7 @@ describe('service container', function () {
     }
   });
   it('lets a caller replace a service', function () {
-    const mine: Inverter = { invert: async (x) => tf.clone(x) };
+    const mine: Inverter = { invert: async (x) => [tf.clone(x)] };
     const c = createContainer({ inverter: mine });
     expect(c.get<Inverter>(TYPES.Inverter)).to.equal(mine);
   });

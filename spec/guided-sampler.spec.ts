@@ -3,10 +3,12 @@ import { expect } from 'chai';
 import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { DDIMScheduler } from '../lib/schedulers/ddim.js';
+import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
 import { FakeDenoiser } from './helpers/fake-denoiser.js';
 import { forEachBackend, relativeError } from './helpers/tensors.js';
 
 const SCHEDULER = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1 };
+const SCHEDULERS = new ConfigSchedulerFactory(SCHEDULER);
 
 /** diffusers' order: a whole reference pass storing every step's maps, then the whole edit pass. */
 function twoPass(unet: FakeDenoiser, noise: tf.Tensor4D, caption: tf.Tensor3D, negative: tf.Tensor3D, direction: tf.Tensor3D, steps: number, scale: number, lambda: number) {
@@ -56,7 +58,7 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
   });
 
   it('gives the same latents as running the whole reference pass first (diffusers order)', async function () {
-    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     const r = await sampler.sample(noise, { caption, negative, direction }, { steps: 6, guidanceScale: 5, xaGuidance: 0.1 });
     const expected = tf.tidy(() => twoPass(unet, noise, caption, negative, direction, 6, 5, 0.1));
     expect(relativeError(r.edited, expected.edited)).to.be.below(1e-5);
@@ -68,7 +70,7 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
   });
 
   it('holds one timestep of attention maps, frees every tensor, and reports progress', async function () {
-    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     const start = tf.memory().numTensors;
     const steps: number[] = [];
     let maxLive = 0;
@@ -86,8 +88,39 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
     expect(maxLive, 'live tensors during a step').to.be.below(20);
   });
 
+  it('onStepEnd: sees every step after both passes, may replace either latent, and nothing leaks', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
+    const plain = await sampler.sample(noise, { caption, negative, direction }, { steps: 4 });
+    const start = tf.memory().numTensors;
+    const seen: [number, number, number][] = [];
+    // Returning the latents it was given (or nothing) changes nothing.
+    const same = await sampler.sample(noise, { caption, negative, direction }, {
+      steps: 4,
+      onStepEnd: (s) => {
+        seen.push([s.step, s.timestep, s.steps]);
+        return s.step % 2 === 0 ? { reference: s.reference, edit: s.edit } : undefined;
+      },
+    });
+    expect(seen).to.deep.equal(DDIMScheduler.fromConfig(SCHEDULER).setTimesteps(4).map((t, i) => [i, t, 4]));
+    expect(relativeError(same.edited, plain.edited)).to.equal(0);
+    expect(relativeError(same.reconstruction, plain.reconstruction)).to.equal(0);
+    // Pinning the reference to zeros after the last step, and the edit to its negation, shows in the result.
+    const fixed = await sampler.sample(noise, { caption, negative, direction }, {
+      steps: 4,
+      onStepEnd: (s) => (s.step === 3 ? { reference: tf.zerosLike(s.reference), edit: tf.neg(s.edit) } : undefined),
+    });
+    const zeroMax = tf.tidy(() => tf.max(tf.abs(fixed.reconstruction)).dataSync()[0]);
+    expect(zeroMax).to.equal(0);
+    const negated = tf.neg(plain.edited);
+    expect(relativeError(fixed.edited, negated)).to.equal(0);
+    negated.dispose();
+    tf.dispose([same.edited, same.reconstruction, fixed.edited, fixed.reconstruction]);
+    expect(tf.memory().numTensors).to.equal(start);
+    tf.dispose([plain.edited, plain.reconstruction]);
+  });
+
   it('stops between steps when aborted, freeing its tensors', async function () {
-    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     const start = tf.memory().numTensors;
     const ac = new AbortController();
     let err: unknown;
@@ -101,7 +134,7 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
   });
 
   it('rejects bad options naming them', async function () {
-    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULER);
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     for (const [opts, msg] of [[{ steps: 0 }, /steps must be/], [{ guidanceScale: -1 }, /guidanceScale/], [{ xaGuidance: NaN }, /xaGuidance/]] as const) {
       let err: unknown;
       try {
@@ -114,12 +147,14 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
   });
 
   it('inverts without leaking, deterministically for a seed', async function () {
-    const inverter = new DDIMInverter(unet, SCHEDULER);
+    const inverter = new DDIMInverter(unet, SCHEDULERS);
     const start = tf.memory().numTensors;
     const a = await inverter.invert(noise, caption, { steps: 3, seed: 1, numRegSteps: 1, numAutoCorrRolls: 1 });
     const b = await inverter.invert(noise, caption, { steps: 3, seed: 1, numRegSteps: 1, numAutoCorrRolls: 1 });
-    expect(relativeError(a, b)).to.equal(0);
-    tf.dispose([a, b]);
+    expect(a).to.have.length(4);
+    a.forEach((z, k) => expect(relativeError(z, b[k]!), `z_${k}`).to.equal(0));
+    expect(relativeError(a[0]!, noise), 'z_0 is the input').to.equal(0);
+    tf.dispose([...a, ...b]);
     expect(tf.memory().numTensors).to.equal(start);
   });
 });

@@ -16,6 +16,7 @@ import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { RecordedShifts } from '../lib/editing/noise-regularization.js';
 import { TorchGenerator } from '../lib/random/torch-generator.js';
+import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
@@ -36,7 +37,7 @@ forEachBackend('pix2pix-zero end to end vs diffusers', function () {
     describe(`${name} (${path.basename(model)}, ${c.size}x${c.size}, ${meta.steps} steps, regularisation ${c.num_reg_steps > 0 ? 'on' : 'off'})`, function () {
       let ref: Record<string, tf.Tensor>;
       let ports: ModelPorts;
-      const schedulerConfig = readStableDiffusionFolder(model).schedulerConfig;
+      const schedulerConfig = new ConfigSchedulerFactory(readStableDiffusionFolder(model).schedulerConfig);
       before(async function () {
         ref = readReference(path.join(DIR, `${name}.safetensors`));
         ports = await loadModelPorts(readStableDiffusionFolder(model));
@@ -75,8 +76,8 @@ forEachBackend('pix2pix-zero end to end vs diffusers', function () {
           const generator = new TorchGenerator(c.seed);
           const sampled = ports.vae.encode(img, 'sample', generator);
           const x = await inverter.invert(sampled, ref.caption_embeds as tf.Tensor3D, { ...inv(), shifts: generator });
-          expectClose(x, nhwc(ref.inverted!), 1e-3, 'x_T (posterior sample + shifts from one seeded generator)');
-          tf.dispose([img, sampled, x]);
+          expectClose(x[meta.steps]!, nhwc(ref.inverted!), 1e-3, 'x_T (posterior sample + shifts from one seeded generator)');
+          tf.dispose([img, sampled, ...x]);
           return;
         }
         const x0 = nhwc(ref.image_latents!);
@@ -84,10 +85,10 @@ forEachBackend('pix2pix-zero end to end vs diffusers', function () {
         const replay = new RecordedShifts(shifts);
         const a = await inverter.invert(x0, ref.caption_embeds as tf.Tensor3D, { ...inv(), shifts: replay });
         expect(replay.used).to.equal(shifts.length);
-        expectClose(a, nhwc(ref.inverted!), 1e-3, 'x_T (recorded shifts)');
+        expectClose(a[meta.steps]!, nhwc(ref.inverted!), 1e-3, 'x_T (recorded shifts)');
         const b = await inverter.invert(x0, ref.caption_embeds as tf.Tensor3D, { ...inv(), seed: c.seed });
-        expectClose(b, nhwc(ref.inverted!), 1e-3, 'x_T (seeded generator)');
-        tf.dispose([x0, a, b]);
+        expectClose(b[meta.steps]!, nhwc(ref.inverted!), 1e-3, 'x_T (seeded generator)');
+        tf.dispose([x0, ...a, ...b]);
       });
 
       it('reference + edit passes: every step\'s reference maps and the edited latents within 1e-3', async function () {
@@ -187,7 +188,7 @@ describe('pix2pix-zero from a file, as a user runs it', function () {
   it('memory: peak does not grow with the number of steps (lock-step keeps one step of maps)', async function () {
     const ports = await loadModelPorts(readStableDiffusionFolder(TINY_SD));
     try {
-      const sampler = new CrossAttentionGuidedSampler(ports.denoiser, readStableDiffusionFolder(TINY_SD).schedulerConfig);
+      const sampler = new CrossAttentionGuidedSampler(ports.denoiser, new ConfigSchedulerFactory(readStableDiffusionFolder(TINY_SD).schedulerConfig));
       const noise = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 5) as tf.Tensor4D;
       const caption = tf.randomNormal([1, 77, 32], 0, 1, 'float32', 6) as tf.Tensor3D;
       const direction = tf.mul(caption, 0.1) as tf.Tensor3D;

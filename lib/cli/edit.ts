@@ -165,6 +165,8 @@ Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 
             --vae-encode mean|sample --seed 0 --size <model's size, 512 for SD 1.x> --fit resize|crop
             --inversion f (reuse a saved inversion)  --save-inversion f
 Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
+            --direct-inversion (keep the reference pass on the inversion trajectory, Ju et al.: the
+            reconstruction is the input's VAE round trip, the edit drifts less; no extra cost)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
             --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug`,
   async run(argv, io) {
@@ -179,6 +181,7 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
       'guidance-scale': { type: 'string' },
       'xa-guidance': { type: 'string' },
       'negative-prompt': { type: 'string' },
+      'direct-inversion': { type: 'boolean', default: false },
       reconstruction: { type: 'string' },
       out: { type: 'string' },
     });
@@ -199,6 +202,7 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
       xaGuidance: numberOption(str(v, 'xa-guidance'), 'xa-guidance', 0.1, 0, 100),
       negativePrompt: str(v, 'negative-prompt'),
       reconstruction: str(v, 'reconstruction') !== undefined,
+      directInversion: v['direct-inversion'] === true,
     };
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);

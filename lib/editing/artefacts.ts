@@ -2,8 +2,9 @@
  * Reusable artefacts, saved as safetensors so that Python tools can read them too:
  *
  * - an edit direction: tensor `direction`, [1, tokens, width], with its source, target and model in the metadata;
- * - an inversion: tensor `latent` (x_T, NCHW as diffusers has it) with the caption, the settings, the image size
- *   and the UNet's fingerprint, so one image can be edited many times without inverting it again.
+ * - an inversion: tensor `latent` (x_T, NCHW as diffusers has it) and tensor `trajectory` (z_0..z_T,
+ *   [T + 1, c, h, w], for Direct Inversion; files of earlier versions lack it) with the caption, the settings,
+ *   the image size and the UNet's fingerprint, so one image can be edited many times without inverting it again.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
@@ -75,25 +76,34 @@ export interface InversionMeta {
   settings: Record<string, unknown>;
 }
 
-/** Saves an inverted latent ([1, h, w, c], NHWC) with its metadata; stored NCHW like diffusers' latents. */
-export function saveInversion(file: string, latent: tf.Tensor4D, meta: InversionMeta): void {
+/**
+ * Saves an inverted latent ([1, h, w, c], NHWC) with its metadata, and the inversion trajectory z_0..z_T when
+ * given; stored NCHW like diffusers' latents.
+ */
+export function saveInversion(file: string, latent: tf.Tensor4D, meta: InversionMeta, trajectory?: readonly tf.Tensor4D[]): void {
   const nchw = tf.tidy(() => tf.transpose(latent, [0, 3, 1, 2]));
+  const traj = trajectory === undefined ? undefined : tf.tidy(() => tf.transpose(tf.concat(trajectory as tf.Tensor4D[], 0), [0, 3, 1, 2]));
   try {
     writeSafetensors(
       file,
-      { latent: { dtype: 'F32', shape: nchw.shape, data: nchw.dataSync() as Float32Array } },
+      {
+        latent: { dtype: 'F32', shape: nchw.shape, data: nchw.dataSync() as Float32Array },
+        ...(traj !== undefined ? { trajectory: { dtype: 'F32', shape: traj.shape, data: traj.dataSync() as Float32Array } } : {}),
+      },
       { format: FORMAT, kind: 'inversion', meta: JSON.stringify(meta) },
     );
   } finally {
     nchw.dispose();
+    traj?.dispose();
   }
 }
 
 /**
- * Loads an inversion saved by {@link saveInversion}, returning the latent NHWC.
- * @throws Error naming the file when it is not an inversion.
+ * Loads an inversion saved by {@link saveInversion}, returning the latent NHWC and, when the file has one (files
+ * of earlier versions hold x_T only), the trajectory z_0..z_T as NHWC latents.
+ * @throws Error naming the file when it is not an inversion or its trajectory does not fit its latent.
  */
-export function loadInversion(file: string): { latent: tf.Tensor4D; meta: InversionMeta } {
+export function loadInversion(file: string): { latent: tf.Tensor4D; meta: InversionMeta; trajectory?: tf.Tensor4D[] } {
   const f = SafetensorsFile.open(file);
   try {
     if (f.metadata.kind !== 'inversion' || !f.tensors.has('latent')) {
@@ -110,8 +120,17 @@ export function loadInversion(file: string): { latent: tf.Tensor4D; meta: Invers
     }
     const t = f.read('latent');
     if (t.shape.length !== 4 || t.shape[0] !== 1) throw new Error(`${file}: latent has shape [${t.shape.join(', ')}], expected [1, channels, h, w]`);
+    let trajectory: tf.Tensor4D[] | undefined;
+    if (f.tensors.has('trajectory')) {
+      const z = f.read('trajectory');
+      const [n, c, h, w] = z.shape;
+      if (z.shape.length !== 4 || c !== t.shape[1] || h !== t.shape[2] || w !== t.shape[3] || n !== meta.steps + 1) {
+        throw new Error(`${file}: trajectory has shape [${z.shape.join(', ')}], expected [${meta.steps + 1}, ${t.shape.slice(1).join(', ')}] (steps + 1 latents of the latent's shape)`);
+      }
+      trajectory = tf.tidy(() => tf.split(tf.transpose(tf.tensor4d(z.data as Float32Array, [n!, c!, h!, w!]), [0, 2, 3, 1]), n!, 0) as tf.Tensor4D[]);
+    }
     const latent = tf.tidy(() => tf.transpose(tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]), [0, 2, 3, 1])) as tf.Tensor4D;
-    return { latent, meta };
+    return { latent, meta, ...(trajectory !== undefined ? { trajectory } : {}) };
   } finally {
     f.close();
   }

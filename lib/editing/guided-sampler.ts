@@ -8,14 +8,23 @@
  *   CFG; a DDIM step from x_in's first half — exactly as diffusers' `__call__`.
  *
  * The reference pass never depends on the edit pass, so running them in lock-step gives diffusers' result while
- * holding one timestep of maps instead of all of them (T times less memory).
+ * holding one timestep of maps instead of all of them (T times less memory). Each pass has its own scheduler
+ * instance (from the injected factory: a multistep scheduler keeps state per walk). After each lock-step step the
+ * `onStepEnd` hook (diffusers' `callback_on_step_end`) may replace either latent: Direct Inversion is one.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
-import type { JsonObject } from '../io/json.js';
-import { DDIMScheduler } from '../schedulers/ddim.js';
+import type { SchedulerFactory } from '../schedulers/scheduler.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
-import { type EditConditions, type EditLatents, type EditOptions, type GuidedSampler, TYPES, throwIfAborted } from './services.js';
+import {
+  type EditConditions,
+  type EditLatents,
+  type EditOptions,
+  type GuidedSampler,
+  type StepEndCorrection,
+  TYPES,
+  throwIfAborted,
+} from './services.js';
 
 /** Classifier-free guidance: `uncond + scale * (cond - uncond)` of a batch-2 output; the output itself without CFG. */
 function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
@@ -41,7 +50,7 @@ export function validateEditOptions(o: EditOptions): void {
 export class CrossAttentionGuidedSampler implements GuidedSampler {
   constructor(
     @inject(TYPES.Denoiser) private readonly unet: DenoiserPort,
-    @inject(TYPES.SchedulerConfig) private readonly schedulerConfig: JsonObject,
+    @inject(TYPES.SchedulerFactory) private readonly schedulers: SchedulerFactory,
   ) {}
 
   async sample(noise: tf.Tensor4D, c: EditConditions, options: EditOptions = {}): Promise<EditLatents> {
@@ -49,8 +58,10 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     const scale = options.guidanceScale ?? 5;
     const lambda = options.xaGuidance ?? 0.1;
     const cfg = scale > 1;
-    const scheduler = DDIMScheduler.fromConfig(this.schedulerConfig);
-    const timesteps = scheduler.setTimesteps(options.steps ?? 50);
+    const refScheduler = this.schedulers.create('sampling');
+    const editScheduler = this.schedulers.create('sampling');
+    const timesteps = refScheduler.setTimesteps(options.steps ?? 50);
+    editScheduler.setTimesteps(options.steps ?? 50);
 
     const [refContext, editContext] = tf.tidy(() => {
       const edited = tf.add(c.caption, c.direction) as tf.Tensor3D;
@@ -73,7 +84,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         const { output, maps } = this.unet.predictWithMaps(refInput, t, refContext);
         if (refInput !== ref) refInput.dispose();
         try {
-          const nextRef = tf.tidy(() => scheduler.step(guide(output, scale, cfg), t, ref).prevSample as tf.Tensor4D);
+          const nextRef = tf.tidy(() => refScheduler.step(guide(output, scale, cfg), t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
           const nextEdit = tf.tidy(() => {
@@ -81,7 +92,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
             if (lambda > 0) xIn = tf.sub(xIn, tf.mul(lossGrad(xIn, t, maps), lambda)) as tf.Tensor4D;
             const out = this.unet.predict(xIn, t, editContext);
             const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
-            return scheduler.step(guide(out, scale, cfg), t, first).prevSample as tf.Tensor4D;
+            return editScheduler.step(guide(out, scale, cfg), t, first).prevSample as tf.Tensor4D;
           });
           ref.dispose();
           edit.dispose();
@@ -90,6 +101,17 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         } finally {
           output.dispose();
           for (const m of maps.values()) m.dispose();
+        }
+        if (options.onStepEnd !== undefined) {
+          const fix: StepEndCorrection | void = options.onStepEnd({ step: i, steps: timesteps.length, timestep: t, reference: ref, edit });
+          if (fix?.reference !== undefined && fix.reference !== ref) {
+            ref.dispose();
+            ref = fix.reference;
+          }
+          if (fix?.edit !== undefined && fix.edit !== edit) {
+            edit.dispose();
+            edit = fix.edit;
+          }
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
         await new Promise<void>((resolve) => setImmediate(resolve));

@@ -16,6 +16,8 @@ export const TYPES = {
   Denoiser: Symbol.for('pix2pix-zero.Denoiser'),
   /** The parsed scheduler config (a `JsonObject`). */
   SchedulerConfig: Symbol.for('pix2pix-zero.SchedulerConfig'),
+  /** The {@link SchedulerFactory} the inverter and the sampler take one scheduler per pass from. */
+  SchedulerFactory: Symbol.for('pix2pix-zero.SchedulerFactory'),
   /** {@link DirectionDiscoverySettings} for the direction discovery service. */
   DirectionDiscoverySettings: Symbol.for('pix2pix-zero.DirectionDiscoverySettings'),
 } as const;
@@ -96,13 +98,20 @@ export interface InversionOptions extends LongCallOptions {
   shifts?: { randint(high: number): number };
 }
 
+/**
+ * The latents of an inversion walk: `[z_0, z_1, ..., z_T]`, where z_0 is the encoded image
+ * (`scaling_factor * VAE(image)`) and z_k the latent after inversion step k; z_T is the inverted noise x_T.
+ */
+export type InversionTrajectory = readonly tf.Tensor4D[];
+
 /** Inverts latents to noise (DDIM inversion with noise regularisation). */
 export interface Inverter {
   /**
-   * x_T for the scaled VAE latents `latents` [1, h, w, c] of an image, conditioned on `context` [1, 77, d] (the
-   * caption's embedding), without classifier-free guidance. The caller disposes the result.
+   * The inversion trajectory z_0..z_T (T + 1 latents, the last is x_T) of the scaled VAE latents `latents`
+   * [1, h, w, c] of an image, conditioned on `context` [1, 77, d] (the caption's embedding), without
+   * classifier-free guidance. z_0 is a copy of `latents`. The caller disposes every latent.
    */
-  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InversionOptions): Promise<tf.Tensor4D>;
+  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InversionOptions): Promise<tf.Tensor4D[]>;
 }
 
 /** The text conditions of an edit. */
@@ -125,7 +134,35 @@ export interface EditOptions extends LongCallOptions {
   xaGuidance?: number;
   /** Called after each timestep with the reference pass's attention maps (tests and visualisation). */
   onReferenceMaps?: (step: number, maps: ReadonlyMap<string, tf.Tensor3D>) => void;
+  /**
+   * Called after each lock-step step (both passes stepped), as diffusers' `callback_on_step_end`; may correct
+   * the latents the next step starts from (Direct Inversion is such a hook).
+   */
+  onStepEnd?: StepEndHook;
 }
+
+/** What a {@link StepEndHook} is given after lock-step step `step`. */
+export interface StepEndState {
+  /** The step index i, 0..T-1. */
+  readonly step: number;
+  /** The number of steps T. */
+  readonly steps: number;
+  /** The timestep t of this step (the walk's timesteps descend). */
+  readonly timestep: number;
+  /** The reference pass's latent after its step (borrowed: do not dispose). */
+  readonly reference: tf.Tensor4D;
+  /** The edit pass's latent after its step (borrowed: do not dispose). */
+  readonly edit: tf.Tensor4D;
+}
+
+/** New latents for the next step; the sampler owns and disposes what it is given, and the latents it replaces. */
+export interface StepEndCorrection {
+  readonly reference?: tf.Tensor4D;
+  readonly edit?: tf.Tensor4D;
+}
+
+/** A per-step hook of the guided sampler: returns corrected latents, or nothing to keep them. */
+export type StepEndHook = (state: StepEndState) => StepEndCorrection | void;
 
 /** The outcome of the two lock-step passes. */
 export interface EditLatents {

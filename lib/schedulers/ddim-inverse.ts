@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JsonObject } from '../io/json.js';
 import { type DDIMConfig, alphasCumprod, parseDDIMConfig, roundHalfEven } from './config.js';
-import { predict, recombine } from './ddim-step.js';
-import type { SchedulerStepOutput } from './ddim.js';
+import { alphaAt, epsilonOf, predict, recombine } from './ddim-step.js';
+import type { Scheduler, SchedulerStepOutput } from './scheduler.js';
 
 /** The ascending timesteps of `n` inverse steps (diffusers' `DDIMInverseScheduler.set_timesteps`). */
 export function ddimInverseTimesteps(cfg: DDIMConfig, n: number): number[] {
@@ -22,10 +22,15 @@ export function ddimInverseTimesteps(cfg: DDIMConfig, n: number): number[] {
   } else {
     throw new Error(`DDIMInverseScheduler: timestep_spacing '${cfg.timestepSpacing}' is not supported (diffusers supports 'leading' and 'trailing')`);
   }
+  const past = out.find((t) => t >= T);
+  if (past !== undefined) {
+    throw new Error(`${n} '${cfg.timestepSpacing}' steps with steps_offset ${cfg.stepsOffset} reach timestep ${past}, past the schedule's ${T} (use fewer steps or 'trailing' spacing)`);
+  }
   return out;
 }
 
-export class DDIMInverseScheduler {
+/** diffusers' `DDIMInverseScheduler`: the inversion walk, ascending timesteps. */
+export class DDIMInverseScheduler implements Scheduler {
   readonly config: DDIMConfig;
   readonly alphasCumprod: Float32Array;
   /** alpha_cumprod before the first step: 1, or alphas_cumprod[0] (`set_alpha_to_one`). */
@@ -68,5 +73,13 @@ export class DDIMInverseScheduler {
       const prevSample = recombine(p, alphaTo);
       return { prevSample, predOriginalSample: p.predOriginalSample === modelOutput ? tf.clone(modelOutput) : p.predOriginalSample };
     });
+  }
+
+  /**
+   * The epsilon `modelOutput` stands for at `timestep`, with alpha_cumprod of `timestep` as diffusers'
+   * pix2pix-zero `invert()` regularises it (its step itself uses the alpha of the timestep it walks from).
+   */
+  epsilon(modelOutput: tf.Tensor, timestep: number, sample: tf.Tensor): tf.Tensor {
+    return epsilonOf(this.config.predictionType, alphaAt(this.alphasCumprod, timestep, 'DDIMInverseScheduler'), modelOutput, sample);
   }
 }

@@ -5,15 +5,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JsonObject } from '../io/json.js';
 import { type DDIMConfig, alphasCumprod, parseDDIMConfig, roundHalfEven } from './config.js';
-import { predict, recombine } from './ddim-step.js';
+import { alphaAt, epsilonOf, predict, recombine } from './ddim-step.js';
+import type { Scheduler, SchedulerStepOutput } from './scheduler.js';
 
-/** The result of a scheduler step. */
-export interface SchedulerStepOutput {
-  /** The sample at the next timestep of the walk. */
-  prevSample: tf.Tensor;
-  /** The model's prediction of x_0. */
-  predOriginalSample: tf.Tensor;
-}
+export type { SchedulerStepOutput } from './scheduler.js';
 
 /** The timesteps of `n` inference steps, descending, for the config's spacing (diffusers' `set_timesteps`). */
 export function ddimTimesteps(cfg: DDIMConfig, n: number): number[] {
@@ -30,10 +25,15 @@ export function ddimTimesteps(cfg: DDIMConfig, n: number): number[] {
     const ratio = T / n;
     for (let i = 0; i < n; i++) out.push(roundHalfEven(T - i * ratio) - 1);
   }
+  const past = out.find((t) => t >= T);
+  if (past !== undefined) {
+    throw new Error(`${n} '${cfg.timestepSpacing}' steps with steps_offset ${cfg.stepsOffset} reach timestep ${past}, past the schedule's ${T} (use fewer steps or 'trailing' spacing)`);
+  }
   return out;
 }
 
-export class DDIMScheduler {
+/** diffusers' `DDIMScheduler` (eta = 0): the sampling walk, descending timesteps. */
+export class DDIMScheduler implements Scheduler {
   readonly config: DDIMConfig;
   readonly alphasCumprod: Float32Array;
   /** alpha_cumprod used past the last step: 1, or alphas_cumprod[0] (`set_alpha_to_one`). */
@@ -78,4 +78,10 @@ export class DDIMScheduler {
       return { prevSample, predOriginalSample: p.predOriginalSample === modelOutput ? tf.clone(modelOutput) : p.predOriginalSample };
     });
   }
+
+  /** The epsilon `modelOutput` stands for at `timestep` (the DDIM step's own epsilon). */
+  epsilon(modelOutput: tf.Tensor, timestep: number, sample: tf.Tensor): tf.Tensor {
+    return epsilonOf(this.config.predictionType, alphaAt(this.alphasCumprod, timestep, 'DDIMScheduler'), modelOutput, sample);
+  }
 }
+

@@ -11,12 +11,14 @@
  *   "tasks": { "circle2square": { "source": "circle", "target": "square",
  *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
- *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png" } ],
+ *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png",
+ *                "outputsDirect": ["di-xa0.1.png", "di-xa0.png"] | null, "reconstructionDirect": "di-rec.png" | null } ],
  *   "results": "results.json", "captionOnly": false, "skipExisting": false, "reverse": false }
  * ```
  *
  * Each image is captioned (by the captioner when the item has no caption), inverted once, and edited once per
- * `xaGuidance` value (`outputs[i]` for `xaGuidance[i]`), all through the public `Pix2PixZero` API. The results
+ * `xaGuidance` value (`outputs[i]` for `xaGuidance[i]`), and, when the item has `outputsDirect`, once more per
+ * value with Direct Inversion from the same inversion, all through the public `Pix2PixZero` API. The results
  * file (captions and seconds per phase) is rewritten after every image, so a cut-short run keeps what it did.
  */
 import * as fs from 'node:fs';
@@ -39,6 +41,10 @@ interface ItemSpec {
   caption?: string | null;
   outputs: string[];
   reconstruction?: string | null;
+  /** Direct Inversion edits, one per xaGuidance value (optional). */
+  outputsDirect?: string[] | null;
+  /** The Direct Inversion reference pass (the VAE round trip of the input). */
+  reconstructionDirect?: string | null;
 }
 
 interface Job {
@@ -65,7 +71,7 @@ interface ItemResult {
   id: string;
   caption: string;
   captioned: boolean;
-  seconds: { caption: number; invert: number; edits: number[] };
+  seconds: { caption: number; invert: number; edits: number[]; editsDirect?: number[] };
 }
 
 function readJob(file: string): Job {
@@ -79,6 +85,9 @@ function readJob(file: string): Job {
     if (job.tasks[item.task] === undefined) throw new Error(`${file}: item ${item.id} names an unknown task '${item.task}'`);
     if (job.captionOnly !== true && item.outputs.length !== job.settings.xaGuidance.length) {
       throw new Error(`${file}: item ${item.id} has ${item.outputs.length} outputs for ${job.settings.xaGuidance.length} xaGuidance values`);
+    }
+    if (job.captionOnly !== true && Array.isArray(item.outputsDirect) && item.outputsDirect.length !== job.settings.xaGuidance.length) {
+      throw new Error(`${file}: item ${item.id} has ${item.outputsDirect.length} outputsDirect for ${job.settings.xaGuidance.length} xaGuidance values`);
     }
   }
   return job;
@@ -117,7 +126,12 @@ async function main(jobFile: string): Promise<void> {
     }
     const order = job.reverse === true ? [...job.items].reverse() : job.items;
     for (const [k, item] of order.entries()) {
-      const files = [...item.outputs, ...(typeof item.reconstruction === 'string' ? [item.reconstruction] : [])];
+      const files = [
+        ...item.outputs,
+        ...(typeof item.reconstruction === 'string' ? [item.reconstruction] : []),
+        ...(item.outputsDirect ?? []),
+        ...(typeof item.reconstructionDirect === 'string' ? [item.reconstructionDirect] : []),
+      ];
       if (job.skipExisting === true && job.captionOnly !== true && files.every((f) => fs.existsSync(f))) continue;
       if (job.stopAt !== undefined && Date.now() > job.stopAt) {
         process.stderr.write(`stopping at the deadline with ${order.length - k} items left\n`);
@@ -136,6 +150,7 @@ async function main(jobFile: string): Promise<void> {
       const inversion = await p2p.invert(item.image, { caption, steps: s.steps, seed: s.seed, size: s.size, vaeEncode: 'mean', numRegSteps: s.numRegSteps });
       const invertSeconds = (performance.now() - ts) / 1000;
       const edits: number[] = [];
+      const editsDirect: number[] = [];
       try {
         for (const [i, xa] of s.xaGuidance.entries()) {
           ts = performance.now();
@@ -146,12 +161,21 @@ async function main(jobFile: string): Promise<void> {
           if (wantRec && r.reconstruction) await writePng(item.reconstruction as string, r.reconstruction);
           edits.push((performance.now() - ts) / 1000);
         }
+        for (const [i, xa] of (item.outputsDirect ? s.xaGuidance : []).entries()) {
+          ts = performance.now();
+          const wantRec = i === 0 && typeof item.reconstructionDirect === 'string';
+          const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: wantRec, directInversion: true });
+          r.latents.dispose();
+          await writePng(item.outputsDirect![i]!, r.image);
+          if (wantRec && r.reconstruction) await writePng(item.reconstructionDirect as string, r.reconstruction);
+          editsDirect.push((performance.now() - ts) / 1000);
+        }
       } finally {
         inversion.dispose();
       }
-      results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: invertSeconds, edits } });
+      results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: invertSeconds, edits, ...(editsDirect.length > 0 ? { editsDirect } : {}) } });
       save(false);
-      process.stderr.write(`[${k + 1}/${job.items.length}] ${item.id} '${caption}' invert ${invertSeconds.toFixed(1)} s, edits ${edits.map((e) => e.toFixed(1)).join(' / ')} s, tensors ${tf.memory().numTensors}\n`);
+      process.stderr.write(`[${k + 1}/${job.items.length}] ${item.id} '${caption}' invert ${invertSeconds.toFixed(1)} s, edits ${[...edits, ...editsDirect].map((e) => e.toFixed(1)).join(' / ')} s, tensors ${tf.memory().numTensors}\n`);
     }
     save(true);
   } finally {

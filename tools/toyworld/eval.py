@@ -9,12 +9,17 @@ size, and edits them with
   ours-xa0         the same without cross-attention guidance (xaGuidance 0), from the same inversion
   diffusers-xaX    diffusers' StableDiffusionPix2PixZeroPipeline on the same weights and inputs
   diffusers-xa0    the same with cross_attention_guidance_amount 0
+  ours-di-xaX, ours-di-xa0            ours with Direct Inversion (Ju et al., PnPInversion: the reference pass kept on
+                                      the inversion trajectory, the edit given the same offsets), same inversion
+  diffusers-di-xaX, diffusers-di-xa0  the reference implementation of Direct Inversion over diffusers' components
+                                      (tools/reference/direct_inversion.py), same inversion
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
 the same sentence banks (assets/sentences/<concept>.txt, read by both sides), the VAE posterior mean, the
 caption as negative prompt, the same guidance scale, steps and noise regularisation (--reg-steps x (5 + 1)
 steps, lambda 20, seed 0; --reg-steps 0 for plain DDIM inversion). As yardsticks it scores the input itself
-(no edit), the ideal edit (world.with_object rendered) and our reference pass (the reconstruction).
+(no edit), the ideal edit (world.with_object rendered), our reference pass (the reconstruction) and our Direct
+Inversion reference pass (reconstruction-di: the VAE round trip of the input).
 
 Per image: edit success (the classifier of classifier.py on a crop at the input object's place says the target
 attribute and keeps the other one), structure (the object segmented analytically against the scene's known
@@ -24,7 +29,7 @@ and against the reconstruction), and ours-vs-diffusers agreement (mean abs diffe
 
 Writes docs/bench/eval.json and docs/eval.md (tables + settings); work files under tmp/eval/.
 
-    bash tools/toyworld/eval.sh [--quick] [--n 50] [--steps 20] [--model DIR] [--captioner DIR|none]
+    bash tools/toyworld/eval.sh [--quick] [--n 50] [--steps 20] [--scene-seed BASE] [--model DIR] [--captioner DIR|none]
                                 [--xa-guidance 0.1] [--guidance-scale 5] [--reg-steps 5] [--retrain] [--reuse] [--only ours,diffusers]
 """
 
@@ -49,6 +54,7 @@ from PIL import Image, ImageDraw
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tools" / "reference"))
 import classifier as clf  # noqa: E402
 import world  # noqa: E402
 
@@ -62,13 +68,17 @@ HELDOUT_SEED0 = 10**9
 TASK_STREAM = 10**6  # task k draws seeds HELDOUT_SEED0 + k * TASK_STREAM + 0, 1, 2, ...
 
 
-def methods_for(xa: float) -> tuple[str, str, str, str]:
-    """The four edited-image folders (and table rows) for cross-attention guidance xa and 0."""
-    return (f"ours-xa{xa:g}", "ours-xa0", f"diffusers-xa{xa:g}", "diffusers-xa0")
+def methods_for(xa: float) -> tuple[str, ...]:
+    """The edited-image folders (and table rows) for cross-attention guidance xa and 0: ours, diffusers, and both
+    with Direct Inversion."""
+    return (f"ours-xa{xa:g}", "ours-xa0", f"diffusers-xa{xa:g}", "diffusers-xa0",
+            f"ours-di-xa{xa:g}", "ours-di-xa0", f"diffusers-di-xa{xa:g}", "diffusers-di-xa0")
 
 
 METHODS = methods_for(0.1)  # main() sets it from --xa-guidance
-YARDSTICKS = ("input", "ideal", "reconstruction")
+YARDSTICKS = ("input", "ideal", "reconstruction", "reconstruction-di")
+#: (ours, diffusers) method prefixes compared for agreement and guidance effect
+SIDES = (("ours", "diffusers"), ("ours-di", "diffusers-di"))
 SEG_FRACTION = 0.5  # a pixel is object when it is > this fraction of the way from the background to the object colour
 DILATE_PX = 2
 
@@ -85,11 +95,12 @@ def colour_fits(colour: str, bg: world.Background) -> bool:
     return all(_contrast(world.COLOURS[colour], world.BACKGROUND_COLOURS[c]) > 150 for c in bg.colours)
 
 
-def draw_scenes(task_index: int, attr: str, src: str, tgt: str, n: int) -> list[tuple[int, world.Scene]]:
-    """The first n held-out scenes of this task's seed stream whose main object has the source attribute (and,
-    for a colour edit, a background the target colour stands out on, as world.py requires of every object)."""
+def draw_scenes(task_index: int, attr: str, src: str, tgt: str, n: int, base: int = HELDOUT_SEED0) -> list[tuple[int, world.Scene]]:
+    """The first n held-out scenes of this task's seed stream (from `base`) whose main object has the source
+    attribute (and, for a colour edit, a background the target colour stands out on, as world.py requires of
+    every object)."""
     out = []
-    seed = HELDOUT_SEED0 + task_index * TASK_STREAM
+    seed = base + task_index * TASK_STREAM
     while len(out) < n:
         s = world.scene_for_seed(seed)
         o = s.objects[0]
@@ -256,6 +267,8 @@ def load_diffusers(model: Path):
 def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, log, stop_at: float | None = None) -> dict:
     """Edits every item with diffusers' pipeline (skipping those already done, none started after stop_at);
     returns seconds per item."""
+    import direct_inversion  # tools/reference/direct_inversion.py (imports diffusers)
+
     pipe = load_diffusers(model)
     embeds = {}
     with torch.no_grad():
@@ -264,7 +277,7 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
     sf = pipe.vae.config.scaling_factor
     seconds = {}
     for k, it in enumerate(items):
-        if all((ROOT / o).exists() for o in it["diffusers_outputs"]):
+        if all((ROOT / o).exists() for o in it["diffusers_outputs"] + it["diffusers_di_outputs"]):
             continue
         if stop_at is not None and time.time() > stop_at:
             log(f"eval: diffusers stops at the deadline with {len(items) - k} scenes left")
@@ -273,15 +286,22 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         with torch.no_grad():
             image = pipe.image_processor.preprocess(Image.open(ROOT / it["image"]).convert("RGB"))
             latents = pipe.vae.encode(image).latent_dist.mean * sf
-        inv = pipe.invert(it["caption"], image=latents, num_inference_steps=settings["steps"],
-                          num_reg_steps=settings["numRegSteps"], generator=torch.Generator().manual_seed(settings["seed"]),
-                          output_type="pt").latents
+        # diffusers' invert(), every latent of the walk recorded (the last is what invert() returns)
+        trajectory = direct_inversion.invert_trajectory(pipe, it["caption"], latents, settings["steps"], torch.Generator().manual_seed(settings["seed"]),
+                                                        num_reg_steps=settings["numRegSteps"])
+        inv = trajectory[-1]
         src, tgt = embeds[it["task"]]
         for xa, out in zip(settings["xaGuidance"], it["diffusers_outputs"]):
             img = pipe(prompt=it["caption"], negative_prompt=it["caption"], source_embeds=src, target_embeds=tgt,
                        num_inference_steps=settings["steps"], guidance_scale=settings["guidanceScale"],
                        cross_attention_guidance_amount=xa, latents=inv.clone(), output_type="pil").images[0]
             img.save(ROOT / out)
+        for xa, out in zip(settings["xaGuidance"], it["diffusers_di_outputs"]):
+            edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
+                                              settings["guidanceScale"], xa, direct=True)
+            with torch.no_grad():
+                decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
+            pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
         seconds[it["id"]] = time.time() - t0
         log(f"eval: diffusers [{k + 1}/{len(items)}] {it['id']} {seconds[it['id']]:.1f} s")
     return seconds
@@ -306,8 +326,8 @@ def aggregate(rows: list[dict]) -> dict:
 
 
 def write_examples(path: Path, work: Path, items: list[dict], per_task: int = 3, zoom: int = 2) -> None:
-    """A grid PNG: per task the first `per_task` scenes, columns input | ideal | reconstruction | the methods."""
-    cols = ("input", "ideal", "reconstruction") + METHODS
+    """A grid PNG: per task the first `per_task` scenes, columns input | ideal | reconstructions | the methods."""
+    cols = YARDSTICKS + METHODS
     rows = []
     for task in dict.fromkeys(i["task"] for i in items):
         rows += [i for i in items if i["task"] == task][:per_task]
@@ -360,9 +380,11 @@ def write_markdown(path: Path, report: dict) -> None:
          f"- {s['steps']} DDIM steps for the inversion and for the edit, guidance scale {s['guidanceScale']}, negative prompt = caption,",
          (f"  VAE posterior mean, noise regularisation {s['numRegSteps']} x ({s['numAutoCorrRolls']} + 1) steps with lambda 20, seed {s['seed']};"
           if s['numRegSteps'] else f"  VAE posterior mean, no noise regularisation (plain DDIM inversion, `--reg-steps 0`), seed {s['seed']};"),
-         f"  cross-attention guidance {s['xaGuidance'][0]} (`-xa{s['xaGuidance'][0]:g}`) or 0 (`-xa0`), both edits from the same inversion;",
+         f"  cross-attention guidance {s['xaGuidance'][0]} (`-xa{s['xaGuidance'][0]:g}`) or 0 (`-xa0`), all edits from the same inversion;",
+         "- `-di-` rows: Direct Inversion (Ju et al., PnPInversion): the reference pass walks the inversion trajectory and the",
+         "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
-         f"- held-out scenes: seeds from {HELDOUT_SEED0} (task k draws {HELDOUT_SEED0} + k x {TASK_STREAM}, + 1, ...), the first",
+         f"- held-out scenes: seeds from {s.get('scene_seed', HELDOUT_SEED0)} (task k draws {s.get('scene_seed', HELDOUT_SEED0)} + k x {TASK_STREAM}, + 1, ...; `--scene-seed`), the first",
          f"  {s['n']} per task whose main object (index 0) has the source attribute (for a colour edit: on a background the",
          "  target colour stands out on, world.py's rule for every object); all seeds are listed in `docs/bench/eval.json`;",
          f"- our backend: {report.get('backend', '?')}; the run took {report['seconds']['total'] / 60:.1f} min on {report['machine']}, shared with other jobs.", "",
@@ -374,7 +396,8 @@ def write_markdown(path: Path, report: dict) -> None:
          "**centre** = centroid error against the ideal edit (px at 64 px); **size** = |sqrt(area ratio) - 1| against the",
          "ideal edit; **bg** = mean abs change (0..255) outside the objects against the input, **bg rec** = the same",
          "against our reconstruction (the reference pass, which carries the VAE and inversion error). Yardsticks:",
-         "*input* (no edit), *ideal* (the exact edit rendered: the measures' own floor), *reconstruction* (our reference pass).", ""]
+         "*input* (no edit), *ideal* (the exact edit rendered: the measures' own floor), *reconstruction* (our reference pass),",
+         "*reconstruction-di* (our reference pass with Direct Inversion: the VAE round trip of the input).", ""]
     tasks = list(report["tasks"].values())
     L += ["## Summary (mean over the tasks)", "", "| method | success | IoU ideal | centre px | bg | bg rec |", "|---|---|---|---|---|---|"]
     for m in YARDSTICKS + METHODS:
@@ -402,6 +425,9 @@ def write_markdown(path: Path, report: dict) -> None:
         for side, ge in res.get("guidance_effect", {}).items():
             L += ["", f"Guidance effect, {side} (per image, xa {s['xaGuidance'][0]} minus xa 0; mean +- standard error; images better / worse with guidance): " + "; ".join(
                 f"{k} {v['mean_diff']:+.3f} +- {v['se']:.3f} ({v['better']} / {v['worse']})" for k, v in ge.items()) + "."]
+        for xa, de in res.get("direct_inversion_effect", {}).items():
+            L += ["", f"Direct Inversion effect, ours {xa} (per image, Direct Inversion minus plain; mean +- standard error; images better / worse with it): " + "; ".join(
+                f"{k} {v['mean_diff']:+.3f} +- {v['se']:.3f} ({v['better']} / {v['worse']})" for k, v in de.items()) + "."]
         ag = res.get("agreement", {})
         if ag:
             L += ["", "Ours vs diffusers (same weights, inputs, captions): " + "; ".join(
@@ -410,7 +436,7 @@ def write_markdown(path: Path, report: dict) -> None:
                 for k, v in ag.items()) + "."]
         L.append("")
     if report.get("examples"):
-        L += [f"Examples (the first three scenes of each task; columns: {', '.join(('input', 'ideal', 'reconstruction') + METHODS)}):", "",
+        L += [f"Examples (the first three scenes of each task; columns: {', '.join(YARDSTICKS + METHODS)}):", "",
               f"![examples]({os.path.relpath(ROOT / report['examples'], path.parent)})", ""]
     t = report["seconds"]
     per = t.get("ours_mean_per_image")
@@ -419,7 +445,8 @@ def write_markdown(path: Path, report: dict) -> None:
           "captions {:.0f} s, classifier load {:.0f} s.".format(t.get("captions", 0), t.get("classifier", 0))]
     if per and t.get("diffusers_mean_per_image"):
         L += [f"Per scene (inversion + both edits): ours {per['invert'] + sum(per['edits']):.1f} s (inversion {per['invert']:.1f} s, edit with guidance "
-              f"{per['edits'][0]:.1f} s, without {per['edits'][-1]:.1f} s), diffusers {t['diffusers_mean_per_image']:.1f} s (its own CPU kernels)."]
+              f"{per['edits'][0]:.1f} s, without {per['edits'][-1]:.1f} s" + (f"; Direct Inversion edits {' / '.join(f'{e:.1f}' for e in per['editsDirect'])} s" if per.get("editsDirect") else "")
+              + f"), diffusers {t['diffusers_mean_per_image']:.1f} s (its own CPU kernels; all its edits)."]
     L.append("")
     old = path.read_text() if path.exists() else ""
     begin, end = "<!-- commentary -->", "<!-- /commentary -->"
@@ -443,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance-scale", type=float, default=5.0)
     ap.add_argument("--xa-guidance", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
@@ -478,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         captioner = Path(args.captioner).resolve()
     size = image_size(model_dir)
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
-    settings = {"model": rel(model_dir), "image_size": size, "n": n, "steps": args.steps, "guidanceScale": args.guidance_scale,
+    if args.scene_seed < 0:
+        raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
+    settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
                 "lambdaAc": 20, "lambdaKl": 20, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
@@ -492,13 +522,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Scenes, inputs and ideal edits
     work = args.work if args.work.is_absolute() else ROOT / args.work
-    for d in ("input", "ideal", "reconstruction") + METHODS:
+    for d in YARDSTICKS + METHODS:
         (work / d).mkdir(parents=True, exist_ok=True)
     tasks_sel = [t for t in args.tasks.split(",") if t]
     items, scenes = [], {}
     for task in tasks_sel:
         attr, src, tgt = TASKS[task]
-        for seed, scene in draw_scenes(list(TASKS).index(task), attr, src, tgt, n):
+        for seed, scene in draw_scenes(list(TASKS).index(task), attr, src, tgt, n, args.scene_seed):
             iid = f"{task}-{seed}"
             scenes[iid] = (task, seed, scene)
             world.render(scene, size).save(work / "input" / f"{iid}.png")
@@ -507,7 +537,10 @@ def main(argv: list[str] | None = None) -> int:
                           "caption": None if captioner else world.describe(scene),
                           "outputs": [rel(work / METHODS[0] / f"{iid}.png"), rel(work / METHODS[1] / f"{iid}.png")],
                           "diffusers_outputs": [rel(work / METHODS[2] / f"{iid}.png"), rel(work / METHODS[3] / f"{iid}.png")],
-                          "reconstruction": rel(work / "reconstruction" / f"{iid}.png")})
+                          "outputsDirect": [rel(work / METHODS[4] / f"{iid}.png"), rel(work / METHODS[5] / f"{iid}.png")],
+                          "diffusers_di_outputs": [rel(work / METHODS[6] / f"{iid}.png"), rel(work / METHODS[7] / f"{iid}.png")],
+                          "reconstruction": rel(work / "reconstruction" / f"{iid}.png"),
+                          "reconstructionDirect": rel(work / "reconstruction-di" / f"{iid}.png")})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
     items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
@@ -520,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": "wasm", "cacheDir": False,
            "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps")} | {"size": size},
            "tasks": task_specs}
-    todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in it["outputs"] + it["diffusers_outputs"] + [it["reconstruction"]]))]
+    ours_files = lambda it: it["outputs"] + it["outputsDirect"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
+    todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in ours_files(it) + it["diffusers_outputs"] + it["diffusers_di_outputs"]))]
     only = set(args.only.split(","))
 
     # Captions (ours, so both editors get the same), then both editors in parallel
@@ -546,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     todo_ours = [it for it in todo if "ours" in only]
     if not args.reuse:  # stale outputs would be skipped as done
         for it in todo:
-            for o in (it["outputs"] if "ours" in only else []) + [it["reconstruction"]] * ("ours" in only) + (it["diffusers_outputs"] if "diffusers" in only else []):
+            for o in (ours_files(it) if "ours" in only else []) + (it["diffusers_outputs"] + it["diffusers_di_outputs"] if "diffusers" in only else []):
                 (ROOT / o).unlink(missing_ok=True)
         for f in work.glob("ours-results*.json"):
             f.unlink()
@@ -559,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         now = time.gmtime()
         stop_at = float(calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, hh, mm, 0)))
         log(f"eval: no new scene is started after {args.deadline} UTC ({(stop_at - time.time()) / 60:.0f} min from now)")
-    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction")} for it in todo_ours]}
+    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction", "outputsDirect", "reconstructionDirect")} for it in todo_ours]}
     if todo_ours:
         procs.append(run_node({**ours_job, "results": rel(work / "ours-results.json")}, work / "ours-job.json", log))
     t_diff, dsec = 0.0, {}
@@ -568,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         dsec = run_diffusers(model_dir, todo, task_specs, job["settings"], log, stop_at)
         t_diff = time.time() - td
         # diffusers is done: a second process of ours takes the remaining items from the other end
-        left = [it for it in todo_ours if not all((ROOT / o).exists() for o in it["outputs"] + [it["reconstruction"]])]
+        left = [it for it in todo_ours if not all((ROOT / o).exists() for o in ours_files(it))]
         if procs and procs[0].poll() is None and len(left) > 2 and (stop_at is None or time.time() < stop_at):
             log(f"eval: {len(left)} of our items left: a second process works from the end")
             procs.append(run_node({**ours_job, "reverse": True, "results": rel(work / "ours-results-2.json")}, work / "ours-job-2.json", log))
@@ -586,15 +620,16 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks_sel:
         attr, src, tgt = TASKS[task]
         rows = {m: [] for m in YARDSTICKS + METHODS}
-        agree = {str(xa): {"diffs": [], "max": 0.0, "same": []} for xa in settings["xaGuidance"]}
-        wanted = [m for m in METHODS if m.split("-")[0] in only] + (["reconstruction"] if "ours" in only else [])
+        pairs = [(a, b, xa) for a, b in SIDES for xa in settings["xaGuidance"]]
+        agree = {f"{xa}" + (" (Direct Inversion)" if "-di" in a else ""): {"diffs": [], "max": 0.0, "same": []} for a, b, xa in pairs}
+        wanted = [m for m in METHODS if m.split("-")[0] in only] + (["reconstruction", "reconstruction-di"] if "ours" in only else [])
         complete = [i for i in items if i["task"] == task and all((work / m / f"{i['id']}.png").exists() for m in wanted)]
         if len(complete) < sum(1 for i in items if i["task"] == task):
             log(f"eval: {task}: {len(complete)} of {sum(1 for i in items if i['task'] == task)} scenes have every method's edit; scoring those")
         for it in complete:
             _, seed, scene = scenes[it["id"]]
             judge = Judge(model, scene, attr, src, tgt, size)
-            paths = {"input": work / "input", "ideal": work / "ideal", "reconstruction": work / "reconstruction"} | {m: work / m for m in METHODS}
+            paths = {m: work / m for m in YARDSTICKS + METHODS}
             imgs = {m: load_rgb(p / f"{it['id']}.png") for m, p in paths.items() if (p / f"{it['id']}.png").exists()}
             rec = imgs.get("reconstruction")
             names = list(imgs)
@@ -602,18 +637,18 @@ def main(argv: list[str] | None = None) -> int:
             rec_row = {}
             for m in names:
                 r = judge.score(imgs[m], verdicts[m], rec)
-                if m == "reconstruction":  # the reconstruction should keep the source: score it as "kept everything"
+                if m.startswith("reconstruction"):  # a reconstruction should keep the source: score it as "kept everything"
                     r["success"] = r["target"] = bool(verdicts[m] == (judge.obj.shape, judge.obj.colour))
                 rows[m].append(r)
                 rec_row[m] = r
-            for xa in settings["xaGuidance"]:
-                a, b = imgs.get(f"ours-xa{xa:g}"), imgs.get(f"diffusers-xa{xa:g}")
+            for ours_side, diff_side, xa in pairs:
+                a, b = imgs.get(f"{ours_side}-xa{xa:g}"), imgs.get(f"{diff_side}-xa{xa:g}")
                 if a is not None and b is not None:
                     d = np.abs(a - b)
-                    g = agree[str(xa)]
+                    g = agree[f"{xa}" + (" (Direct Inversion)" if "-di" in ours_side else "")]
                     g["diffs"].append(float(d.mean()))
                     g["max"] = max(g["max"], float(d.max()))
-                    g["same"].append(rec_row[f"ours-xa{xa:g}"]["success"] == rec_row[f"diffusers-xa{xa:g}"]["success"])
+                    g["same"].append(rec_row[f"{ours_side}-xa{xa:g}"]["success"] == rec_row[f"{diff_side}-xa{xa:g}"]["success"])
             per_image[it["id"]] = {"seed": seed, "caption": it["caption"], "description": world.describe(scene), "scores": rec_row}
         task_items = complete
         report_tasks[task] = {
@@ -621,7 +656,9 @@ def main(argv: list[str] | None = None) -> int:
             "captions": {"exact": round(float(np.mean([i["caption"] == world.describe(scenes[i["id"]][2]) for i in task_items])), 4),
                          "name_source": round(float(np.mean([src in i["caption"].split() for i in task_items])), 4)},
             "guidance_effect": {side: paired(rows[f"{side}-xa{settings['xaGuidance'][0]:g}"], rows[f"{side}-xa0"])
-                                for side in ("ours", "diffusers") if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
+                                for side in (x for pair in SIDES for x in pair) if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
+            "direct_inversion_effect": {f"xa{xa:g}": paired(rows[f"ours-di-xa{xa:g}"], rows[f"ours-xa{xa:g}"])
+                                        for xa in settings["xaGuidance"] if rows[f"ours-di-xa{xa:g}"] and rows[f"ours-xa{xa:g}"]},
             "seeds": [scenes[i["id"]][1] for i in complete], "drawn": sum(1 for i in items if i["task"] == task),
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
@@ -645,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         report["seconds"]["ours_mean_per_image"] = {
             "invert": round(float(np.mean([d["seconds"]["invert"] for d in ours_done])), 2),
             "edits": [round(float(np.mean([d["seconds"]["edits"][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"]["edits"]))]}
+        if all(d["seconds"].get("editsDirect") for d in ours_done):
+            report["seconds"]["ours_mean_per_image"]["editsDirect"] = [
+                round(float(np.mean([d["seconds"]["editsDirect"][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"]["editsDirect"]))]
     out_json = args.json if args.json.is_absolute() else ROOT / args.json
     out_md = args.md if args.md.is_absolute() else ROOT / args.md
     out_json.parent.mkdir(parents=True, exist_ok=True)

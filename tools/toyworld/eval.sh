@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The toy-world quality benchmark (npm run eval): builds the TypeScript side (dist/tools/toyworld/edit-batch.js),
 # then runs tools/toyworld/eval.py in the reference venv (tools/reference/.venv, made by `npm run fixtures`).
-# Options go to eval.py: --quick (5 scenes per task), --n 50, --steps 20, --model DIR, --captioner DIR|none,
+# Options go to eval.py: --quick (5 scenes per task), --n 50, --steps 20, --scene-seed BASE, --model DIR, --captioner DIR|none,
 # --retrain (the classifier), --reuse (re-score the images of the last run), --only ours|diffusers.
 # Everything runs niced, one thread per process (ours and diffusers side by side).
 set -euo pipefail

@@ -1,0 +1,118 @@
+"""Direct Inversion (Ju et al., PnPInversion) for pix2pix-zero, written over the components of diffusers'
+StableDiffusionPix2PixZeroPipeline (its UNet with the pipeline's own Pix2PixZeroAttnProcessor, its
+Pix2PixZeroL2Loss, a DDIMScheduler per pass and its invert()), as the reference our TypeScript is compared with.
+Neither diffusers nor the authors' repository has it; this module follows the rule of the issue:
+
+    z_0 = sf * VAE(image); z_k = the latent after inversion step k (k = 1..T); ref = edit = z_T
+    for i = 0..T-1:  r = DDIM step of the reference pass from z_{T-i};  d_i = z_{T-1-i} - r
+                     e = guided DDIM step of the edit pass (exactly diffusers' second loop);  edit = e + d_i
+
+`edit(..., direct=False)` is diffusers' own __call__ loop re-run from these components (the fixture builder checks
+it reproduces the pipeline bit for bit, so the only difference with direct=True is the rule above).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from diffusers import DDIMScheduler
+from diffusers.pipelines.deprecated.stable_diffusion_variants import pipeline_stable_diffusion_pix2pix_zero as p2pz
+
+
+def invert_trajectory(pipe, caption: str, image, steps: int, generator: torch.Generator, **reg) -> list[torch.Tensor]:
+    """diffusers' pipe.invert(), with every latent of the walk recorded: [z_0, z_1, ..., z_T]. `image` is the
+    image latents (sf * posterior mean) or an image tensor (then invert() samples the posterior)."""
+    trajectory: list[torch.Tensor] = []
+    sched = pipe.inverse_scheduler
+    real_step = sched.step
+
+    def recording_step(model_output, timestep, sample, *args, **kwargs):
+        if not trajectory:
+            trajectory.append(sample.detach().clone())
+        out = real_step(model_output, timestep, sample, *args, **kwargs)
+        trajectory.append(out.prev_sample.detach().clone())
+        return out
+
+    sched.step = recording_step
+    try:
+        inverted = pipe.invert(caption, image=image, num_inference_steps=steps, generator=generator, output_type="pt", **reg).latents
+    finally:
+        del sched.step
+    assert len(trajectory) == steps + 1 and torch.equal(trajectory[-1], inverted)
+    return trajectory
+
+
+@torch.no_grad()
+def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.Tensor, target_embeds: torch.Tensor,
+         trajectory: list[torch.Tensor], steps: int, guidance_scale: float, cross_attention_guidance_amount: float,
+         direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None):
+    """Both passes from z_T; returns (edited latents, reference latents). With direct=True the reference pass walks
+    the trajectory and the edit gets the offsets d_i. on_reference_maps(i, maps) sees the maps the edit pass of
+    step i is guided towards (every attn2 layer in the UNet's order)."""
+    device = "cpu"
+    cfg = guidance_scale > 1.0
+    prompt_embeds, negative_embeds = pipe.encode_prompt(caption, device, 1, cfg, negative_prompt)
+    if cfg:
+        prompt_embeds = torch.cat([negative_embeds, prompt_embeds])
+    unet = p2pz.prepare_unet(pipe.unet)
+    ref_sched = DDIMScheduler.from_config(pipe.scheduler.config)
+    edit_sched = DDIMScheduler.from_config(pipe.scheduler.config)
+    ref_sched.set_timesteps(steps, device=device)
+    edit_sched.set_timesteps(steps, device=device)
+    T = steps
+
+    def combine(noise_pred):
+        if not cfg:
+            return noise_pred
+        u, c = noise_pred.chunk(2)
+        return u + guidance_scale * (c - u)
+
+    # Reference pass: records the maps of every step (the processors keep them per timestep) and the offsets.
+    ref = trajectory[T].clone()
+    offsets = []
+    for i, t in enumerate(ref_sched.timesteps):
+        inp = torch.cat([ref] * 2) if cfg else ref
+        noise_pred = unet(inp, t, encoder_hidden_states=prompt_embeds, cross_attention_kwargs={"timestep": t}).sample
+        r = ref_sched.step(combine(noise_pred), t, ref).prev_sample
+        if direct:
+            offsets.append(trajectory[T - 1 - i] - r)
+            ref = trajectory[T - 1 - i].clone()
+        else:
+            ref = r
+
+    # Edit pass: diffusers' second loop (the direction is added to the conditional half; without CFG to the only
+    # half, where diffusers' `prompt_embeds_edit[1:2]` would add it nowhere).
+    direction = pipe.construct_direction(source_embeds, target_embeds)
+    prompt_embeds_edit = prompt_embeds.clone()
+    half = 1 if cfg else 0
+    prompt_embeds_edit[half:half + 1] += direction
+    latents = trajectory[T].clone()
+    for i, t in enumerate(edit_sched.timesteps):
+        inp = torch.cat([latents] * 2) if cfg else latents
+        x_in = inp.detach().clone()
+        x_in.requires_grad = True
+        opt = torch.optim.SGD([x_in], lr=cross_attention_guidance_amount)
+        targets: list[torch.Tensor] = []
+        real_compute = p2pz.Pix2PixZeroL2Loss.compute_loss
+
+        def recording_compute(self, predictions, target):
+            targets.append(target.detach().clone())
+            return real_compute(self, predictions, target)
+
+        p2pz.Pix2PixZeroL2Loss.compute_loss = recording_compute
+        try:
+            with torch.enable_grad():
+                loss = p2pz.Pix2PixZeroL2Loss()
+                unet(x_in, t, encoder_hidden_states=prompt_embeds_edit.detach(), cross_attention_kwargs={"timestep": t, "loss": loss})
+                loss.loss.backward(retain_graph=False)
+                opt.step()
+        finally:
+            p2pz.Pix2PixZeroL2Loss.compute_loss = real_compute
+        if on_reference_maps is not None:
+            on_reference_maps(i, targets)
+        noise_pred = unet(x_in.detach(), t, encoder_hidden_states=prompt_embeds_edit, cross_attention_kwargs={"timestep": None}).sample
+        latents = x_in.detach().chunk(2)[0] if cfg else x_in.detach()
+        latents = edit_sched.step(combine(noise_pred), t, latents).prev_sample
+        if direct:
+            latents = latents + offsets[i]
+    return latents, ref
