@@ -46,6 +46,13 @@ export function validateEditOptions(o: EditOptions): void {
   }
 }
 
+/** Whether two tensors hold the same values (the same shape and every element equal). */
+function sameValues(a: tf.Tensor, b: tf.Tensor): boolean {
+  if (a === b) return true;
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
+  return tf.tidy(() => tf.all(tf.equal(a, b)).dataSync()[0] === 1);
+}
+
 @injectable()
 export class CrossAttentionGuidedSampler implements GuidedSampler {
   constructor(
@@ -72,6 +79,24 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     const lossGrad = (x: tf.Tensor4D, t: number, maps: AttentionMaps): tf.Tensor4D =>
       tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, editContext, maps))(x) as tf.Tensor4D;
     const batch = (x: tf.Tensor4D): tf.Tensor4D => (cfg ? (tf.concat([x, x], 0) as tf.Tensor4D) : x);
+    // With the caption as the negative prompt (the authors' default), the reference pass's two CFG halves are the
+    // same computation: one batch-1 forward gives both (its output is the guided prediction, uncond + s (cond -
+    // uncond) with cond = uncond, and its maps are both halves' maps).
+    const sameHalves = cfg && sameValues(c.negative, c.caption);
+    const referencePass = (x: tf.Tensor4D, t: number): { output: tf.Tensor4D; maps: AttentionMaps } => {
+      if (!sameHalves) {
+        const input = batch(x);
+        const r = this.unet.predictWithMaps(input, t, refContext);
+        if (input !== x) input.dispose();
+        const output = tf.tidy(() => guide(r.output, scale, cfg));
+        if (output !== r.output) r.output.dispose();
+        return { output, maps: r.maps };
+      }
+      const r = this.unet.predictWithMaps(x, t, c.caption);
+      const maps: AttentionMaps = new Map([...r.maps].map(([k, m]) => [k, tf.concat([m, m], 0) as tf.Tensor3D]));
+      tf.dispose([...r.maps.values()]);
+      return { output: r.output, maps };
+    };
 
     let ref = tf.clone(noise);
     let edit = tf.clone(noise);
@@ -79,12 +104,10 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       for (let i = 0; i < timesteps.length; i++) {
         throwIfAborted(options.signal);
         const t = timesteps[i]!;
-        // Reference pass: records M_ref(t).
-        const refInput = batch(ref);
-        const { output, maps } = this.unet.predictWithMaps(refInput, t, refContext);
-        if (refInput !== ref) refInput.dispose();
+        // Reference pass: records M_ref(t); `output` is the guided prediction.
+        const { output, maps } = referencePass(ref, t);
         try {
-          const nextRef = tf.tidy(() => refScheduler.step(guide(output, scale, cfg), t, ref).prevSample as tf.Tensor4D);
+          const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
           const nextEdit = tf.tidy(() => {
