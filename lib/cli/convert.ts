@@ -18,6 +18,7 @@ import {
   readStableDiffusionFolder,
 } from '../io/model-folder.js';
 import { DEFAULT_SHARD_BYTES, MODEL_JSON, writeTfjsWeights } from '../io/tfjs-weights.js';
+import { ensureDir } from '../io/folders.js';
 import { packageVersion } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
 import { ProgressReporter } from './progress.js';
@@ -138,7 +139,7 @@ export function convertModelFolder(source: string, out: string, options: Convert
   if (occupied(dest) && options.force !== true) {
     throw new Error(`${out} exists and is not an empty folder: choose another output or pass --force to replace it`);
   }
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  ensureDir(path.dirname(dest), `the folder of ${out}`);
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.converting-${process.pid}-${Date.now()}`);
   const report: ConvertReport = { source, out, kind, dtype, shardBytes, components: [], copied: [], skipped: [] };
   const convertedBy = `pix2pix-zero ${packageVersion()}`;

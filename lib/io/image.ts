@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Jimp } from 'jimp';
 import { type ResampleFilter, resample } from './resample.js';
+import { ensureDir } from './folders.js';
 
 /** The most pixels an input image may have (64 megapixels). */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
@@ -200,7 +201,7 @@ export async function encodePng(img: RgbImage): Promise<Buffer> {
 /** Writes an RGB image as a PNG file, atomically (a temporary file renamed into place). */
 export async function writePng(file: string, img: RgbImage): Promise<void> {
   const bytes = await encodePng(img);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   try {
     fs.writeFileSync(tmp, bytes);

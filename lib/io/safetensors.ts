@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatsToHalfBits, isDType } from './dtypes.js';
+import { ensureDir } from './folders.js';
 
 /** The largest header this reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -336,7 +337,7 @@ export function writeSafetensors(
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const fd = fs.openSync(tmp, 'w');
   try {
