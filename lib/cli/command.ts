@@ -1,6 +1,10 @@
 /** What every CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type BackendOptions, parseBackendChoice } from '../backend.js';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../io/image.js';
+
+/** The input image limits, for the usage texts. */
+export const IMAGE_LIMITS = `Images: PNG, JPEG, GIF or BMP, at most ${MAX_IMAGE_PIXELS / 2 ** 20} megapixels (${Math.sqrt(MAX_IMAGE_PIXELS)}x${Math.sqrt(MAX_IMAGE_PIXELS)}) and ${MAX_IMAGE_BYTES / 2 ** 20} MiB.`;
 
 /** Where a command writes: results to `out` (stdout), messages and progress to `err` (stderr). */
 export interface CliIO {

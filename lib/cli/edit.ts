@@ -10,6 +10,7 @@ import type { Concept } from '../editing/services.js';
 import { Direction, Inversion, Pix2PixZero, type EditCallOptions, type InvertOptions } from '../pix2pix-zero.js';
 import {
   COMMON_OPTIONS,
+  IMAGE_LIMITS,
   type CliIO,
   type Command,
   EXIT,
@@ -165,7 +166,8 @@ Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 
             --inversion f (reuse a saved inversion)  --save-inversion f
 Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
-            --json  --quiet  --backend auto|tensorflow|wasm|cpu  --cache-dir d | --no-cache  --debug`,
+            --json  --quiet  --backend auto|tensorflow|wasm|cpu  --cache-dir d | --no-cache  --debug
+${IMAGE_LIMITS}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       ...MODEL_OPTIONS,
@@ -246,7 +248,8 @@ export const invertCommand: Command = {
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
   usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
-       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]`,
+       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
+${IMAGE_LIMITS}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });
     if (values.help) {

@@ -19,6 +19,17 @@ export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
 /** The largest image file read (256 MiB). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 
+/**
+ * The JPEG decoder's own limits, aligned with {@link MAX_IMAGE_PIXELS}: jpeg-js refuses images over 100 MP and
+ * decodes that it counts as needing over 512 MB (coefficient blocks, component planes and the RGBA output: about
+ * 18 bytes a pixel), which a 64-megapixel JPEG needs. With 24 bytes a pixel allowed, every JPEG under the pixel
+ * limit decodes.
+ */
+const JPEG_DECODER_LIMITS = {
+  maxResolutionInMP: Math.ceil(MAX_IMAGE_PIXELS / 1e6),
+  maxMemoryUsageInMB: Math.ceil((MAX_IMAGE_PIXELS * 24) / (1024 * 1024)),
+};
+
 /** An 8-bit RGB image, rows top to bottom, 3 bytes per pixel. */
 export interface RgbImage {
   readonly width: number;
@@ -89,7 +100,7 @@ export async function decodeImage(bytes: Uint8Array, name: string): Promise<RgbI
   }
   let decoded: Awaited<ReturnType<typeof Jimp.fromBuffer>>;
   try {
-    decoded = await Jimp.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    decoded = await Jimp.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { 'image/jpeg': JPEG_DECODER_LIMITS });
   } catch (err) {
     throw new Error(`image ${name} could not be decoded as ${probe.format}: ${(err as Error).message}`);
   }
