@@ -24,6 +24,7 @@ import { Worker } from 'node:worker_threads';
 import { removeOwnStaging, removeStaleStaging, stagingFolder } from './convert-staging.js';
 import { packageVersion } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
+import { preflightOutputs } from './outputs.js';
 import { ProgressReporter } from './progress.js';
 
 /** Options of {@link convertModelFolder}. */
@@ -294,6 +295,7 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be 'float32' or 'float16', got '${dtype}'`);
     const shardMb = numberOption(values['shard-mb'], 'shard-mb', DEFAULT_SHARD_BYTES / MiB, 1 / 1024, 1024 * 1024);
     const [source, out] = positionals as [string, string];
+    preflightOutputs([{ option: 'the output folder', path: out, kind: 'folder' }]);
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     const t0 = performance.now();
     let report: ConvertReport;

@@ -10,6 +10,7 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { preflightOutputs } from './outputs.js';
 import { ProgressReporter } from './progress.js';
 
 /** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
@@ -68,12 +69,12 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const texts = values.text ?? [];
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
     if (texts.length === 0 && values.file === undefined) throw new UsageError('nothing to embed: give --text "..." or --file sentences.txt');
-    if (values.out === undefined || values.out === '') throw new UsageError('--out <file.safetensors> is required');
+    if (values.out === undefined) throw new UsageError('--out <file.safetensors> is required');
     const backendChoice = backendOption(values.backend);
     const batchSize = intOption(values['batch-size'], 'batch-size', 16, 1, 4096);
     const clipSkip = intOption(values['clip-skip'], 'clip-skip', 0, 0, 1000);
     const out = values.out;
-    if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new Error(`--out ${out} is a folder; give a file name`);
+    preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
     const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
     const modelDir = values.model ?? defaultModel();
