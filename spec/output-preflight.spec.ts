@@ -46,7 +46,7 @@ describe('outputs are checked before any model loads (issue 18, kind 5)', functi
       const r = cli(args);
       expect(r.code, `${args.join(' ')}: ${r.err}`).to.equal(code);
       expect(r.err, args.join(' ')).to.match(message);
-      expect(r.err).to.not.match(/model folder not found|    at /);
+      expect(r.err).to.not.match(/model folder not found|\n\s+at /);
       expect(Date.now() - t0, args.join(' ')).to.be.below(5000);
     }
     expect(fs.readdirSync(dir)).to.deep.equal([]);

@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import { writePng } from '../io/image.js';
+import { saveInversion } from '../editing/artefacts.js';
 import { readSentenceFile, chatSentences } from '../editing/sentences.js';
 import type { Concept } from '../editing/services.js';
 import { Direction, Inversion, Pix2PixZero, type EditCallOptions, type InvertOptions } from '../pix2pix-zero.js';
@@ -267,7 +268,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
           const saveDir = str(v, 'save-direction');
           if (saveDir !== undefined) direction.save(saveDir);
           const saveLat = str(v, 'save-latents');
-          if (saveLat !== undefined) new Inversion(result.latents, { ...result.inversion.meta, settings: { ...result.inversion.meta.settings, kind: 'edited x_0' } }).save(saveLat);
+          if (saveLat !== undefined) saveInversion(saveLat, result.latents, result.inversion.meta, 'latents');
           return finish(
             io,
             values.json,

@@ -176,7 +176,8 @@ export function imageToTensor(img: RgbImage): tf.Tensor4D {
 
 /**
  * A [1, H, W, 3] or [H, W, 3] tensor in [-1, 1] as an RGB image: `round(clamp(x / 2 + 0.5, 0, 1) * 255)`,
- * as diffusers postprocesses. NaNs become 0 (and are counted, so callers can refuse a broken result).
+ * as diffusers postprocesses. Non-finite values (NaN, infinities) become 0 and are counted in `nanCount`, so
+ * callers can refuse a broken result.
  */
 export function tensorToImage(t: tf.Tensor): RgbImage & { nanCount: number } {
   const shape = t.shape;
@@ -189,9 +190,9 @@ export function tensorToImage(t: tf.Tensor): RgbImage & { nanCount: number } {
   let nanCount = 0;
   for (let i = 0; i < v.length; i++) {
     const x = v[i]!;
-    if (Number.isNaN(x)) nanCount++;
+    if (!Number.isFinite(x)) nanCount++;
     const u = Math.min(Math.max(x / 2 + 0.5, 0), 1);
-    data[i] = Number.isNaN(x) ? 0 : Math.round(u * 255);
+    data[i] = Number.isFinite(x) ? Math.round(u * 255) : 0;
   }
   return { width: w!, height: h!, data, nanCount };
 }
