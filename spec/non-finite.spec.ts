@@ -13,7 +13,7 @@ import { saveDirection, saveInversion } from '../lib/editing/artefacts.js';
 import { writeCacheEntry } from '../lib/editing/embedding-cache.js';
 import { MIN_REGULARIZED_SIDE, RecordedShifts, assertRegularizable, regularizeNoise } from '../lib/editing/noise-regularization.js';
 import { tensorToImage } from '../lib/io/image.js';
-import { SafetensorsFile } from '../lib/io/safetensors.js';
+import { SafetensorsFile, writeSafetensors } from '../lib/io/safetensors.js';
 import { type Inverter, TYPES } from '../lib/editing/services.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { ROOT, TINY_SD } from './helpers/tensors.js';
@@ -102,6 +102,26 @@ describe('no NaN or infinity is ever written (issue 18, kind 2)', function () {
     } finally {
       tf.dispose([nan, inf, huge]);
     }
+  });
+
+  it('a text encoder that yields NaN: embed and direction fail naming what, and write nothing', function () {
+    const model = path.join(dir, 'nan-encoder');
+    fs.cpSync(TINY_SD, model, { recursive: true });
+    const file = path.join(model, 'text_encoder', 'model.safetensors');
+    const f = SafetensorsFile.open(file);
+    const tensors = Object.fromEntries(f.names().map((n) => [n, { dtype: 'F32' as const, shape: f.info(n).shape, data: f.read(n).data as Float32Array }]));
+    f.close();
+    const bias = Object.keys(tensors).find((n) => n.endsWith('final_layer_norm.bias'))!;
+    tensors[bias]!.data.fill(NaN);
+    writeSafetensors(file, tensors);
+    const e = cli(['embed', '--model', model, '--text', 'a cat', '--out', path.join(dir, 'e.safetensors')]);
+    expect(e.code).to.equal(1);
+    expect(e.err).to.match(/cannot write .*e\.safetensors: the embeddings has \d+ non-finite values/);
+    const d = cli(['direction', '--model', model, '--task', 'cat2dog', '--out', path.join(dir, 'd.safetensors'), '--cache-dir', path.join(dir, 'cache')]);
+    expect(d.code).to.equal(1);
+    expect(d.err).to.match(/the mean embedding of concept 'cat' has \d+ non-finite values/);
+    for (const out of ['e.safetensors', 'd.safetensors']) expect(fs.existsSync(path.join(dir, out)), out).to.equal(false);
+    expect(fs.existsSync(path.join(dir, 'cache', 'embeddings')) ? fs.readdirSync(path.join(dir, 'cache', 'embeddings')) : []).to.deep.equal([]);
   });
 
   it('an image tensor with infinities counts them as broken, as NaNs', function () {

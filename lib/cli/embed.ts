@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../backend.js';
 import { ClipTextEmbedder } from '../editing/text-embedder.js';
+import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
@@ -92,9 +93,11 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
       const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
       const shape = [...result.shape];
       try {
+        const data = result.dataSync() as Float32Array;
+        assertFiniteValues(data, `cannot write ${out}: the embeddings`);
         writeSafetensors(
           out,
-          { embeddings: { dtype: 'F32', shape, data: result.dataSync() as Float32Array } },
+          { embeddings: { dtype: 'F32', shape, data } },
           {
             model: path.resolve(modelDir),
             texts: String(sentences.length),
