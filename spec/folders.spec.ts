@@ -1,6 +1,7 @@
 /**
  * Kind 1 of issue 18, no hang on a bad path: every folder the library creates goes through `ensureDir`, which
- * fails with one line naming the path where Node 20's recursive mkdirSync spins forever (under /proc).
+ * fails with one line naming the path where Node 20's recursive mkdirSync spins forever (under /proc); and a
+ * device or a pipe given as an input file (sentences, safetensors) is refused instead of read forever.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { ensureDir } from '../lib/io/folders.js';
-import { ROOT } from './helpers/tensors.js';
+import { ROOT, TINY_SD } from './helpers/tensors.js';
+import { cli } from './helpers/cli.js';
 
 /** Runs a module snippet against dist/lib in a child with a timeout, so that a hang fails instead of blocking. */
 function runSnippet(code: string): { status: number | null; err: string } {
@@ -47,5 +49,23 @@ describe('folder creation cannot hang (issue 18, kind 1)', function () {
       expect(r.status).to.not.equal(0);
       expect(r.err).to.match(/\/proc\/nope/);
     }
+  });
+
+  it('a device or a pipe given as an input file is refused at once, naming it', function () {
+    if (process.platform !== 'linux' || !fs.existsSync(TINY_SD)) this.skip();
+    const fifo = path.join(dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).to.equal(0);
+    const out = path.join(dir, 'never.safetensors');
+    for (const args of [
+      ['direction', '--model', TINY_SD, '--source-sentences', '/dev/zero', '--target', 'dog', '--out', out, '--no-cache'],
+      ['embed', '--model', TINY_SD, '--file', fifo, '--out', out],
+      ['edit', '--inversion', fifo, '--model', TINY_SD, '--task', 'cat2dog', '--out', path.join(dir, 'never.png'), '--no-cache'],
+      ['edit', '--inversion', '/dev/zero', '--model', TINY_SD, '--task', 'cat2dog', '--out', path.join(dir, 'never.png'), '--no-cache'],
+    ]) {
+      const r = cli(args);
+      expect(r.code, `${args.join(' ')}: ${r.err}`).to.equal(1);
+      expect(r.err, args.join(' ')).to.match(/(\/dev\/zero|fifo): (it )?is not a regular file \(a device, pipe or socket\)/);
+    }
+    expect(fs.existsSync(out)).to.equal(false);
   });
 });

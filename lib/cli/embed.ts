@@ -2,12 +2,12 @@
  * `pix2pix-zero embed`: text embeddings from a Stable Diffusion model's CLIP text encoder, written as safetensors
  * (`embeddings`: [n, 77, d], or their mean [1, 77, d] with `--mean`).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../backend.js';
 import { ClipTextEmbedder } from '../editing/text-embedder.js';
 import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
+import { readTextFile } from '../io/text-file.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
@@ -16,14 +16,7 @@ import { ProgressReporter } from './progress.js';
 
 /** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
 export function readSentenceLines(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message}`);
-  }
-  const lines = text
+  const lines = readTextFile(file, '')
     .replace(/^\ufeff/, '')
     .split(/\r?\n/)
     .map((l) => l.trim())

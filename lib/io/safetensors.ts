@@ -179,6 +179,14 @@ export class SafetensorsFile {
 
   /** Opens `file` and validates its header. Throws {@link SafetensorsError} on anything malformed. */
   static open(file: string): SafetensorsFile {
+    // A pipe or a device would block open() or be read forever: only a regular file is opened.
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(file);
+    } catch {
+      stat = undefined; // open() below says why
+    }
+    if (stat !== undefined && !stat.isFile()) throw new SafetensorsError(file, stat.isDirectory() ? 'is a folder, not a safetensors file' : 'is not a regular file (a device, pipe or socket)');
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
