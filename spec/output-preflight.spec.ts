@@ -31,6 +31,7 @@ describe('outputs are checked before any model loads (issue 18, kind 5)', functi
       [edit('--out', ''), 2, /--out is empty/],
       [edit('--out', path.join(dir, 's.png'), '--save-inversion', path.join(dir, 's.png')), 2, /--out and --save-inversion name the same file/],
       [edit('--out', path.join(dir, 'x.png'), '--reconstruction', path.join(dir, '.', 'x.png')), 2, /--out and --reconstruction name the same file/],
+      [edit('--out', `${path.join(dir, 'x.png')}/`), 2, /--out .*x\.png\/ ends in a separator, so it names a folder/],
       [edit('--out', path.join(dir, 'x.jpg')), 2, /--out .*x\.jpg: this command writes PNG images; give a name ending in \.png/],
       [edit('--out', path.join(dir, 'x.png'), '--save-latents', path.join(dir, 'l.png')), 2, /--save-latents .*: this command writes safetensors files/],
       [['invert', EXAMPLE, '--model', noModel, '--caption', 'x', '--out', '/proc/nope/i.safetensors'], 1, /--out \/proc\/nope\/i\.safetensors cannot be written/],

@@ -37,6 +37,7 @@ export function preflightOutputs(outputs: readonly PlannedOutput[]): void {
       continue;
     }
     if (fs.existsSync(resolved) && fs.statSync(resolved).isDirectory()) throw new Error(`${o.option} ${o.path} is a folder; give a file name`);
+    if (/[\\/]$/.test(o.path)) throw new UsageError(`${o.option} ${o.path} ends in a separator, so it names a folder; give a file name`);
     const ext = EXTENSION[o.kind];
     if (path.extname(o.path).toLowerCase() !== ext) {
       throw new UsageError(`${o.option} ${o.path}: this command writes ${o.kind === 'png' ? 'PNG images' : 'safetensors files'}; give a name ending in ${ext}`);
