@@ -22,7 +22,10 @@ import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readIm
 import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
 import { defaultModel } from './paths.js';
 import { TorchGenerator } from './random/torch-generator.js';
-import { loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
+import { assertDdimSteps } from './schedulers/step-limit.js';
+import { assertFiniteValues } from './io/finite.js';
+import { MAX_ARTEFACT_ABS, loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
+import { assertRegularizable } from './editing/noise-regularization.js';
 import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
@@ -148,6 +151,9 @@ export class Direction {
     if (!this.tensor.shape.every((d, i) => d === other.tensor.shape[i])) {
       throw new Error(`cannot add directions of shapes [${this.tensor.shape.join(', ')}] and [${other.tensor.shape.join(', ')}]`);
     }
+    if (this.meta.model !== undefined && other.meta.model !== undefined && this.meta.model !== other.meta.model) {
+      throw new Error(`cannot add directions of two text encoders (${this.meta.model} and ${other.meta.model})`);
+    }
     return new Direction(tf.add(this.tensor, other.tensor) as tf.Tensor3D, {
       source: `${this.meta.source} + ${other.meta.source}`,
       target: `${this.meta.target} + ${other.meta.target}`,
@@ -188,6 +194,7 @@ export class Pix2PixZero {
     readonly container: Container,
     private readonly ports: ModelPorts,
     private readonly unetFingerprint: string,
+    private readonly textEncoderFingerprint: string,
   ) {}
 
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
@@ -195,14 +202,15 @@ export class Pix2PixZero {
     const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
     const folder = readStableDiffusionFolder(options.model ?? defaultModel());
     const ports = await loadModelPorts(folder, { captioner: captionerFolder(folder.dir, options.captioner), captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
+    const textEncoderFingerprint = componentFingerprint(folder.textEncoder);
     const container = createContainer({
       textEmbedder: ports.textEmbedder,
       captioner: ports.captioner,
       denoiser: ports.denoiser,
       schedulerConfig: folder.schedulerConfig,
-      directionSettings: { modelId: componentFingerprint(folder.textEncoder), cacheDir: options.cacheDir ?? defaultCacheDir() },
+      directionSettings: { modelId: textEncoderFingerprint, cacheDir: options.cacheDir ?? defaultCacheDir() },
     });
-    return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet));
+    return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet), textEncoderFingerprint);
   }
 
   private get embedder(): TextEmbedder {
@@ -244,47 +252,56 @@ export class Pix2PixZero {
     const dd = this.container.get<DirectionDiscovery>(TYPES.DirectionDiscovery);
     const t = await dd.direction(source, target, options);
     const name = (c: Concept): string => (typeof c === 'string' ? c : c.name);
-    return new Direction(t, { source: name(source), target: name(target), model: componentFingerprint(this.folder.textEncoder) });
+    return new Direction(t, { source: name(source), target: name(target), model: this.textEncoderFingerprint });
   }
 
   /** Inverts an image to noise (x_T), with its caption (written by the captioner if not given). */
   async invert(image: ImageInput, options: InvertOptions = {}): Promise<Inversion> {
+    const steps = options.steps ?? 50;
+    assertDdimSteps(this.folder.schedulerConfig, steps);
     const input = await this.prepare(image, options);
+    let latents: tf.Tensor4D | undefined;
+    let context: tf.Tensor3D | undefined;
     try {
+      const [, h, w] = input.shape;
+      const down = this.vae.downscale;
+      assertRegularizable(Math.floor(h / down), Math.floor(w / down), options, `a ${w}x${h} image (${down}x smaller latents)`);
       const caption = options.caption ?? (await this.caption(tensorToImage(input), { signal: options.signal, onProgress: options.onProgress }));
       throwIfAborted(options.signal);
       const mode = options.vaeEncode ?? 'mean';
       options.onProgress?.({ phase: 'encode', step: 0, total: 1 });
       // One generator for the posterior sample and then the roll shifts, as diffusers' invert(generator=...).
       const generator = new TorchGenerator(options.seed ?? 0);
-      const latents = tf.tidy(() => this.vae.encode(input, mode, generator));
+      latents = tf.tidy(() => this.vae.encode(input, mode, generator));
+      throwIfAborted(options.signal);
       options.onProgress?.({ phase: 'encode', step: 1, total: 1 });
-      const context = await this.embedder.embed([caption], { signal: options.signal });
+      context = await this.embedder.embed([caption], { signal: options.signal });
+      const inverter = this.container.get<Inverter>(TYPES.Inverter);
+      const trajectory = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
+      const latent = trajectory[trajectory.length - 1]!;
       try {
-        const inverter = this.container.get<Inverter>(TYPES.Inverter);
-        const trajectory = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
-        const [, h, w] = input.shape;
-        return new Inversion(trajectory[trajectory.length - 1]!, {
-          caption,
-          steps: options.steps ?? 50,
-          imageSize: [h, w],
-          model: this.unetFingerprint,
-          settings: {
-            vaeEncode: mode,
-            seed: options.seed ?? 0,
-            numRegSteps: options.numRegSteps ?? 5,
-            numAutoCorrRolls: options.numAutoCorrRolls ?? 5,
-            lambdaAc: options.lambdaAc ?? 20,
-            lambdaKl: options.lambdaKl ?? 20,
-            minShift: options.minShift ?? 0,
-          },
-        }, trajectory);
-      } finally {
-        latents.dispose();
-        context.dispose();
+        assertFiniteValues(latent.dataSync(), 'the inversion', MAX_ARTEFACT_ABS);
+      } catch (err) {
+        tf.dispose(trajectory);
+        throw new Error(`${(err as Error).message}: the inversion diverged; try fewer regularisation steps, smaller lambdas or a larger image`);
       }
+      return new Inversion(latent, {
+        caption,
+        steps,
+        imageSize: [h, w],
+        model: this.unetFingerprint,
+        settings: {
+          vaeEncode: mode,
+          seed: options.seed ?? 0,
+          numRegSteps: options.numRegSteps ?? 5,
+          numAutoCorrRolls: options.numAutoCorrRolls ?? 5,
+          lambdaAc: options.lambdaAc ?? 20,
+          lambdaKl: options.lambdaKl ?? 20,
+          minShift: options.minShift ?? 0,
+        },
+      }, trajectory);
     } finally {
-      input.dispose();
+      tf.dispose([input, latents, context]);
     }
   }
 
@@ -298,8 +315,8 @@ export class Pix2PixZero {
     if (tokens !== expected.tokens || width !== expected.width) {
       throw new Error(`the direction is [1, ${tokens}, ${width}] but this model's text embeddings are [1, ${expected.tokens}, ${expected.width}]`);
     }
-    if (source instanceof Inversion && options.steps !== undefined && options.steps !== source.meta.steps) {
-      throw new Error(`the inversion was made with ${source.meta.steps} steps; edit it with the same number (got steps ${options.steps}), or invert again`);
+    if (direction.meta.model !== undefined && direction.meta.model !== this.textEncoderFingerprint) {
+      throw new Error(`the direction was made with another text encoder (${direction.meta.model}, this model's is ${this.textEncoderFingerprint}): compute it again with this model`);
     }
     if (options.directInversion === true) {
       if (options.onStepEnd !== undefined) throw new Error('directInversion and onStepEnd cannot be combined: Direct Inversion is itself the step hook');
@@ -309,15 +326,21 @@ export class Pix2PixZero {
         );
       }
     }
+    if (source instanceof Inversion) this.checkInversion(source, options.steps);
     const ownInversion = !(source instanceof Inversion);
     const inversion = source instanceof Inversion ? source : await this.invert(source, options);
-    if (inversion.meta.model !== this.unetFingerprint) {
-      throw new Error(`the inversion was made with another model (UNet ${inversion.meta.model}, this one is ${this.unetFingerprint})`);
-    }
     try {
       const caption = inversion.caption;
-      const [c] = await Promise.all([this.embedder.embed([caption], { signal: options.signal })]);
-      const negative = options.negativePrompt === undefined ? tf.clone(c) : await this.embedder.embed([options.negativePrompt], { signal: options.signal });
+      const c = await this.embedder.embed([caption], { signal: options.signal });
+      const negativeFor = async (prompt: string): Promise<tf.Tensor3D> => {
+        try {
+          return await this.embedder.embed([prompt], { signal: options.signal });
+        } catch (err) {
+          c.dispose(); // an abort between the two embeddings frees the first
+          throw err;
+        }
+      };
+      const negative = options.negativePrompt === undefined ? tf.clone(c) : await negativeFor(options.negativePrompt);
       const delta = options.directionScale !== undefined ? (tf.mul(direction.tensor, options.directionScale) as tf.Tensor3D) : tf.clone(direction.tensor);
       let latents: { edited: tf.Tensor4D; reconstruction: tf.Tensor4D };
       try {
@@ -337,10 +360,16 @@ export class Pix2PixZero {
       }
       try {
         options.onProgress?.({ phase: 'decode', step: 0, total: 1 });
+        throwIfAborted(options.signal);
         const image = this.decode(latents.edited, 'edited image');
+        throwIfAborted(options.signal);
         const reconstruction = options.reconstruction === false ? undefined : this.decode(latents.reconstruction, 'reconstruction');
         options.onProgress?.({ phase: 'decode', step: 1, total: 1 });
+        throwIfAborted(options.signal);
         return { image, reconstruction, caption, inversion, latents: latents.edited };
+      } catch (err) {
+        latents.edited.dispose();
+        throw err;
       } finally {
         latents.reconstruction.dispose();
       }
@@ -350,11 +379,30 @@ export class Pix2PixZero {
     }
   }
 
+  /** Refuses an inversion this model cannot edit: another UNet, other latents, or other steps than asked for. */
+  private checkInversion(inversion: Inversion, steps: number | undefined): void {
+    const { meta, latent } = inversion;
+    if (steps !== undefined && steps !== meta.steps) {
+      throw new Error(`the inversion was made with ${meta.steps} steps; edit it with the same number (got steps ${steps}), or invert again`);
+    }
+    if (meta.model !== this.unetFingerprint) {
+      throw new Error(`the inversion was made with another model (UNet ${meta.model}, this one is ${this.unetFingerprint})`);
+    }
+    const [, lh, lw, c] = latent.shape;
+    const down = this.vae.downscale;
+    if (c !== this.ports.denoiser.latentChannels || meta.imageSize[0] !== lh * down || meta.imageSize[1] !== lw * down) {
+      throw new Error(
+        `the inversion's ${lh}x${lw}x${c} latent does not fit its image size ${meta.imageSize.join('x')} with this model (${this.ports.denoiser.latentChannels} channels, ${down}x downscale)`,
+      );
+    }
+    assertDdimSteps(this.folder.schedulerConfig, meta.steps);
+  }
+
   private decode(latents: tf.Tensor4D, what: string): RgbImage {
     const img = tf.tidy(() => this.vae.decode(latents));
     try {
       const out = tensorToImage(img);
-      if (out.nanCount > 0) throw new Error(`the ${what} has ${out.nanCount} NaN values: the model or settings are numerically broken (try the float32 weights or fewer guidance)`);
+      if (out.nanCount > 0) throw new Error(`the ${what} has ${out.nanCount} non-finite values: the model or settings are numerically broken (try the float32 weights or fewer guidance)`);
       return out;
     } finally {
       img.dispose();

@@ -158,7 +158,7 @@ describe("a pipeline folder's own captioner/", function () {
     const r = cli(['invert', image('rgb'), '--model', dir, '--size', '32', '--steps', '2', '--reg-steps', '0', '--out', path.join(dir, 'inv.safetensors'), '--json', '--backend', 'cpu']);
     expect(r.code, r.err).to.equal(0);
     expect((JSON.parse(r.out) as { caption: string }).caption.length).to.be.greaterThan(0);
-    const off = cli(['edit', image('rgb'), '--model', dir, '--no-captioner', '--task', 'cat2dog', '--size', '32', '--steps', '2', '--out', out, '--no-cache']);
+    const off = cli(['edit', image('rgb'), '--model', dir, '--no-captioner', '--task', 'cat2dog', '--size', '32', '--reg-steps', '0', '--steps', '2', '--out', out, '--no-cache']);
     expect(off.code).to.equal(1);
     expect(off.err).to.match(/no captioner loaded/);
     expect(fs.existsSync(out)).to.equal(false);

@@ -247,8 +247,9 @@ describe('pix2pix-zero from a file, as a user runs it', function () {
     fs.writeFileSync(notImage, 'not an image');
     expect(cli(['edit', notImage, '--caption', 'x', '--task', 'cat2dog', '--out', out, '--size', '32', '--no-cache']).err).to.match(/not a PNG, JPEG/);
     expect(cli([...base, '--task', 'cat2dog', '--guidance-scale', '-3']).code).to.equal(2);
-    expect(cli([...base, '--task', 'cat2dog', '--size', '30']).err).to.match(/multiple of 8/);
-    expect(cli(['edit', img, '--task', 'cat2dog', '--out', out, '--size', '32', '--no-cache']).err).to.match(/no captioner loaded/);
+    expect(cli(['edit', img, '--caption', 'x', '--task', 'cat2dog', '--out', out, '--size', '30', '--no-cache']).err).to.match(/multiple of 8/);
+    expect(cli([...base, '--task', 'cat2dog', '--size', '40']).err).to.match(/--size is given twice/);
+    expect(cli(['edit', img, '--task', 'cat2dog', '--out', out, '--size', '32', '--reg-steps', '0', '--no-cache']).err).to.match(/no captioner loaded/);
     expect(fs.existsSync(out), 'nothing written').to.equal(false);
   });
 });

@@ -4,7 +4,7 @@ import { BlipCaptioner } from '../editing/captioner.js';
 import { readImage } from '../io/image.js';
 import { readBlipFolder } from '../io/model-folder.js';
 import { ProgressReporter } from './progress.js';
-import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, COMMON_OPTIONS, IMAGE_LIMITS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
 
 export const captionCommand: Command = {
   name: 'caption',
@@ -22,7 +22,8 @@ does: greedy by default, beam search with --beams.
   --length-penalty X          beam length penalty (default 1)
   ${BACKEND_HELP}
   --quiet, -q                 no progress bar on stderr (there is none either when stderr is not a terminal)
-  --json                      machine-readable output: {"caption", "ids", "image", "backend", "seconds"}`,
+  --json                      machine-readable output: {"caption", "ids", "image", "backend", "seconds"}
+${IMAGE_LIMITS}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       ...COMMON_OPTIONS,

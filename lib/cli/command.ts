@@ -1,6 +1,10 @@
 /** What every CLI command is, and the argument parsing they share. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, BACKEND_NAMES, type BackendOptions, parseBackendChoice } from '../backend.js';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../io/image.js';
+
+/** The input image limits, for the usage texts. */
+export const IMAGE_LIMITS = `Images: PNG, JPEG, GIF or BMP, at most ${MAX_IMAGE_PIXELS / 2 ** 20} megapixels (${Math.sqrt(MAX_IMAGE_PIXELS)}x${Math.sqrt(MAX_IMAGE_PIXELS)}) and ${MAX_IMAGE_BYTES / 2 ** 20} MiB.`;
 
 /** Where a command writes: results to `out` (stdout), messages and progress to `err` (stderr). */
 export interface CliIO {
@@ -42,23 +46,58 @@ export const COMMON_OPTIONS = {
   backend: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-/** `util.parseArgs` in strict mode, turning its errors into {@link UsageError}s. */
+/** A value that starts with a dash but is a number (`-1`, `-.5`, `-2e3`): the value of the option before it. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * `util.parseArgs` in strict mode, turning its errors into {@link UsageError}s. A negative number after an option
+ * that takes a value is that option's value (`--direction-scale -1`), and an option that takes one value may be
+ * given once: a repeat is refused rather than silently resolved.
+ */
 export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],
   options: T,
 ): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>> {
+  const takesValue = (arg: string | undefined): boolean => arg !== undefined && arg.startsWith('--') && !arg.includes('=') && options[arg.slice(2)]?.type === 'string';
+  const args = argv.flatMap((a, i) => (takesValue(argv[i - 1]) && NEGATIVE_NUMBER.test(a) ? [] : takesValue(a) && NEGATIVE_NUMBER.test(argv[i + 1] ?? '') ? [`${a}=${argv[i + 1]}`] : [a]));
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true; tokens: true }>>;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true as const, strict: true as const });
+    parsed = parseArgs({ args, options, allowPositionals: true as const, strict: true as const, tokens: true as const });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const given = new Map<string, string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || token.value === undefined || options[token.name]?.multiple === true) continue;
+    const before = given.get(token.name);
+    if (before !== undefined) throw new UsageError(`--${token.name} is given twice ('${before}' and '${token.value}'): give it once`);
+    given.set(token.name, token.value);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
 }
+
+/**
+ * Refuses options that contradict each other: for each `[option, others]`, `option` may not be given with any of
+ * `others` (the message names both).
+ */
+export function refuseTogether(values: Record<string, unknown>, rules: readonly (readonly [string, readonly string[]])[], why = 'contradict each other'): void {
+  const isGiven = (k: string): boolean => values[k] !== undefined && values[k] !== false;
+  for (const [option, others] of rules) {
+    const clash = others.find(isGiven);
+    if (isGiven(option) && clash !== undefined) throw new UsageError(`--${option} and --${clash} ${why}: give one of them`);
+  }
+}
+
+/** Decimal integers (`12`, `-3`): not `0x3`, `1e3`, `1.0` or `' 5'`, which Number() would take. */
+const INTEGER = /^[+-]?\d+$/;
+/** Decimal numbers (`-1`, `0.5`, `.5`, `2e-3`): not hex, binary, `Infinity` or padded text. */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 /** Parses an integer option within [min, max], naming the option in the error. */
 export function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
+  if (!INTEGER.test(value) || !Number.isInteger(n) || n < min || n > max) {
     throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got '${value}'`);
   }
   return n;
@@ -68,7 +107,7 @@ export function intOption(value: string | undefined, name: string, fallback: num
 export function numberOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+  if (!DECIMAL.test(value) || !Number.isFinite(n) || n < min || n > max) {
     throw new UsageError(`--${name} must be a number in [${min}, ${max}], got '${value}'`);
   }
   return n;

@@ -3,7 +3,8 @@
  * single component folder to the TensorFlow.js weights format. Every component with weights becomes a
  * `model.json` (its config and a tfjs weights manifest) with shards of at most `--shard-mb`; every other file
  * (model index, scheduler, tokenizer, preprocessor and generation configs) is copied. The folder is built under a
- * temporary name beside `<out>` and renamed into place at the end, so a failure leaves nothing half-written.
+ * temporary name beside `<out>` and renamed into place at the end, so a failure leaves nothing half-written; the
+ * command runs it in a worker thread, so that an interrupt (SIGINT, SIGTERM) can stop it and remove that folder.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,8 +19,12 @@ import {
   readStableDiffusionFolder,
 } from '../io/model-folder.js';
 import { DEFAULT_SHARD_BYTES, MODEL_JSON, writeTfjsWeights } from '../io/tfjs-weights.js';
+import { ensureDir } from '../io/folders.js';
+import { Worker } from 'node:worker_threads';
+import { removeOwnStaging, removeStaleStaging, stagingFolder } from './convert-staging.js';
 import { packageVersion } from '../paths.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
+import { preflightOutputs } from './outputs.js';
 import { ProgressReporter } from './progress.js';
 
 /** Options of {@link convertModelFolder}. */
@@ -56,6 +61,8 @@ export interface ConvertReport {
   readonly copied: string[];
   /** Source files left out (the source weights and configs that model.json replaces, hidden files), relative. */
   readonly skipped: string[];
+  /** Staging folders of earlier, interrupted conversions to the same place, removed first. */
+  readonly removedStale: string[];
 }
 
 /** Files a component's `model.json` replaces, or that are weights in another form: not copied. */
@@ -138,9 +145,10 @@ export function convertModelFolder(source: string, out: string, options: Convert
   if (occupied(dest) && options.force !== true) {
     throw new Error(`${out} exists and is not an empty folder: choose another output or pass --force to replace it`);
   }
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.converting-${process.pid}-${Date.now()}`);
-  const report: ConvertReport = { source, out, kind, dtype, shardBytes, components: [], copied: [], skipped: [] };
+  ensureDir(path.dirname(dest), `the folder of ${out}`);
+  const removedStale = removeStaleStaging(dest);
+  const tmp = stagingFolder(dest);
+  const report: ConvertReport = { source, out, kind, dtype, shardBytes, components: [], copied: [], skipped: [], removedStale };
   const convertedBy = `pix2pix-zero ${packageVersion()}`;
 
   const walk = (from: string, to: string, rel: string): void => {
@@ -193,6 +201,63 @@ export function convertModelFolder(source: string, out: string, options: Convert
   return report;
 }
 
+/** A conversion stopped by a signal. */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+/** What the worker thread converts (the options without the callback, which cannot cross threads). */
+export interface ConvertJob {
+  readonly source: string;
+  readonly out: string;
+  readonly options: Omit<ConvertOptions, 'onProgress'>;
+}
+
+/** A message from the worker thread. */
+export type ConvertWorkerMessage =
+  | { readonly kind: 'progress'; readonly event: ProgressEvent }
+  | { readonly kind: 'done'; readonly report: ConvertReport }
+  | { readonly kind: 'error'; readonly message: string; readonly stack?: string };
+
+/**
+ * Runs {@link convertModelFolder} in a worker thread, so that this thread stays free to answer SIGINT and
+ * SIGTERM: then the worker is stopped, its staging folder removed (a replaced output put back) and the promise
+ * rejects with {@link Interrupted}.
+ */
+function convertInWorker(job: ConvertJob, onProgress: (event: ProgressEvent) => void): Promise<ConvertReport> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./convert-worker.js', import.meta.url), { workerData: job });
+    const dest = path.resolve(job.out);
+    let interrupted: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      interrupted = signal;
+      void worker.terminate();
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+    for (const s of signals) process.once(s, onSignal);
+    const settle = (fn: () => void): void => {
+      for (const s of signals) process.off(s, onSignal);
+      fn();
+    };
+    worker.on('message', (m: ConvertWorkerMessage) => {
+      if (m.kind === 'progress') onProgress(m.event);
+      else if (m.kind === 'done') settle(() => resolve(m.report));
+      else settle(() => reject(Object.assign(new Error(m.message), { stack: m.stack })));
+    });
+    worker.on('error', (err) => settle(() => reject(err)));
+    worker.on('exit', () => {
+      if (interrupted === undefined) return;
+      const signal = interrupted;
+      settle(() => {
+        removeOwnStaging(dest);
+        reject(new Interrupted(signal));
+      });
+    });
+  });
+}
+
 const MiB = 1024 * 1024;
 const fmtBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
 
@@ -230,16 +295,17 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be 'float32' or 'float16', got '${dtype}'`);
     const shardMb = numberOption(values['shard-mb'], 'shard-mb', DEFAULT_SHARD_BYTES / MiB, 1 / 1024, 1024 * 1024);
     const [source, out] = positionals as [string, string];
+    preflightOutputs([{ option: 'the output folder', path: out, kind: 'folder' }]);
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     const t0 = performance.now();
     let report: ConvertReport;
     try {
-      report = convertModelFolder(source, out, {
-        dtype,
-        shardBytes: Math.floor(shardMb * MiB),
-        force: values.force,
-        onProgress: progress.onProgress,
-      });
+      report = await convertInWorker({ source, out, options: { dtype, shardBytes: Math.floor(shardMb * MiB), force: values.force } }, progress.onProgress);
+    } catch (err) {
+      if (!(err instanceof Interrupted)) throw err;
+      progress.close();
+      io.err(`pix2pix-zero convert: interrupted by ${err.signal}; nothing was written to ${out}`);
+      return 128 + (err.signal === 'SIGINT' ? 2 : 15);
     } finally {
       progress.close(); // an error then starts on a line of its own
     }

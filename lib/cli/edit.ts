@@ -5,11 +5,13 @@
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import { writePng } from '../io/image.js';
+import { saveInversion } from '../editing/artefacts.js';
 import { readSentenceFile, chatSentences } from '../editing/sentences.js';
 import type { Concept } from '../editing/services.js';
 import { Direction, Inversion, Pix2PixZero, type EditCallOptions, type InvertOptions } from '../pix2pix-zero.js';
 import {
   COMMON_OPTIONS,
+  IMAGE_LIMITS,
   type CliIO,
   type Command,
   EXIT,
@@ -19,7 +21,9 @@ import {
   intOption,
   numberOption,
   parseCommandLine,
+  refuseTogether,
 } from './command.js';
+import { type PlannedOutput, preflightOutputs } from './outputs.js';
 import { ProgressReporter, roundMs } from './progress.js';
 
 const MODEL_OPTIONS = {
@@ -63,6 +67,32 @@ type Values = Record<string, string | boolean | undefined>;
 function str(v: Values, k: string): string | undefined {
   const x = v[k];
   return typeof x === 'string' ? x : undefined;
+}
+
+/** The model options that contradict each other. */
+function refuseModelConflicts(v: Values): void {
+  refuseTogether(v, [
+    ['no-captioner', ['captioner']],
+    ['no-cache', ['cache-dir']],
+  ]);
+}
+
+/** The direction sources: one of --task, --source/--target (with sentence files or a chat endpoint), --direction. */
+function refuseDirectionConflicts(v: Values): void {
+  refuseTogether(v, [
+    ['task', ['source', 'target', 'source-sentences', 'target-sentences', 'direction']],
+    ['direction', ['source', 'target', 'source-sentences', 'target-sentences', 'chat-url', 'chat-model']],
+  ]);
+}
+
+/**
+ * The cache folder to check before the work: the one asked for by --cache-dir or $PIX2PIX_ZERO_CACHE (a default
+ * cache that cannot be written only goes unused).
+ */
+function cacheOutput(v: Values): PlannedOutput {
+  const env = process.env.PIX2PIX_ZERO_CACHE;
+  const dir = v['no-cache'] === true ? undefined : (str(v, 'cache-dir') ?? (env !== undefined && env !== '' ? env : undefined));
+  return { option: str(v, 'cache-dir') !== undefined ? '--cache-dir' : '$PIX2PIX_ZERO_CACHE', path: dir, kind: 'folder' };
 }
 
 async function load(v: Values): Promise<Pix2PixZero> {
@@ -124,7 +154,13 @@ async function concepts(v: Values): Promise<[Concept, Concept]> {
   return [await make(source, str(v, 'source-sentences'), 'source'), await make(target, str(v, 'target-sentences'), 'target')];
 }
 
-async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressReporter): Promise<Direction> {
+/** `--direction-scale`, parsed before any work (undefined: not given). */
+function directionScale(v: Values): number | undefined {
+  const scale = str(v, 'direction-scale');
+  return scale === undefined ? undefined : numberOption(scale, 'direction-scale', 1, -10, 10);
+}
+
+async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressReporter, k: number | undefined): Promise<Direction> {
   const file = str(v, 'direction');
   let d: Direction;
   if (file !== undefined) {
@@ -135,9 +171,7 @@ async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressRepo
     d = await p2p.direction(source, target, { onProgress: progress.onProgress });
     progress.finish();
   }
-  const scale = str(v, 'direction-scale');
-  if (scale === undefined) return d;
-  const k = numberOption(scale, 'direction-scale', 1, -10, 10);
+  if (k === undefined) return d;
   const scaled = d.scaled(k);
   d.dispose();
   return scaled;
@@ -161,14 +195,17 @@ Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped 
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
             | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
             sentences for concepts without a bank;  --direction-scale k (default 1)
-Inversion:  --steps 50 --reg-steps 5 --ac-rolls 5 --lambda-ac 20 --lambda-kl 20 --min-shift 0|1
-            --vae-encode mean|sample --seed 0 --size <model's size, 512 for SD 1.x> --fit resize|crop
-            --inversion f (reuse a saved inversion)  --save-inversion f
+Inversion:  --steps 50 (1 to 1000, at most the scheduler's: 999 for SD 1.x)  --reg-steps 5 --ac-rolls 5
+            --lambda-ac 20 --lambda-kl 20 --min-shift 0|1 --vae-encode mean|sample --seed 0
+            --size <model's size, 512 for SD 1.x; 8 to 4096, a multiple of 8; with regularisation on, at least
+            8 latent pixels a side: 64 for SD> --fit resize|crop
+            --inversion f (reuse a saved inversion; no other inversion option then)  --save-inversion f
 Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
             --direct-inversion (keep the reference pass on the inversion trajectory, Ju et al.: the
             reconstruction is the input's VAE round trip, the edit drifts less; no extra cost)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
-            --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug`,
+            --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug
+${IMAGE_LIMITS} Outputs are checked before the model loads.`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, {
       ...MODEL_OPTIONS,
@@ -196,6 +233,10 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
     }
     const out = str(v, 'out');
     if (out === undefined) throw new UsageError('--out <file.png> is required');
+    refuseModelConflicts(v);
+    refuseDirectionConflicts(v);
+    // A saved inversion carries its own caption and inversion settings: giving others would be silently ignored.
+    refuseTogether(v, [['inversion', Object.keys(INVERT_OPTIONS).filter((k) => k !== 'steps')]], 'do not go together (a saved inversion keeps the caption and settings it was made with)');
     const opts: EditCallOptions = {
       ...invertOptions(v),
       guidanceScale: numberOption(str(v, 'guidance-scale'), 'guidance-scale', 5, 0, 100),
@@ -204,13 +245,22 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
       reconstruction: str(v, 'reconstruction') !== undefined,
       directInversion: v['direct-inversion'] === true,
     };
+    const scale = directionScale(v);
+    preflightOutputs([
+      { option: '--out', path: out, kind: 'png' },
+      { option: '--reconstruction', path: str(v, 'reconstruction'), kind: 'png' },
+      { option: '--save-inversion', path: str(v, 'save-inversion'), kind: 'safetensors' },
+      { option: '--save-latents', path: str(v, 'save-latents'), kind: 'safetensors' },
+      { option: '--save-direction', path: str(v, 'save-direction'), kind: 'safetensors' },
+      cacheOutput(v),
+    ]);
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
     const p2p = await load(v);
     progress.finish();
     try {
-      const direction = await directionFrom(p2p, v, progress);
+      const direction = await directionFrom(p2p, v, progress, scale);
       try {
         const source = inversionFile !== undefined ? Inversion.load(inversionFile) : positionals[0]!;
         const result = await p2p.edit(source, direction, { ...opts, onProgress: progress.onProgress });
@@ -223,7 +273,7 @@ Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safete
           const saveDir = str(v, 'save-direction');
           if (saveDir !== undefined) direction.save(saveDir);
           const saveLat = str(v, 'save-latents');
-          if (saveLat !== undefined) new Inversion(result.latents, { ...result.inversion.meta, settings: { ...result.inversion.meta.settings, kind: 'edited x_0' } }).save(saveLat);
+          if (saveLat !== undefined) saveInversion(saveLat, result.latents, result.inversion.meta, undefined, 'latents');
           return finish(
             io,
             values.json,
@@ -251,7 +301,8 @@ export const invertCommand: Command = {
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
   usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
-       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]`,
+       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
+Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });
     if (values.help) {
@@ -262,7 +313,9 @@ export const invertCommand: Command = {
     const v = values as Values;
     const out = str(v, 'out');
     if (out === undefined) throw new UsageError('--out <file.safetensors> is required');
+    refuseModelConflicts(v);
     const opts = invertOptions(v);
+    preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
@@ -300,13 +353,17 @@ export const directionCommand: Command = {
     const out = str(v, 'out');
     if (out === undefined) throw new UsageError('--out <file.safetensors> is required');
     if (str(v, 'direction') !== undefined) throw new UsageError('--direction is an input of edit, not of direction');
+    refuseModelConflicts(v);
+    refuseDirectionConflicts(v);
+    const scale = directionScale(v);
+    preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }, cacheOutput(v)]);
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
     const p2p = await load(v);
     progress.finish();
     try {
-      const d = await directionFrom(p2p, v, progress);
+      const d = await directionFrom(p2p, v, progress, scale);
       try {
         d.save(out);
         const norm = Math.sqrt(tf.sum(tf.square(d.tensor)).dataSync()[0]!);

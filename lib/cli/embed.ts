@@ -2,26 +2,21 @@
  * `pix2pix-zero embed`: text embeddings from a Stable Diffusion model's CLIP text encoder, written as safetensors
  * (`embeddings`: [n, 77, d], or their mean [1, 77, d] with `--mean`).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../backend.js';
 import { ClipTextEmbedder } from '../editing/text-embedder.js';
+import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
+import { readTextFile } from '../io/text-file.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
 import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { preflightOutputs } from './outputs.js';
 import { ProgressReporter } from './progress.js';
 
 /** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
 export function readSentenceLines(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message}`);
-  }
-  const lines = text
+  const lines = readTextFile(file, '')
     .replace(/^\ufeff/, '')
     .split(/\r?\n/)
     .map((l) => l.trim())
@@ -68,12 +63,12 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const texts = values.text ?? [];
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
     if (texts.length === 0 && values.file === undefined) throw new UsageError('nothing to embed: give --text "..." or --file sentences.txt');
-    if (values.out === undefined || values.out === '') throw new UsageError('--out <file.safetensors> is required');
+    if (values.out === undefined) throw new UsageError('--out <file.safetensors> is required');
     const backendChoice = backendOption(values.backend, values.debug);
     const batchSize = intOption(values['batch-size'], 'batch-size', 16, 1, 4096);
     const clipSkip = intOption(values['clip-skip'], 'clip-skip', 0, 0, 1000);
     const out = values.out;
-    if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new Error(`--out ${out} is a folder; give a file name`);
+    preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
     const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
     const modelDir = values.model ?? defaultModel();
@@ -91,9 +86,11 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
       const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
       const shape = [...result.shape];
       try {
+        const data = result.dataSync() as Float32Array;
+        assertFiniteValues(data, `cannot write ${out}: the embeddings`);
         writeSafetensors(
           out,
-          { embeddings: { dtype: 'F32', shape, data: result.dataSync() as Float32Array } },
+          { embeddings: { dtype: 'F32', shape, data } },
           {
             model: path.resolve(modelDir),
             texts: String(sentences.length),

@@ -58,6 +58,7 @@ export function inspectPath(target: string): { kind: string; path: string; compo
   } catch {
     throw new Error(`not found: ${target}`);
   }
+  if (!stat.isFile() && !stat.isDirectory()) throw new Error(`${target} is not a regular file or a folder (a device, pipe or socket)`);
   if (stat.isFile()) {
     const { tensors, metadata } = readSafetensorsHeader(target);
     return {

@@ -7,10 +7,20 @@
  *   the image size and the UNet's fingerprint, so one image can be edited many times without inverting it again.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { assertFiniteValues } from '../io/finite.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
 
 /** Format tag written into every artefact's metadata. */
 const FORMAT = 'pix2pix-zero';
+
+/**
+ * The largest magnitude a valid artefact holds: text embeddings, their differences and diffusion latents stay
+ * within tens; anything this large is a corrupt (bit-flipped) or diverged tensor.
+ */
+export const MAX_ARTEFACT_ABS = 1e4;
+
+/** The most DDIM steps any inversion can have been made with. */
+const MAX_STEPS = 1000;
 
 /** What a direction file records besides the tensor. */
 export interface DirectionMeta {
@@ -25,9 +35,11 @@ export interface DirectionMeta {
 /** Saves an edit direction [1, tokens, width] to `file` (atomically). */
 export function saveDirection(file: string, direction: tf.Tensor, meta: DirectionMeta): void {
   if (direction.rank !== 3 || direction.shape[0] !== 1) throw new Error(`a direction must be [1, tokens, width], got [${direction.shape.join(', ')}]`);
+  const data = direction.dataSync() as Float32Array;
+  assertFiniteValues(data, `cannot write ${file}: the direction`, MAX_ARTEFACT_ABS);
   writeSafetensors(
     file,
-    { direction: { dtype: 'F32', shape: direction.shape, data: direction.dataSync() as Float32Array } },
+    { direction: { dtype: 'F32', shape: direction.shape, data } },
     { format: FORMAT, kind: 'direction', meta: JSON.stringify(meta) },
   );
 }
@@ -50,6 +62,7 @@ export function loadDirection(file: string, expect?: { tokens: number; width: nu
         `${file}: direction is [1, ${tokens}, ${width}] but the model's text embeddings are [1, ${expect.tokens}, ${expect.width}] (a direction from another text encoder?)`,
       );
     }
+    assertFiniteValues(t.data, `${file}: direction`, MAX_ARTEFACT_ABS);
     let meta: DirectionMeta | undefined;
     if (f.metadata.meta !== undefined) {
       try {
@@ -77,20 +90,31 @@ export interface InversionMeta {
 }
 
 /**
- * Saves an inverted latent ([1, h, w, c], NHWC) with its metadata, and the inversion trajectory z_0..z_T when
- * given; stored NCHW like diffusers' latents.
+ * What a latent file holds: an inversion (x_T, editable) or `latents` (an edit's x_0, written by
+ * `--save-latents` for the record, which cannot be edited).
  */
-export function saveInversion(file: string, latent: tf.Tensor4D, meta: InversionMeta, trajectory?: readonly tf.Tensor4D[]): void {
+export type LatentKind = 'inversion' | 'latents';
+
+/**
+ * Saves an inverted latent ([1, h, w, c], NHWC) with its metadata, and the inversion trajectory z_0..z_T when
+ * given; stored NCHW like diffusers' latents. `kind` `latents` marks an edit's x_0, which {@link loadInversion}
+ * refuses.
+ */
+export function saveInversion(file: string, latent: tf.Tensor4D, meta: InversionMeta, trajectory?: readonly tf.Tensor4D[], kind: LatentKind = 'inversion'): void {
   const nchw = tf.tidy(() => tf.transpose(latent, [0, 3, 1, 2]));
   const traj = trajectory === undefined ? undefined : tf.tidy(() => tf.transpose(tf.concat(trajectory as tf.Tensor4D[], 0), [0, 3, 1, 2]));
   try {
+    const data = nchw.dataSync() as Float32Array;
+    assertFiniteValues(data, `cannot write ${file}: the latent`, MAX_ARTEFACT_ABS);
+    const trajData = traj?.dataSync() as Float32Array | undefined;
+    if (trajData !== undefined) assertFiniteValues(trajData, `cannot write ${file}: the trajectory`, MAX_ARTEFACT_ABS);
     writeSafetensors(
       file,
       {
-        latent: { dtype: 'F32', shape: nchw.shape, data: nchw.dataSync() as Float32Array },
-        ...(traj !== undefined ? { trajectory: { dtype: 'F32', shape: traj.shape, data: traj.dataSync() as Float32Array } } : {}),
+        latent: { dtype: 'F32', shape: nchw.shape, data },
+        ...(traj !== undefined && trajData !== undefined ? { trajectory: { dtype: 'F32', shape: traj.shape, data: trajData } } : {}),
       },
-      { format: FORMAT, kind: 'inversion', meta: JSON.stringify(meta) },
+      { format: FORMAT, kind, meta: JSON.stringify(meta) },
     );
   } finally {
     nchw.dispose();
@@ -98,36 +122,61 @@ export function saveInversion(file: string, latent: tf.Tensor4D, meta: Inversion
   }
 }
 
+const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 8 && v <= 4096 && v % 8 === 0;
+
+/** The inversion metadata of `file`, checked field by field. */
+function parseInversionMeta(file: string, text: string | undefined): InversionMeta {
+  let meta: InversionMeta;
+  try {
+    meta = JSON.parse(text ?? '') as InversionMeta;
+  } catch {
+    throw new Error(`${file}: the inversion metadata is not valid JSON`);
+  }
+  if (typeof meta !== 'object' || meta === null || typeof meta.caption !== 'string' || typeof meta.model !== 'string' || !Array.isArray(meta.imageSize)) {
+    throw new Error(`${file}: the inversion metadata lacks caption, model or imageSize`);
+  }
+  if (!Number.isInteger(meta.steps) || meta.steps < 1 || meta.steps > MAX_STEPS) {
+    throw new Error(`${file}: the inversion metadata says steps ${JSON.stringify(meta.steps)}, expected an integer in [1, ${MAX_STEPS}]`);
+  }
+  if (meta.imageSize.length !== 2 || !meta.imageSize.every(isSize)) {
+    throw new Error(`${file}: the inversion metadata says imageSize ${JSON.stringify(meta.imageSize)}, expected [height, width], multiples of 8 in [8, 4096]`);
+  }
+  return meta;
+}
+
 /**
  * Loads an inversion saved by {@link saveInversion}, returning the latent NHWC and, when the file has one (files
- * of earlier versions hold x_T only), the trajectory z_0..z_T as NHWC latents.
- * @throws Error naming the file when it is not an inversion or its trajectory does not fit its latent.
+ * of earlier versions hold x_T only), the trajectory z_0..z_T as NHWC latents. The metadata must agree with the
+ * tensor (the image is a power-of-two multiple of the latent, the same on both sides) and every value must be
+ * finite and plausible.
+ * @throws Error naming the file when it is not an inversion, or is inconsistent or corrupt.
  */
 export function loadInversion(file: string): { latent: tf.Tensor4D; meta: InversionMeta; trajectory?: tf.Tensor4D[] } {
   const f = SafetensorsFile.open(file);
   try {
-    if (f.metadata.kind !== 'inversion' || !f.tensors.has('latent')) {
-      throw new Error(`${file} is not a pix2pix-zero inversion (no 'latent' tensor with inversion metadata)`);
-    }
-    let meta: InversionMeta;
-    try {
-      meta = JSON.parse(f.metadata.meta ?? '') as InversionMeta;
-    } catch {
-      throw new Error(`${file}: the inversion metadata is not valid JSON`);
-    }
-    if (typeof meta.caption !== 'string' || typeof meta.model !== 'string' || !Array.isArray(meta.imageSize)) {
-      throw new Error(`${file}: the inversion metadata lacks caption, model or imageSize`);
-    }
+    let meta: InversionMeta | undefined;
+    if (f.metadata.kind === 'inversion' && f.tensors.has('latent')) meta = parseInversionMeta(file, f.metadata.meta);
+    const edited = f.metadata.kind === 'latents' || (meta?.settings as { kind?: unknown } | undefined)?.kind === 'edited x_0';
+    if (edited) throw new Error(`${file} holds an edit's x_0 latents (written by --save-latents), not an inversion: give the file --save-inversion wrote`);
+    if (meta === undefined) throw new Error(`${file} is not a pix2pix-zero inversion (no 'latent' tensor with inversion metadata)`);
     const t = f.read('latent');
     if (t.shape.length !== 4 || t.shape[0] !== 1) throw new Error(`${file}: latent has shape [${t.shape.join(', ')}], expected [1, channels, h, w]`);
+    const [, , lh, lw] = t.shape as [number, number, number, number];
+    const [h, w] = meta.imageSize;
+    const factor = h / lh;
+    if (w / lw !== factor || !Number.isInteger(Math.log2(factor))) {
+      throw new Error(`${file}: the metadata's image size ${h}x${w} does not fit the ${lh}x${lw} latent (the file was altered or is from another tool)`);
+    }
+    assertFiniteValues(t.data, `${file}: latent`, MAX_ARTEFACT_ABS);
     let trajectory: tf.Tensor4D[] | undefined;
     if (f.tensors.has('trajectory')) {
       const z = f.read('trajectory');
-      const [n, c, h, w] = z.shape;
-      if (z.shape.length !== 4 || c !== t.shape[1] || h !== t.shape[2] || w !== t.shape[3] || n !== meta.steps + 1) {
+      const [n, c, zh, zw] = z.shape;
+      if (z.shape.length !== 4 || c !== t.shape[1] || zh !== t.shape[2] || zw !== t.shape[3] || n !== meta.steps + 1) {
         throw new Error(`${file}: trajectory has shape [${z.shape.join(', ')}], expected [${meta.steps + 1}, ${t.shape.slice(1).join(', ')}] (steps + 1 latents of the latent's shape)`);
       }
-      trajectory = tf.tidy(() => tf.split(tf.transpose(tf.tensor4d(z.data as Float32Array, [n!, c!, h!, w!]), [0, 2, 3, 1]), n!, 0) as tf.Tensor4D[]);
+      assertFiniteValues(z.data, `${file}: trajectory`, MAX_ARTEFACT_ABS);
+      trajectory = tf.tidy(() => tf.split(tf.transpose(tf.tensor4d(z.data as Float32Array, [n!, c!, zh!, zw!]), [0, 2, 3, 1]), n!, 0) as tf.Tensor4D[]);
     }
     const latent = tf.tidy(() => tf.transpose(tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]), [0, 2, 3, 1])) as tf.Tensor4D;
     return { latent, meta, ...(trajectory !== undefined ? { trajectory } : {}) };

@@ -5,11 +5,11 @@
  * embedded once per model.
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { assertFiniteValues } from '../io/finite.js';
+import { readCacheEntry, writeCacheEntry } from './embedding-cache.js';
 import { builtinSentences } from './sentences.js';
 import {
   type Concept,
@@ -53,26 +53,24 @@ export class SentenceDirectionDiscovery implements DirectionDiscovery {
   }
 
   async conceptEmbedding(concept: Concept, options: LongCallOptions = {}): Promise<tf.Tensor3D> {
-    const { sentences } = conceptSentences(concept);
+    const { name, sentences } = conceptSentences(concept);
     const file = this.cacheFile(sentences);
-    if (file !== undefined && fs.existsSync(file)) {
-      try {
-        const f = SafetensorsFile.open(file);
-        try {
-          const t = f.read('mean');
-          return tf.tensor3d(t.data as Float32Array, t.shape as [number, number, number]);
-        } finally {
-          f.close();
-        }
-      } catch {
-        // A damaged cache entry is recomputed (and overwritten) below.
-      }
-    }
+    const key = { model: this.settings.modelId, sentences };
+    const cached = file !== undefined ? readCacheEntry(file, key) : undefined;
+    if (cached !== undefined && 'mean' in cached) return cached.mean;
+    const warn = this.settings.onWarning ?? ((message: string) => process.emitWarning(message));
+    if (cached !== undefined) warn(`cache entry ${file} of concept '${name}' is not used (${cached.problem}); recomputing it`);
     throwIfAborted(options.signal);
     const mean = await this.embedder.meanEmbedding(sentences, options);
+    try {
+      assertFiniteValues(mean.dataSync(), `the mean embedding of concept '${name}'`);
+    } catch (err) {
+      mean.dispose();
+      throw err;
+    }
     if (file !== undefined) {
       try {
-        writeSafetensors(file, { mean: { dtype: 'F32', shape: mean.shape, data: mean.dataSync() as Float32Array } }, { model: this.settings.modelId, sentences: String(sentences.length) });
+        writeCacheEntry(file, key, mean);
       } catch {
         // The cache is an optimisation: a read-only or full disk must not fail the edit.
       }

@@ -61,6 +61,57 @@ export const NOISE_REGULARIZATION_DEFAULTS: Required<NoiseRegularizationOptions>
   minShift: 0,
 };
 
+/**
+ * The smallest latent side the regularisation is run on. Both losses are minimised by plain gradient steps of a
+ * fixed size (`lambdaAc / numAutoCorrRolls`, `lambdaKl`), while their gradients grow as the latent shrinks (they
+ * are means over its h x w values): an auto-correlation step multiplies a channel by `1 - 4 s m / (h w)` (s the
+ * step size, m the channel's mean square), which overshoots once `m > h w / (2 s)` (4.5 on a 6 x 6 latent with the
+ * defaults, s = 4), and a KL step multiplies the deviations by `1 + 2 lambdaKl (1 / var - 1) / (n - 1)`. On latents
+ * below 8 x 8 (images below 64 x 64 for Stable Diffusion) the two feed each other and the noise grows to infinity
+ * within a few steps, in diffusers as here (and diffusers' `torch.randint(0)` fails outright on a 1 x 1 latent).
+ * 8 is also where the loss's pyramid stops.
+ */
+export const MIN_REGULARIZED_SIDE = 8;
+
+/**
+ * How far below the overshoot the auto-correlation step must stay: `h w >= AC_STEP_MARGIN * s` (s =
+ * `lambdaAc / numAutoCorrRolls`), i.e. channels up to twice unit variance do not overshoot. The defaults (s = 4)
+ * pass on any latent of {@link MIN_REGULARIZED_SIDE}; one roll (s = 20) needs 80 latent values, more than 8 x 8,
+ * where it does diverge.
+ */
+export const AC_STEP_MARGIN = 4;
+
+/** Whether `options` regularise at all (some round with a loss of non-zero weight). */
+function regularizes(o: NoiseRegularizationOptions): boolean {
+  const d = NOISE_REGULARIZATION_DEFAULTS;
+  const ac = (o.lambdaAc ?? d.lambdaAc) > 0 && (o.numAutoCorrRolls ?? d.numAutoCorrRolls) > 0;
+  return (o.numRegSteps ?? d.numRegSteps) > 0 && (ac || (o.lambdaKl ?? d.lambdaKl) > 0);
+}
+
+/**
+ * Refuses noise regularisation where it diverges: a latent smaller than {@link MIN_REGULARIZED_SIDE} a side, or an
+ * auto-correlation step too large for the latent's size ({@link AC_STEP_MARGIN}). `what` describes the input in
+ * the error (an image and its size).
+ * @throws Error naming the sizes and the ways out.
+ */
+export function assertRegularizable(height: number, width: number, options: NoiseRegularizationOptions, what = 'the input'): void {
+  if (!regularizes(options)) return;
+  const off = 'turn the regularisation off (--reg-steps 0, numRegSteps: 0)';
+  if (Math.min(height, width) < MIN_REGULARIZED_SIDE) {
+    throw new Error(
+      `noise regularisation needs latents of at least ${MIN_REGULARIZED_SIDE}x${MIN_REGULARIZED_SIDE} (it diverges to NaN on smaller ones), but ${what} gives ${width}x${height}: use a larger size, or ${off}`,
+    );
+  }
+  const d = NOISE_REGULARIZATION_DEFAULTS;
+  const rolls = options.numAutoCorrRolls ?? d.numAutoCorrRolls;
+  const step = rolls > 0 ? (options.lambdaAc ?? d.lambdaAc) / rolls : 0;
+  if (height * width < AC_STEP_MARGIN * step) {
+    throw new Error(
+      `noise regularisation: an auto-correlation step of ${step} (lambda-ac / ac-rolls) diverges on the ${width}x${height} latent of ${what} (it needs at least ${AC_STEP_MARGIN * step} values): use more --ac-rolls, a smaller --lambda-ac, a larger size, or ${off}`,
+    );
+  }
+}
+
 /** `torch.roll(x, k, axis)`: element i moves to (i + k) mod n. */
 export function roll(x: tf.Tensor, k: number, axis: number): tf.Tensor {
   const n = x.shape[axis]!;
@@ -128,6 +179,8 @@ export function regularizeNoise(
   for (const [name, v] of [['lambdaAc', o.lambdaAc], ['lambdaKl', o.lambdaKl]] as const) {
     if (!Number.isFinite(v) || v < 0) throw new Error(`noise regularisation: ${name} must be a non-negative number, got ${v}`);
   }
+  const [, h, w] = modelOutput.shape;
+  assertRegularizable(h, w, o, 'the noise prediction');
   const acGrad = tf.grad((v: tf.Tensor) => autoCorrLoss(toEpsilon(v as tf.Tensor4D), shifts, o.minShift));
   const klGrad = tf.grad((v: tf.Tensor) => klDivergence(toEpsilon(v as tf.Tensor4D)));
   let x = tf.clone(modelOutput);

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readTextFile } from '../io/text-file.js';
 import { SENTENCE_BANKS } from '../paths.js';
 
 /** The most sentences read from one file or bank. */
@@ -19,13 +20,7 @@ export function parseSentences(text: string): string[] {
 
 /** Reads a sentence file; an unreadable or empty file is an error naming it. */
 export function readSentenceFile(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read sentence file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const sentences = parseSentences(text);
+  const sentences = parseSentences(readTextFile(file, 'sentence file'));
   if (sentences.length === 0) throw new Error(`sentence file ${file} has no sentences (one per line expected)`);
   if (sentences.length > MAX_SENTENCES) throw new Error(`sentence file ${file} has ${sentences.length} sentences, more than ${MAX_SENTENCES}`);
   return sentences;

@@ -68,6 +68,8 @@ export interface DirectionDiscoverySettings {
   readonly modelId: string;
   /** Where mean embeddings are cached; `false` turns the cache off. */
   readonly cacheDir: string | false;
+  /** Told once about each cache entry that cannot be used and is recomputed (default: `process.emitWarning`). */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** Finds edit directions in text-embedding space from sentences about two concepts. */

@@ -12,11 +12,23 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Jimp } from 'jimp';
 import { type ResampleFilter, resample } from './resample.js';
+import { ensureDir } from './folders.js';
 
 /** The most pixels an input image may have (64 megapixels). */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
 /** The largest image file read (256 MiB). */
 export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The JPEG decoder's own limits, aligned with {@link MAX_IMAGE_PIXELS}: jpeg-js refuses images over 100 MP and
+ * decodes that it counts as needing over 512 MB (coefficient blocks, component planes and the RGBA output: about
+ * 18 bytes a pixel), which a 64-megapixel JPEG needs. With 24 bytes a pixel allowed, every JPEG under the pixel
+ * limit decodes.
+ */
+const JPEG_DECODER_LIMITS = {
+  maxResolutionInMP: Math.ceil(MAX_IMAGE_PIXELS / 1e6),
+  maxMemoryUsageInMB: Math.ceil((MAX_IMAGE_PIXELS * 24) / (1024 * 1024)),
+};
 
 /** An 8-bit RGB image, rows top to bottom, 3 bytes per pixel. */
 export interface RgbImage {
@@ -88,7 +100,7 @@ export async function decodeImage(bytes: Uint8Array, name: string): Promise<RgbI
   }
   let decoded: Awaited<ReturnType<typeof Jimp.fromBuffer>>;
   try {
-    decoded = await Jimp.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    decoded = await Jimp.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { 'image/jpeg': JPEG_DECODER_LIMITS });
   } catch (err) {
     throw new Error(`image ${name} could not be decoded as ${probe.format}: ${(err as Error).message}`);
   }
@@ -164,7 +176,8 @@ export function imageToTensor(img: RgbImage): tf.Tensor4D {
 
 /**
  * A [1, H, W, 3] or [H, W, 3] tensor in [-1, 1] as an RGB image: `round(clamp(x / 2 + 0.5, 0, 1) * 255)`,
- * as diffusers postprocesses. NaNs become 0 (and are counted, so callers can refuse a broken result).
+ * as diffusers postprocesses. Non-finite values (NaN, infinities) become 0 and are counted in `nanCount`, so
+ * callers can refuse a broken result.
  */
 export function tensorToImage(t: tf.Tensor): RgbImage & { nanCount: number } {
   const shape = t.shape;
@@ -177,9 +190,9 @@ export function tensorToImage(t: tf.Tensor): RgbImage & { nanCount: number } {
   let nanCount = 0;
   for (let i = 0; i < v.length; i++) {
     const x = v[i]!;
-    if (Number.isNaN(x)) nanCount++;
+    if (!Number.isFinite(x)) nanCount++;
     const u = Math.min(Math.max(x / 2 + 0.5, 0), 1);
-    data[i] = Number.isNaN(x) ? 0 : Math.round(u * 255);
+    data[i] = Number.isFinite(x) ? Math.round(u * 255) : 0;
   }
   return { width: w!, height: h!, data, nanCount };
 }
@@ -200,7 +213,7 @@ export async function encodePng(img: RgbImage): Promise<Buffer> {
 /** Writes an RGB image as a PNG file, atomically (a temporary file renamed into place). */
 export async function writePng(file: string, img: RgbImage): Promise<void> {
   const bytes = await encodePng(img);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   try {
     fs.writeFileSync(tmp, bytes);

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatsToHalfBits, isDType } from './dtypes.js';
+import { ensureDir } from './folders.js';
 
 /** The largest header this reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -178,6 +179,14 @@ export class SafetensorsFile {
 
   /** Opens `file` and validates its header. Throws {@link SafetensorsError} on anything malformed. */
   static open(file: string): SafetensorsFile {
+    // A pipe or a device would block open() or be read forever: only a regular file is opened.
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(file);
+    } catch {
+      stat = undefined; // open() below says why
+    }
+    if (stat !== undefined && !stat.isFile()) throw new SafetensorsError(file, stat.isDirectory() ? 'is a folder, not a safetensors file' : 'is not a regular file (a device, pipe or socket)');
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -336,7 +345,7 @@ export function writeSafetensors(
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const fd = fs.openSync(tmp, 'w');
   try {

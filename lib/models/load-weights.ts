@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WeightSource } from '../io/weights.js';
+import { type ShapeBinding, checkConfigShapes } from './config-shapes.js';
 import { type Module, fromTorchLayout } from './layers/module.js';
 
 /** How a model's expected names relate to the names in its checkpoint files. */
@@ -68,21 +69,27 @@ export function loadWeights(model: Module, source: WeightSource, map: WeightName
 }
 
 /**
- * Fills a freshly built model from a component folder's weights with `load` (a model's own loader, which applies
- * its weight-name map), closing the files either way and freeing the model if the weights do not fit.
+ * Builds a model with `build` and fills it from a component folder's weights with `load` (a model's own loader,
+ * which applies its weight-name map), closing the files either way and freeing the model if the weights do not
+ * fit. With `check`, the config is first compared with the weights' header shapes, before anything is allocated.
  */
 export function loadFromComponent<M extends Module>(
-  model: M,
+  build: () => M,
   component: { openWeights(): WeightSource },
   load: (model: M, source: WeightSource) => void,
+  check?: { configFile: string; bindings: readonly ShapeBinding[]; map?: (checkpointNames: string[]) => WeightNameMap },
 ): M {
   const source = component.openWeights();
   try {
-    load(model, source);
-    return model;
-  } catch (err) {
-    model.disposeAll();
-    throw err;
+    if (check !== undefined) checkConfigShapes(check.configFile, source, check.bindings, check.map?.(source.names()));
+    const model = build();
+    try {
+      load(model, source);
+      return model;
+    } catch (err) {
+      model.disposeAll();
+      throw err;
+    }
   } finally {
     source.close();
   }

@@ -5,10 +5,10 @@
  * continuations and a 100-character word limit, `[CLS] ... [SEP]` template, WordPiece decoder), run by
  * `@huggingface/tokenizers` offline.
  */
-import * as fs from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { TokenizerFiles } from '../io/model-folder.js';
 import { type JsonObject, isJsonObject, readJsonObject } from '../io/json.js';
+import { readTextFile } from '../io/text-file.js';
 import { parseSpecialToken } from './common.js';
 
 /** BertTokenizer's defaults for the special tokens the folder's config does not name. */
@@ -16,13 +16,7 @@ const DEFAULTS = { unk: '[UNK]', sep: '[SEP]', pad: '[PAD]', cls: '[CLS]', mask:
 
 /** Reads `vocab.txt` (one token a line, the line number is the id). */
 function readVocab(file: string): Map<string, number> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read the BERT vocabulary ${file}: ${(err as Error).message}`);
-  }
-  const lines = text.split('\n');
+  const lines = readTextFile(file, 'the BERT vocabulary').split('\n');
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   const vocab = new Map<string, number>();
   lines.forEach((line, i) => {

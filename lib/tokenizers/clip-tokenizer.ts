@@ -24,6 +24,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { TokenizerFiles } from '../io/model-folder.js';
 import { type JsonObject, isJsonObject, readJsonObject } from '../io/json.js';
 import { type FittedIds, type SpecialToken, configMaxLength, fitToLength, parseSpecialToken } from './common.js';
+import { readTextFile } from '../io/text-file.js';
 
 /** CLIP's start and end tokens. */
 export const CLIP_BOS = '<|startoftext|>';
@@ -350,7 +351,7 @@ export class ClipTokenizer {
       }
     } else if (files.vocabJson !== undefined && files.merges !== undefined) {
       vocab = vocabFromJson(readJsonObject(files.vocabJson, 'CLIP vocabulary'), files.vocabJson);
-      merges = parseMerges(fs.readFileSync(files.merges, 'utf8'), files.merges);
+      merges = parseMerges(readTextFile(files.merges, 'the CLIP merges'), files.merges);
     } else {
       throw new Error(`${source}: expected tokenizer.json or vocab.json + merges.txt (a CLIP BPE tokenizer), found neither`);
     }

@@ -5,6 +5,7 @@
  */
 import type { JsonObject } from '../../io/json.js';
 import { isJsonObject } from '../../io/json.js';
+import { assertConfigSize } from '../config-shapes.js';
 import { activation } from '../layers/activations.js';
 
 /** The fields of `BlipVisionConfig` that shape the vision encoder. */
@@ -49,6 +50,7 @@ function reader(json: JsonObject, source: string) {
   const int = (field: string, fallback: number, min = 1): number => {
     const v = json[field] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(field, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    assertConfigSize(source, field, v);
     return v;
   };
   const positive = (field: string, fallback: number): number => {

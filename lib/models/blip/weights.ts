@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import type { WeightSource } from '../../io/weights.js';
 import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
 import { type WeightNameMap, loadFromComponent, loadWeights } from '../load-weights.js';
-import { parseBlipConfig } from './config.js';
+import { type ShapeBinding, countBinding } from '../config-shapes.js';
+import { type BlipConfig, parseBlipConfig } from './config.js';
 import { BlipForConditionalGeneration } from './model.js';
 
 const UNUSED = /(^|\.)position_ids$|^text_decoder\.cls\.predictions\.decoder\.(weight|bias)$/;
@@ -27,6 +28,34 @@ export function loadBlipWeights(model: BlipForConditionalGeneration, source: Wei
  */
 export function loadBlipModel(folder: string | ComponentFolder): BlipForConditionalGeneration {
   const component = typeof folder === 'string' ? readComponentFolder(folder, 'BLIP') : folder;
-  const config = parseBlipConfig(component.config, path.join(component.dir, 'config.json'));
-  return loadFromComponent(new BlipForConditionalGeneration(config), component, loadBlipWeights);
+  const configFile = path.join(component.dir, 'config.json');
+  const config = parseBlipConfig(component.config, configFile);
+  return loadFromComponent(() => new BlipForConditionalGeneration(config), component, loadBlipWeights, { configFile, bindings: blipShapeBindings(config) });
+}
+
+/** What the BLIP config says about its checkpoint's shapes (checked before the model is built). */
+export function blipShapeBindings(c: BlipConfig): ShapeBinding[] {
+  const v = c.vision;
+  const t = c.text;
+  const text = 'text_decoder.bert';
+  return [
+    { key: 'vision_config.hidden_size', value: v.hiddenSize, tensor: 'vision_model.embeddings.patch_embedding.weight', dim: 0 },
+    { key: 'vision_config.num_channels', value: v.numChannels, tensor: 'vision_model.embeddings.patch_embedding.weight', dim: 1 },
+    { key: 'vision_config.patch_size', value: v.patchSize, tensor: 'vision_model.embeddings.patch_embedding.weight', dim: 2 },
+    ...(v.numHiddenLayers > 0
+      ? [
+          { key: 'vision_config.intermediate_size', value: v.intermediateSize, tensor: 'vision_model.encoder.layers.0.mlp.fc1.weight', dim: 0 },
+          countBinding('vision_config.num_hidden_layers', v.numHiddenLayers, 'vision_model.encoder.layers', 'mlp.fc1.weight'),
+        ]
+      : []),
+    { key: 'text_config.vocab_size', value: t.vocabSize, tensor: `${text}.embeddings.word_embeddings.weight`, dim: 0 },
+    { key: 'text_config.hidden_size', value: t.hiddenSize, tensor: `${text}.embeddings.word_embeddings.weight`, dim: 1 },
+    { key: 'text_config.max_position_embeddings', value: t.maxPositionEmbeddings, tensor: `${text}.embeddings.position_embeddings.weight`, dim: 0 },
+    ...(t.numHiddenLayers > 0
+      ? [
+          { key: 'text_config.intermediate_size', value: t.intermediateSize, tensor: `${text}.encoder.layer.0.intermediate.dense.weight`, dim: 0 },
+          countBinding('text_config.num_hidden_layers', t.numHiddenLayers, `${text}.encoder.layer`, 'intermediate.dense.weight'),
+        ]
+      : []),
+  ];
 }

@@ -3,6 +3,7 @@
  * (`CLIPTextConfig`), with every value this implementation cannot honour rejected by name.
  */
 import type { JsonObject } from '../../io/json.js';
+import { assertConfigSize } from '../config-shapes.js';
 import { activation } from '../layers/activations.js';
 
 /** The fields of `CLIPTextConfig` that shape the model. */
@@ -39,6 +40,7 @@ export function parseClipTextConfig(json: JsonObject, source = 'text encoder con
   const int = (field: string, fallback: number, min = 1): number => {
     const v = json[field] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(field, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    assertConfigSize(source, field, v);
     return v;
   };
   const optInt = (field: string): number | undefined => {

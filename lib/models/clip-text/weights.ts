@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import type { WeightSource } from '../../io/weights.js';
 import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
 import { type WeightNameMap, loadFromComponent, loadWeights } from '../load-weights.js';
-import { parseClipTextConfig } from './config.js';
+import { type ShapeBinding, countBinding } from '../config-shapes.js';
+import { type ClipTextConfig, parseClipTextConfig } from './config.js';
 import { CLIPTextModel } from './model.js';
 
 /** The prefix of the text tower's tensors in transformers 4.x / diffusers checkpoints. */
@@ -37,6 +38,18 @@ export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource):
  */
 export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
   const component = typeof folder === 'string' ? readComponentFolder(folder, 'text encoder') : folder;
-  const config = parseClipTextConfig(component.config, path.join(component.dir, 'config.json'));
-  return loadFromComponent(new CLIPTextModel(config), component, loadClipTextWeights);
+  const configFile = path.join(component.dir, 'config.json');
+  const config = parseClipTextConfig(component.config, configFile);
+  return loadFromComponent(() => new CLIPTextModel(config), component, loadClipTextWeights, { configFile, bindings: clipTextShapeBindings(config), map: clipTextWeightMap });
+}
+
+/** What the text encoder config says about its checkpoint's shapes (checked before the model is built). */
+export function clipTextShapeBindings(c: ClipTextConfig): ShapeBinding[] {
+  return [
+    { key: 'vocab_size', value: c.vocabSize, tensor: 'embeddings.token_embedding.weight', dim: 0 },
+    { key: 'hidden_size', value: c.hiddenSize, tensor: 'embeddings.token_embedding.weight', dim: 1 },
+    { key: 'max_position_embeddings', value: c.maxPositionEmbeddings, tensor: 'embeddings.position_embedding.weight', dim: 0 },
+    { key: 'intermediate_size', value: c.intermediateSize, tensor: 'encoder.layers.0.mlp.fc1.weight', dim: 0 },
+    countBinding('num_hidden_layers', c.numHiddenLayers, 'encoder.layers', 'self_attn.q_proj.weight'),
+  ];
 }

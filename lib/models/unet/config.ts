@@ -3,6 +3,7 @@
  * families, validated: anything this port does not implement is refused with the field's name.
  */
 import type { JsonObject } from '../../io/json.js';
+import { assertConfigSize } from '../config-shapes.js';
 
 export type DownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D';
@@ -40,6 +41,9 @@ function get<T>(c: JsonObject, key: string, ok: (v: unknown) => v is T, expected
     throw new Error(`UNet config: '${key}' is missing (expected ${expected})`);
   }
   if (!ok(v)) throw new Error(`UNet config: '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
+  for (const [i, x] of (Array.isArray(v) ? v : [v]).entries()) {
+    if (typeof x === 'number' && Number.isInteger(x)) assertConfigSize('UNet config', Array.isArray(v) ? `'${key}'[${i}]` : `'${key}'`, x);
+  }
   return v;
 }
 

@@ -4,6 +4,7 @@
  * (consuming the skips); `conv_norm_out` -> SiLU -> `conv_out`. Built from `unet/config.json`; latents are NHWC
  * [B, H, W, C] here (diffusers' are NCHW). Differentiable end to end with `tf.grad` with respect to the latents.
  */
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ComponentFolder } from '../../io/model-folder.js';
 import { readComponentFolder } from '../../io/model-folder.js';
@@ -20,7 +21,7 @@ import { TimestepEmbedding, timestepFeatures } from './embeddings.js';
 import type { CrossAttentionHook } from './hooks.js';
 import { UNetMidBlock2DCrossAttn } from './mid-block.js';
 import { UpBlock } from './up-blocks.js';
-import { unetWeightMap } from './weights.js';
+import { unetShapeBindings, unetWeightMap } from './weights.js';
 
 /** Options of {@link UNet2DConditionModel.predict}. */
 export interface UNetForwardOptions {
@@ -126,7 +127,9 @@ export class UNet2DConditionModel extends Module {
   /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
   static fromFolder(dir: string | ComponentFolder): UNet2DConditionModel {
     const folder = typeof dir === 'string' ? readComponentFolder(dir, 'UNet') : dir;
-    return loadFromComponent(new UNet2DConditionModel(parseUNetConfig(folder.config)), folder, (m, w) => loadWeights(m, w, unetWeightMap));
+    const config = parseUNetConfig(folder.config);
+    const check = { configFile: path.join(folder.dir, 'config.json'), bindings: unetShapeBindings(config) };
+    return loadFromComponent(() => new UNet2DConditionModel(config), folder, (m, w) => loadWeights(m, w, unetWeightMap), check);
   }
 
   /**

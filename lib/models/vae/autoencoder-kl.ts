@@ -27,7 +27,8 @@ import { DiagonalGaussianDistribution } from './distribution.js';
 import { Encoder } from './encoder.js';
 import { conv2dLean } from './inference.js';
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from './config.js';
-import { loadVaeWeights } from './weights.js';
+import { loadFromComponent } from '../load-weights.js';
+import { loadVaeWeights, vaeShapeBindings, vaeWeightMap } from './weights.js';
 
 /** Options of {@link AutoencoderKL.encodeLatents}. */
 export interface EncodeLatentsOptions {
@@ -73,18 +74,11 @@ export class AutoencoderKL extends Module {
     } else {
       component = folder;
     }
-    const config = parseVaeConfig(component.config, path.join(component.dir, 'config.json'));
-    const model = new AutoencoderKL(config);
-    const source = component.openWeights();
-    try {
-      loadVaeWeights(model, source, config.blockOutChannels.length);
-    } catch (err) {
-      model.disposeAll();
-      throw err;
-    } finally {
-      source.close();
-    }
-    return model;
+    const configFile = path.join(component.dir, 'config.json');
+    const config = parseVaeConfig(component.config, configFile);
+    const n = config.blockOutChannels.length;
+    const check = { configFile, bindings: vaeShapeBindings(config), map: (names: string[]) => vaeWeightMap(names, n) };
+    return loadFromComponent(() => new AutoencoderKL(config), component, (model, source) => loadVaeWeights(model, source, n), check);
   }
 
   /** `scaling_factor` of the config. */

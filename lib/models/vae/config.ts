@@ -4,6 +4,7 @@
  * diffusers does.
  */
 import type { JsonObject } from '../../io/json.js';
+import { assertConfigSize } from '../config-shapes.js';
 
 /** The fields of an `AutoencoderKL` config that shape the model and its latents. */
 export interface VaeConfig {
@@ -44,6 +45,7 @@ export function parseVaeConfig(json: JsonObject, source = 'VAE config'): VaeConf
   const int = (field: string, fallback: number): number => {
     const v = json[field] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(field, `must be an integer >= 1, got ${show(v)}`);
+    assertConfigSize(source, field, v);
     return v;
   };
   const bool = (field: string, fallback: boolean): boolean => {
@@ -62,6 +64,7 @@ export function parseVaeConfig(json: JsonObject, source = 'VAE config'): VaeConf
     throw bad('block_out_channels', `must be a non-empty list of integers >= 1, got ${show(channels)}`);
   }
   const blockOutChannels = channels as number[];
+  blockOutChannels.forEach((c, i) => assertConfigSize(source, `block_out_channels[${i}]`, c));
   const n = blockOutChannels.length;
 
   const blockTypes = (field: string, expected: string): void => {

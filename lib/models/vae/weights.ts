@@ -15,7 +15,9 @@
  */
 import type { TensorData } from '../../io/safetensors.js';
 import type { WeightSource } from '../../io/weights.js';
+import { type ShapeBinding, countBinding } from '../config-shapes.js';
 import { type WeightNameMap, loadWeights } from '../load-weights.js';
+import type { VaeConfig } from './config.js';
 import type { Module } from '../layers/module.js';
 
 /** The naming of a VAE checkpoint. */
@@ -136,4 +138,17 @@ export function loadVaeWeights(model: Module, source: WeightSource, numBlocks: n
   const format = detectVaeCheckpointFormat(names);
   const view = format.kind === 'ldm' ? new ConvAsLinearWeights(source, (n) => LDM_CONV_ATTENTION.test(n)) : source;
   loadWeights(model, view, vaeWeightMap(names, numBlocks));
+}
+
+/** What the VAE config says about its checkpoint's shapes (diffusers names; checked before the model is built). */
+export function vaeShapeBindings(c: VaeConfig): ShapeBinding[] {
+  return [
+    { key: 'in_channels', value: c.inChannels, tensor: 'encoder.conv_in.weight', dim: 1 },
+    { key: 'block_out_channels[0]', value: c.blockOutChannels[0]!, tensor: 'encoder.conv_in.weight', dim: 0 },
+    { key: 'latent_channels', value: c.latentChannels, tensor: 'decoder.conv_in.weight', dim: 1 },
+    { key: 'out_channels', value: c.outChannels, tensor: 'decoder.conv_out.weight', dim: 0 },
+    countBinding('the length of block_out_channels', c.blockOutChannels.length, 'encoder.down_blocks', 'resnets.0.conv1.weight'),
+    countBinding('layers_per_block', c.layersPerBlock, 'encoder.down_blocks.0.resnets', 'conv1.weight'),
+    ...c.blockOutChannels.map((ch, i) => ({ key: `block_out_channels[${i}]`, value: ch, tensor: `encoder.down_blocks.${i}.resnets.0.conv2.weight`, dim: 0 })),
+  ];
 }
