@@ -78,8 +78,10 @@ function tensorflowThreads(): number {
 /**
  * Every backend, best first: the order `auto` tries them in. The kernel choices are `npm run bench -- unet --only
  * conv,matmul` on this machine (docs/benchmarks.md): the built-in convolution input gradient against the forward-conv
- * one, 8.96x slower on wasm, 0.98x on tensorflow, 0.85x on cpu; the plain-product split against `tf.matMul` for the
- * attention products' gradient, 1.46x slower on tensorflow (wasm: 10-20x faster, see matmul.ts). The group norm's
+ * one, 8.96x slower on wasm, 0.85x on cpu, 0.98x and 1.14x on tensorflow in two runs (within this shared machine's
+ * noise; the built-in one is kept there, as it needs no flipped copy of the kernel); the plain-product split against
+ * `tf.matMul` for the attention products' gradient, 1.46x and 1.30x slower on tensorflow (wasm: 10-20x faster, see
+ * matmul.ts). The group norm's
  * statistics of a [1, 512, 512, 128] activation in 32 groups: positions first 133 ms / 501 / 244 (tensorflow / wasm
  * / cpu, 64 x 64 on cpu), each group's channels first 248 / 393 / 138, tf.moments 598 / 1002 / 220.
  */

@@ -51,11 +51,12 @@ describe('no NaN or infinity is ever written (issue 18, kind 2)', function () {
     }
   });
 
-  it('the regulariser itself refuses latents below 8 x 8 (it would diverge) unless it does nothing', function () {
+  it('latents below 8 x 8 are refused up front (the regulariser would diverge) unless it does nothing; the regulariser itself follows diffusers', function () {
     expect(MIN_REGULARIZED_SIDE).to.equal(8);
+    expect(() => assertRegularizable(6, 6, {}, 'the noise prediction')).to.throw(/at least 8x8 .* the noise prediction gives 6x6/);
+    expect(() => assertRegularizable(6, 6, { numRegSteps: 0 })).to.not.throw();
     const small = tf.randomNormal([1, 6, 6, 4], 0, 1, 'float32', 1) as tf.Tensor4D;
     try {
-      expect(() => regularizeNoise(small, new RecordedShifts([]))).to.throw(/at least 8x8 .* the noise prediction gives 6x6/);
       const off = regularizeNoise(small, new RecordedShifts([]), { numRegSteps: 0 });
       off.dispose();
     } finally {

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { DDIMInverter } from '../lib/editing/ddim-inverter.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
-import { regularizeNoise } from '../lib/editing/noise-regularization.js';
+import { assertRegularizable, regularizeNoise } from '../lib/editing/noise-regularization.js';
 import type { ProgressEvent } from '../lib/editing/services.js';
 import { readJsonObject } from '../lib/io/json.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
@@ -91,7 +91,7 @@ describe('documented ranges hold at both ends (issue 18, kind 4)', function () {
     const x = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 4) as tf.Tensor4D;
     try {
       // One roll makes the auto-correlation step lambda-ac / 1 = 20: it diverges on 8 x 8 (to NaN, before the check).
-      expect(() => regularizeNoise(x, new TorchGenerator(0), { numRegSteps: 100, numAutoCorrRolls: 1 })).to.throw(/an auto-correlation step of 20 \(lambda-ac \/ ac-rolls\) diverges on the 8x8 latent of the noise prediction \(it needs at least 80 values\)/);
+      expect(() => assertRegularizable(8, 8, { numRegSteps: 100, numAutoCorrRolls: 1 }, "the noise prediction")).to.throw(/an auto-correlation step of 20 \(lambda-ac \/ ac-rolls\) diverges on the 8x8 latent of the noise prediction \(it needs at least 80 values\)/);
       for (const o of [{ numRegSteps: 100, numAutoCorrRolls: 1, lambdaAc: 4 }, { numRegSteps: 1, numAutoCorrRolls: 100 }, { numRegSteps: 0, numAutoCorrRolls: 0 }]) {
         const y = regularizeNoise(x, new TorchGenerator(0), o);
         expect(y.dataSync().every(Number.isFinite), JSON.stringify(o)).to.equal(true);

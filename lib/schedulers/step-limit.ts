@@ -8,10 +8,14 @@ import { type DDIMConfig, parseDDIMConfig } from './config.js';
 import { ddimTimesteps } from './ddim.js';
 import { ddimInverseTimesteps } from './ddim-inverse.js';
 
-/** Whether every timestep of n steps, forward and inverse, lies in [0, T). */
+/** Whether every timestep of n steps, forward and inverse, lies in [0, T) (the schedulers refuse the others). */
 function fits(cfg: DDIMConfig, n: number): boolean {
   const T = cfg.numTrainTimesteps;
-  return [...ddimTimesteps(cfg, n), ...ddimInverseTimesteps(cfg, n)].every((t) => Number.isInteger(t) && t >= 0 && t < T);
+  try {
+    return [...ddimTimesteps(cfg, n), ...ddimInverseTimesteps(cfg, n)].every((t) => Number.isInteger(t) && t >= 0 && t < T);
+  } catch {
+    return false;
+  }
 }
 
 /** The largest step count (at most `cap`) whose forward and inverse DDIM timesteps all exist in the schedule. */
