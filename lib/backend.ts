@@ -260,7 +260,8 @@ async function loadNative(options: BackendOptions, skipped: BackendInfo['skipped
   if (tf.findBackend('tensorflow') !== null) return (nativeProvider = 'already registered');
   prepareNativeEnvironment(options.nativeLogs === true);
   // Not tf.getBackend(): before any backend is active it would initialise one as a side effect.
-  const previous = (tf.engine() as unknown as { backendName?: string | null }).backendName;
+  // (engine.backendName is typed string but is undefined until a backend is set.)
+  const previous: string | undefined = tf.engine().backendName;
   for (const pkg of backendSpec('tensorflow').packages) {
     const found = resolvePackage(pkg);
     if (found === undefined) {

@@ -23,7 +23,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import direct_inversion as di
-from pipeline_outputs import CAPTION, SOURCE, TARGET, load
+from pipeline_outputs import CAPTION, SOURCE, TARGET, load, recorded_randint
 
 STEPS = 5
 IMAGES = {32: "spec/fixtures/reference/pipeline/input32.png", 64: "spec/fixtures/reference/pipeline/input64.png"}
@@ -52,22 +52,11 @@ def build(root: Path) -> list[Path]:
             source_embeds = pipe.get_embeds(SOURCE)
             target_embeds = pipe.get_embeds(TARGET)
             caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
-        shifts: list[int] = []
-        real_randint = torch.randint
-
-        def recording_randint(*args, **kwargs):
-            v = real_randint(*args, **kwargs)
-            shifts.append(int(v.item()))
-            return v
-
-        torch.randint = recording_randint
-        try:
+        with recorded_randint() as shifts:
             trajectory = di.invert_trajectory(
                 pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(c["seed"]),
                 lambda_auto_corr=c["lambda_auto_corr"], lambda_kl=c["lambda_kl"], num_reg_steps=c["num_reg_steps"],
                 num_auto_corr_rolls=c["num_auto_corr_rolls"])
-        finally:
-            torch.randint = real_randint
         args = dict(caption=CAPTION, negative_prompt=CAPTION, source_embeds=source_embeds, target_embeds=target_embeds,
                     trajectory=trajectory, steps=STEPS, guidance_scale=c["guidance_scale"],
                     cross_attention_guidance_amount=c["xa"])

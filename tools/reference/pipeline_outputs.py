@@ -14,6 +14,7 @@ Writes spec/fixtures/reference/pipeline/:
                             guided towards, in the UNet's forward order)
   cases.json                caption, sentences, settings
 """
+import contextlib
 import json
 from pathlib import Path
 
@@ -83,6 +84,25 @@ def make_sd2_pipeline(root: Path) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def recorded_randint():
+    """Records every value torch.randint draws inside the block (diffusers' regularisation roll shifts) in the
+    yielded list, so our side can replay them."""
+    shifts: list[int] = []
+    real_randint = torch.randint
+
+    def recording_randint(*args, **kwargs):
+        v = real_randint(*args, **kwargs)
+        shifts.append(int(v.item()))
+        return v
+
+    torch.randint = recording_randint
+    try:
+        yield shifts
+    finally:
+        torch.randint = real_randint
+
+
 def load(root: Path, sd: Path) -> StableDiffusionPix2PixZeroPipeline:
     scheduler = DDIMScheduler.from_pretrained(sd / "scheduler")
     return StableDiffusionPix2PixZeroPipeline(
@@ -119,24 +139,13 @@ def build(root: Path) -> list[Path]:
             target_embeds = pipe.get_embeds(TARGET)
             caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
 
-        shifts: list[int] = []
-        real_randint = torch.randint
-
-        def recording_randint(*args, **kwargs):
-            v = real_randint(*args, **kwargs)
-            shifts.append(int(v.item()))
-            return v
-
-        torch.randint = recording_randint
-        try:
+        with recorded_randint() as shifts:
             inverted = pipe.invert(
                 CAPTION, image=image if c.get("vae") == "sample" else image_latents, num_inference_steps=STEPS,
                 generator=torch.Generator().manual_seed(c["seed"]), output_type="pt",
                 lambda_auto_corr=c["lambda_auto_corr"], lambda_kl=c["lambda_kl"],
                 num_reg_steps=c["num_reg_steps"], num_auto_corr_rolls=c["num_auto_corr_rolls"],
             ).latents
-        finally:
-            torch.randint = real_randint
 
         # Record the reference maps the edit pass is guided towards, in the order the loss sees them.
         targets: list[torch.Tensor] = []

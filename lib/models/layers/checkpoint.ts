@@ -10,11 +10,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** The tape state tfjs' engine keeps while a gradient is taken (its `EngineState`). */
-interface TapeState {
-  activeTape: unknown;
-}
-
 /** Whether ops are being recorded for a gradient now (inside `tf.grad`, outside a kernel). */
 export function tapeIsOn(): boolean {
   return tf.engine().isTapeOn();
@@ -44,7 +39,7 @@ export function checkpoint(fn: (x: tf.Tensor, constants: tf.Tensor[]) => tf.Tens
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor => {
       // A gradient taken inside another one's backward pass: tfjs' engine starts a new tape for it and clears the
       // outer one's reference when it ends, so that reference is put back for the outer pass's own clean-up.
-      const state = tf.engine().state as unknown as TapeState;
+      const state = tf.engine().state;
       const outer = state.activeTape;
       try {
         const [savedInput, ...savedConstants] = saved;
