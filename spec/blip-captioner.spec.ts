@@ -153,6 +153,42 @@ describe("a pipeline folder's own captioner/", function () {
     }
   });
 
+  it('releaseAfterUse frees the captioner and the text encoder after each use, with the same results', async function () {
+    const before = tf.memory();
+    const sentences = { source: ['a photo of a cat', 'a cat on a sofa'], target: ['a photo of a dog', 'a dog on a sofa'] };
+    const keep = await Pix2PixZero.load({ model: dir, backend: 'cpu', captionOptions: { maxNewTokens: 12 }, cacheDir: false });
+    let captionKept: string;
+    let directionKept: Float32Array;
+    try {
+      captionKept = await keep.caption(image('rgb'));
+      const d = await keep.direction({ name: 'cat', sentences: sentences.source }, { name: 'dog', sentences: sentences.target });
+      directionKept = d.tensor.dataSync() as Float32Array;
+      d.dispose();
+    } finally {
+      keep.dispose();
+    }
+    const lean = await Pix2PixZero.load({ model: dir, backend: 'cpu', captionOptions: { maxNewTokens: 12 }, cacheDir: false, releaseAfterUse: true });
+    try {
+      // Loaded: the UNet, the VAE and the text encoder (kept from the load's checks until its first use).
+      const loaded = tf.memory().numBytes;
+      let withoutEncoder = -1;
+      for (let run = 0; run < 2; run++) {
+        const captionBytes = tf.memory().numBytes;
+        expect(await lean.caption(image('rgb')), `caption, run ${run + 1}`).to.equal(captionKept);
+        expect(tf.memory().numBytes, `BLIP freed after the caption, run ${run + 1}`).to.equal(captionBytes);
+        const d = await lean.direction({ name: 'cat', sentences: sentences.source }, { name: 'dog', sentences: sentences.target });
+        expect([...d.tensor.dataSync()], `direction, run ${run + 1}`).to.deep.equal([...directionKept]);
+        d.dispose();
+        if (run === 0) withoutEncoder = tf.memory().numBytes;
+        expect(tf.memory().numBytes, `the text encoder freed after the embeddings, run ${run + 1}`).to.equal(withoutEncoder);
+      }
+      expect(withoutEncoder, 'bytes without the text encoder').to.be.lessThan(loaded);
+    } finally {
+      lean.dispose();
+    }
+    expect(tf.memory().numTensors, 'tensors after dispose').to.equal(before.numTensors);
+  });
+
   it('captions through the CLI when no caption is given, and --no-captioner turns it off', function () {
     const out = path.join(dir, 'edited.png');
     const r = cli(['invert', image('rgb'), '--model', dir, '--size', '32', '--steps', '2', '--reg-steps', '0', '--out', path.join(dir, 'inv.safetensors'), '--json', '--backend', 'cpu']);

@@ -101,6 +101,8 @@ async function load(v: Values): Promise<Pix2PixZero> {
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend'), v.debug === true),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
+    // One command, one pass through the phases: the captioner and the text encoder are freed once used.
+    releaseAfterUse: true,
   });
 }
 

@@ -80,14 +80,32 @@ export interface LoadModelOptions {
   captioner?: string;
   /** Builds the captioner from a BLIP folder (the BLIP implementation registers itself here). */
   captionerFactory?: (dir: string) => Captioner & { dispose?(): void };
+  /**
+   * Free the text encoder after each use and read it again from the folder when next needed (default false: keep
+   * it). The pipeline's UNet work then runs without the encoder's weights in memory.
+   */
+  releaseAfterUse?: boolean;
 }
 
 /** Loads the UNet, VAE and text encoder of a Stable Diffusion folder (and a captioner, if asked). */
 export async function loadModelPorts(folder: StableDiffusionFolder, options: LoadModelOptions = {}): Promise<ModelPorts> {
   const owned: { dispose(): void }[] = [];
   try {
-    const encoder = ClipTextEncoder.load({ dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer });
-    owned.push(encoder);
+    const spec = { dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer };
+    // Loaded now to check it against the UNet; with releaseAfterUse the embedder takes this copy on its first
+    // call, frees it after the call and reads the folder again for the next.
+    const encoder = ClipTextEncoder.load(spec);
+    let unused: ClipTextEncoder | undefined = encoder;
+    owned.push({ dispose: () => unused?.dispose() });
+    const textEmbedder =
+      options.releaseAfterUse === true
+        ? new ClipTextEmbedder(() => {
+            const e = unused ?? ClipTextEncoder.load(spec);
+            unused = undefined;
+            return e;
+          }, { releaseAfterUse: true })
+        : new ClipTextEmbedder(encoder);
+    if (options.releaseAfterUse === true) owned.push({ dispose: () => void textEmbedder.release() });
     const unet = UNet2DConditionModel.fromFolder(folder.unet);
     owned.push({ dispose: () => unet.disposeAll() });
     const vae = AutoencoderKL.fromFolder(folder.vae);
@@ -104,7 +122,7 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
       owned.push({ dispose: () => c.dispose?.() });
     }
     return {
-      textEmbedder: new ClipTextEmbedder(encoder),
+      textEmbedder,
       captioner,
       denoiser: new UNetDenoiser(unet),
       vae: new VaeAutoencoder(vae),

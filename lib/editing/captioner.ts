@@ -117,7 +117,8 @@ export class BlipCaptioner implements Captioner {
 
 /**
  * A captioner that loads its BLIP folder on first use, so a pipeline that ships a captioner costs nothing when
- * the caller gives the caption.
+ * the caller gives the caption. With `releaseAfterUse` it frees the model after every caption and reads the folder
+ * again for the next (a one-shot edit then never holds BLIP and the UNet's work at once).
  */
 export class LazyBlipCaptioner implements Captioner {
   private inner: BlipCaptioner | undefined;
@@ -126,6 +127,7 @@ export class LazyBlipCaptioner implements Captioner {
   constructor(
     readonly dir: string,
     readonly defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS,
+    readonly releaseAfterUse = false,
   ) {
     readBlipFolder(dir); // fail fast on a broken folder, without reading the weights
   }
@@ -137,15 +139,24 @@ export class LazyBlipCaptioner implements Captioner {
     return this.inner;
   }
 
-  caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
-    return this.captioner.caption(image, options);
+  async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
+    try {
+      return await this.captioner.caption(image, options);
+    } finally {
+      if (this.releaseAfterUse) this.release();
+    }
   }
 
-  /** Frees the model's weights if they were loaded. */
-  dispose(): void {
-    this.disposed = true;
+  /** Frees the model's weights if they were loaded; the next caption loads them again. */
+  release(): void {
     this.inner?.dispose();
     this.inner = undefined;
+  }
+
+  /** Frees the model's weights if they were loaded; later captions fail. */
+  dispose(): void {
+    this.disposed = true;
+    this.release();
   }
 }
 
@@ -153,6 +164,6 @@ export class LazyBlipCaptioner implements Captioner {
  * The captioner factory the pipeline facade passes to `loadModelPorts` (`captionerFactory`); its captions follow
  * `defaults` (the authors' settings, {@link AUTHORS_CAPTION_OPTIONS}, unless given).
  */
-export function blipCaptionerFactory(dir: string, defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS): LazyBlipCaptioner {
-  return new LazyBlipCaptioner(dir, defaults);
+export function blipCaptionerFactory(dir: string, defaults: CaptionOptions = AUTHORS_CAPTION_OPTIONS, releaseAfterUse = false): LazyBlipCaptioner {
+  return new LazyBlipCaptioner(dir, defaults, releaseAfterUse);
 }

@@ -76,8 +76,25 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         ? [tf.concat([c.negative, c.caption], 0) as tf.Tensor3D, tf.concat([c.negative, edited], 0) as tf.Tensor3D]
         : [tf.clone(c.caption), edited];
     });
-    const lossGrad = (x: tf.Tensor4D, t: number, maps: AttentionMaps): tf.Tensor4D =>
-      tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, editContext, maps))(x) as tf.Tensor4D;
+    const gradient = (x: tf.Tensor4D, t: number, context: tf.Tensor3D, maps: AttentionMaps): tf.Tensor4D =>
+      tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, context, maps))(x) as tf.Tensor4D;
+    // The loss is a mean over batch x heads and the UNet treats batch items apart, so CFG's batch-2 gradient is
+    // each half's own batch-1 gradient times 1/2 (as diffusers computes it: one backward pass of both halves).
+    // Taken one half at a time, the backward pass holds one half's activations: half the peak, the same values.
+    const lossGrad = (x: tf.Tensor4D, t: number, maps: AttentionMaps): tf.Tensor4D => {
+      if (!cfg) return gradient(x, t, editContext, maps);
+      const halves = [0, 1].map((i) =>
+        tf.tidy(() => {
+          const half = <T extends tf.Tensor>(m: T): T => {
+            const n = m.shape[0]! / 2;
+            return tf.slice(m, [i * n, ...m.shape.slice(1).map(() => 0)], [n, ...m.shape.slice(1).map(() => -1)]) as T;
+          };
+          const halfMaps: AttentionMaps = new Map([...maps].map(([k, m]) => [k, half(m)]));
+          return tf.mul(gradient(half(x), t, half(editContext), halfMaps), 0.5) as tf.Tensor4D;
+        }),
+      );
+      return tf.concat(halves, 0) as tf.Tensor4D;
+    };
     const batch = (x: tf.Tensor4D): tf.Tensor4D => (cfg ? (tf.concat([x, x], 0) as tf.Tensor4D) : x);
     // With the caption as the negative prompt (the authors' default), the reference pass's two CFG halves are the
     // same computation: one batch-1 forward gives both (its output is the guided prediction, uncond + s (cond -
