@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { installedBackends } from '../../lib/backend.js';
 import { hasReferencePython, NO_REFERENCE_PYTHON } from './harness.js';
+import { benchCommand } from './command.js';
 import { benchPipeline } from './pipeline.js';
 import { QUICK_CASES, benchUnet } from './unet.js';
 
@@ -13,7 +14,11 @@ import { QUICK_CASES, benchUnet } from './unet.js';
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; about: string }> = {
   pipeline: {
     run: benchPipeline,
-    about: 'our edit end to end and per phase vs diffusers StableDiffusionPix2PixZeroPipeline (torch 1 and 2 threads) on tiny-sd, same inputs and settings; peak memory; edited-latents agreement (--backend tensorflow|wasm|cpu, --steps N, --size N, --threads 1,2, --full-size: the full-size SD 1.x subject at 512 px, --no-reference)',
+    about: 'our edit end to end and per phase vs diffusers StableDiffusionPix2PixZeroPipeline (torch 1 and 2 threads) on tiny-sd, same inputs and settings; peak memory; edited-latents agreement (--backend tensorflow|wasm|cpu, --steps N, --size N, --threads 1,2, --reg-steps N, --full-size: the full-size SD 1.x subject and BLIP base at 512 px, --no-reference)',
+  },
+  command: {
+    run: benchCommand,
+    about: 'a whole `pix2pix-zero edit` with BLIP on the full-size SD 1.x subject vs the same edit in diffusers, each a fresh process under /usr/bin/time -v: wall time, max RSS, latents agreement (--steps 2, --reg-steps 0, --size 512, --backend tensorflow, --no-reference)',
   },
   unet: {
     run: benchUnet,

@@ -1,11 +1,13 @@
 /**
- * `npm run bench -- pipeline [--backend tensorflow|wasm|cpu] [--steps N] [--size N] [--threads 1,2] [--full-size]
- * [--no-reference]`
+ * `npm run bench -- pipeline [--backend tensorflow|wasm|cpu] [--steps N] [--size N] [--reg-steps N] [--threads 1,2]
+ * [--full-size] [--no-reference]`
  *
  * `--full-size`: the full-size SD 1.x subject with random weights (tools/reference/full_size.py, built into
- * .fullsize/ on first use: 860 M UNet, 84 M VAE, ViT-L/14 text encoder) at 512 px and 2 steps by default, one timed
- * run on each side without a warm-up (a step there costs seconds, not microseconds), torch at 2 threads: the
- * per-step costs of a real edit, extrapolated to 50 steps in docs/benchmarks.md.
+ * .fullsize/ on first use: 860 M UNet, 84 M VAE, ViT-L/14 text encoder) and the BLIP-base captioner (its `blip`
+ * subject, 247 M) at 512 px and 2 steps by default, one timed run on each side without a warm-up (a step there
+ * costs seconds, not microseconds), torch at 2 threads, the caption written by BLIP on both sides (a `caption`
+ * phase), our side freeing BLIP and the text encoder once used as the CLI does (`releaseAfterUse`): the per-step
+ * costs of a real edit, extrapolated to 50 steps in docs/benchmarks.md.
  *
  * Our `Pix2PixZero` edit of the shipped tiny-sd pipeline, end to end and per phase, against diffusers'
  * `StableDiffusionPix2PixZeroPipeline` (tools/bench/reference_pipeline.py) on the same weights, image, caption,
@@ -52,17 +54,17 @@ import {
 
 const MODEL = path.join(ROOT, 'converted_models', 'tiny-sd');
 
-/** The full-size SD 1.x subject's folder, built by tools/reference/full_size.py when it is not there yet. */
-function fullSizeModel(): string {
+/** A full-size subject's folder (`sd1` or `blip`), built by tools/reference/full_size.py when it is not there yet. */
+export function fullSizeSubject(subject: 'sd1' | 'blip', marker: string): string {
   if (!hasReferencePython()) throw new Error('--full-size builds its subject with the reference Python environment: run npm run fixtures once');
-  console.error('[pipeline] the full-size SD 1.x subject (tools/reference/full_size.py sd1; about 1 minute and 4 GB the first time)...');
-  const r = spawnSync(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'reference', 'full_size.py'), 'sd1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  console.error(`[pipeline] the full-size ${subject} subject (tools/reference/full_size.py ${subject}; about 1 minute and 1 to 4 GB the first time)...`);
+  const r = spawnSync(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'reference', 'full_size.py'), subject], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const folder = r.stdout.trim().split('\n').at(-1);
-  if (r.status !== 0 || folder === undefined || !fs.existsSync(path.join(folder, 'model_index.json'))) throw new Error('full_size.py did not build the subject');
+  if (r.status !== 0 || folder === undefined || !fs.existsSync(path.join(folder, marker))) throw new Error(`full_size.py did not build the ${subject} subject`);
   return folder;
 }
 const CAPTION = 'a photo of a cat sitting on a sofa';
-const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
+export const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
 const WARMUP_STEPS = 2;
 /** Timed runs per side; each phase's median is reported (the machine is shared: single runs jump). */
 const REPS = 3;
@@ -76,9 +78,9 @@ function medianPhases(runs: PhaseMs[]): PhaseMs {
   return Object.fromEntries(PHASES.map((p) => [p, med(p)])) as PhaseMs;
 }
 /** The settings both sides use (the authors' and diffusers' defaults, guidance 5 as the authors). */
-const SETTINGS = { guidanceScale: 5, xaGuidance: 0.1, numRegSteps: 5, numAutoCorrRolls: 5, lambdaAc: 20, lambdaKl: 20, seed: 0 };
-/** The phases, in order; `total` is their sum (direction + the whole `edit` call). */
-const PHASES = ['direction', 'encode', 'inversion', 'edit', 'decode', 'total'] as const;
+export const SETTINGS = { guidanceScale: 5, xaGuidance: 0.1, numRegSteps: 5, numAutoCorrRolls: 5, lambdaAc: 20, lambdaKl: 20, seed: 0 };
+/** The phases, in order; `total` is their sum (caption + direction + the whole `edit` call); caption only with a captioner. */
+const PHASES = ['caption', 'direction', 'encode', 'inversion', 'edit', 'decode', 'total'] as const;
 type Phase = (typeof PHASES)[number];
 type PhaseMs = Record<Phase, number>;
 
@@ -91,6 +93,12 @@ interface Config {
   /** Steps of the warm-up run (0: none) and timed runs per side. */
   warmup: number;
   reps: number;
+  /** Noise regularisation rounds of the inversion. */
+  regSteps: number;
+  /** A BLIP folder: the caption is then written by it on both sides (a `caption` phase). */
+  captioner?: string;
+  /** Ours frees the captioner and the text encoder once used (as the CLI). */
+  releaseAfterUse?: boolean;
 }
 
 /** What our worker process reports. */
@@ -101,6 +109,10 @@ interface OursResult {
   /** Every timed run's total. */
   runsTotalMs: number[];
   loadMs: number;
+  /** Process resident set right after loading. */
+  rssAfterLoadMiB: number;
+  /** The caption used (BLIP's, with a captioner). */
+  caption: string;
   /** Bytes of live tensors after loading (the weights). */
   weightBytes: number;
   /** Peak bytes of live tensors during the (profiled, 2-step) warm-up edit, weights included (none without one). */
@@ -119,6 +131,7 @@ interface TorchResult {
   torch: string;
   ompWaitPolicy: string;
   loadMs: number;
+  caption: string;
   phasesMs: PhaseMs & { invert_decode: number };
   runsTotalMs: number[];
   rssAfterLoadMiB: number;
@@ -137,7 +150,7 @@ interface ConfigRecord extends Config {
 }
 
 /** A synthetic RGB test image (smooth stripes and a disc, as the parity fixtures' input), `size` x `size`. */
-function testImage(size: number): RgbImage {
+export function testImage(size: number): RgbImage {
   const data = new Uint8Array(size * size * 3);
   const k = 32 / size;
   for (let y = 0; y < size; y++) {
@@ -162,7 +175,9 @@ function wasmHeapBytes(): number | undefined {
  * One edit with per-phase wall times. A phase ends at its last progress event: `encode` includes reading and
  * preparing the image, `inversion` and `edit` the caption embedding each computes, `decode` the edited image only.
  */
-async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, sentences: { source: string[]; target: string[] }): Promise<{ ms: PhaseMs; latents: tf.Tensor4D }> {
+async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, sentences: { source: string[]; target: string[] }): Promise<{ ms: PhaseMs; latents: tf.Tensor4D; caption: string }> {
+  const tc = performance.now();
+  const caption = config.captioner !== undefined ? await p2p.caption(image) : CAPTION;
   const t0 = performance.now();
   const d = await p2p.direction({ name: 'cat', sentences: sentences.source }, { name: 'dog', sentences: sentences.target });
   const t1 = performance.now();
@@ -171,7 +186,7 @@ async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, senten
     last[e.phase] = performance.now();
   };
   try {
-    const r = await p2p.edit(image, d, { caption: CAPTION, size: config.size, steps: config.steps, reconstruction: false, onProgress, ...SETTINGS });
+    const r = await p2p.edit(image, d, { caption, size: config.size, steps: config.steps, reconstruction: false, onProgress, ...SETTINGS, numRegSteps: config.regSteps });
     const t2 = performance.now();
     r.inversion.dispose();
     const at = (phase: string): number => {
@@ -180,14 +195,15 @@ async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, senten
       return t;
     };
     const ms: PhaseMs = {
+      caption: t0 - tc,
       direction: t1 - t0,
       encode: at('encode') - t1,
       inversion: at('inversion') - at('encode'),
       edit: at('edit') - at('inversion'),
       decode: t2 - at('edit'),
-      total: t2 - t0,
+      total: t2 - tc,
     };
-    return { ms, latents: r.latents };
+    return { ms, latents: r.latents, caption };
   } finally {
     d.dispose();
   }
@@ -197,8 +213,9 @@ async function timedEdit(p2p: Pix2PixZero, image: string, config: Config, senten
 async function runOurs(backend: BackendName, image: string, config: Config): Promise<void> {
   const sentences = { source: readSentenceFile(SENTENCES.source), target: readSentenceFile(SENTENCES.target) };
   const t = performance.now();
-  const p2p = await Pix2PixZero.load({ model: config.model, backend, cacheDir: false });
+  const p2p = await Pix2PixZero.load({ model: config.model, backend, cacheDir: false, captioner: config.captioner ?? false, releaseAfterUse: config.releaseAfterUse });
   const loadMs = performance.now() - t;
+  const rssAfterLoadMiB = process.memoryUsage().rss / 2 ** 20;
   const weightBytes = tf.memory().numBytes;
   let peakTensorBytes: number | undefined;
   if (config.warmup > 0) {
@@ -212,11 +229,13 @@ async function runOurs(backend: BackendName, image: string, config: Config): Pro
   const before = tf.memory().numTensors;
   const runs: PhaseMs[] = [];
   let latents: tf.Tensor4D | undefined;
+  let caption = CAPTION;
   for (let i = 0; i < config.reps; i++) {
     latents?.dispose();
     const run = await timedEdit(p2p, image, config, sentences);
     runs.push(run.ms);
     latents = run.latents;
+    caption = run.caption;
   }
   const last = latents;
   if (last === undefined) throw new Error('no timed run');
@@ -227,6 +246,8 @@ async function runOurs(backend: BackendName, image: string, config: Config): Pro
     phasesMs: ms,
     runsTotalMs: runs.map((r) => r.total),
     loadMs,
+    rssAfterLoadMiB,
+    caption,
     weightBytes,
     peakTensorBytes,
     wasmHeapBytes: wasmHeapBytes(),
@@ -241,7 +262,7 @@ async function runOurs(backend: BackendName, image: string, config: Config): Pro
   console.log(JSON.stringify(result));
 }
 
-function maxRelError(a: number[], b: number[]): number {
+export function maxRelError(a: number[], b: number[]): number {
   if (a.length !== b.length) return Number.NaN;
   let diff = 0;
   let scale = 0;
@@ -258,6 +279,8 @@ interface Args {
   threads: number[];
   reference: boolean;
   worker?: { image: string; config: Config };
+  /** Settings written to the record. */
+  settings: { model: string; regSteps: number; captioner?: string };
   /** The record's name under docs/bench/ (`pipeline` for wasm, as before; others by backend). */
   record: string;
 }
@@ -267,6 +290,7 @@ function parseArgs(argv: string[]): Args {
   let fullSize = false;
   let size: number | undefined;
   let steps: number | undefined;
+  let regSteps = SETTINGS.numRegSteps;
   let threads = [1, 2];
   let reference = true;
   let worker: Args['worker'];
@@ -288,28 +312,32 @@ function parseArgs(argv: string[]): Args {
       if (size % 8 !== 0) throw new Error(`--size must be a multiple of 8, got ${size}`);
     } else if (a === '--steps') {
       steps = int('--steps', argv[++i], 1, 1000);
+    } else if (a === '--reg-steps') {
+      regSteps = int('--reg-steps', argv[++i], 0, 100);
     } else if (a === '--threads') {
       threads = (argv[++i] ?? '').split(',').map((v) => int('--threads', v, 1, 64));
     } else if (a === '--no-reference') {
       reference = false;
     } else if (a === '--worker') {
-      const [image, s, n, model, warmup, reps] = argv.slice(i + 1, i + 7);
-      i += 6;
-      worker = { image: image ?? '', config: { size: int('size', s, 8, 1024), steps: int('steps', n, 1, 1000), model: model ?? MODEL, warmup: int('warmup', warmup, 0, 10), reps: int('reps', reps, 1, 10) } };
+      // Internal: the parent's image file and configuration (JSON).
+      worker = { image: argv[++i] ?? '', config: JSON.parse(argv[++i] ?? '{}') as Config };
     } else {
       throw new Error(`pipeline bench: unknown argument ${a}`);
     }
   }
   if (fullSize) {
     if (worker !== undefined) throw new Error('--full-size is not a worker option');
-    const config: Config = { size: size ?? 512, steps: steps ?? 2, model: fullSizeModel(), warmup: 0, reps: 1 };
-    return { backend, configs: [config], threads: threads.length === 2 ? [2] : threads, reference, worker, record: `pipeline-${backend}-full-size` };
+    const model = fullSizeSubject('sd1', 'model_index.json');
+    const captioner = fullSizeSubject('blip', 'config.json');
+    const config: Config = { size: size ?? 512, steps: steps ?? 2, model, warmup: 0, reps: 1, regSteps, captioner, releaseAfterUse: true };
+    const settings = { model: path.relative(ROOT, model), regSteps, captioner: path.relative(ROOT, captioner) };
+    return { backend, configs: [config], threads: threads.length === 2 ? [2] : threads, reference, worker, record: `pipeline-${backend}-full-size`, settings };
   }
   // The cpu backend (pure JavaScript) is several times slower than wasm: the small configuration only, by default.
-  const tiny = { model: MODEL, warmup: WARMUP_STEPS, reps: REPS };
+  const tiny = { model: MODEL, warmup: WARMUP_STEPS, reps: REPS, regSteps };
   const defaults: Config[] = backend === 'cpu' ? [{ size: 64, steps: 20, ...tiny }] : [{ size: 64, steps: 50, ...tiny }, { size: 256, steps: 5, ...tiny }];
   const configs = size !== undefined ? [{ size, steps: steps ?? (size <= 64 ? 50 : 5), ...tiny }] : defaults.map((c) => ({ ...c, steps: steps ?? c.steps }));
-  return { backend, configs, threads, reference, worker, record: backend === 'wasm' ? 'pipeline' : `pipeline-${backend}` };
+  return { backend, configs, threads, reference, worker, record: backend === 'wasm' ? 'pipeline' : `pipeline-${backend}`, settings: { model: path.relative(ROOT, MODEL), regSteps } };
 }
 
 const ratio = (ours: number | undefined, theirs: number | undefined): string =>
@@ -320,7 +348,7 @@ function printConfig(r: ConfigRecord, backend: BackendName): void {
   console.log(`\n${r.size} x ${r.size} image (${r.latents} latents), ${r.steps} steps: ours (${backend}) vs diffusers (torch ${r.torch[0]?.torch ?? ''} CPU, OMP_WAIT_POLICY=${OMP_WAIT_POLICY}), ms\n`);
   const header = ['phase', `ours ${backend}`];
   for (const t of r.torch) header.push(`torch ${t.threads} thr`, 'ours/torch');
-  const rows = PHASES.map((p) => {
+  const rows = PHASES.filter((p) => p !== 'caption' || r.captioner !== undefined).map((p) => {
     const row = [p, r.ours !== undefined ? fmtMs(r.ours.phasesMs[p]) : '-'];
     for (const t of r.torch) row.push(fmtMs(t.phasesMs[p]), ratio(r.ours?.phasesMs[p], t.phasesMs[p]));
     return row;
@@ -331,13 +359,13 @@ function printConfig(r: ConfigRecord, backend: BackendName): void {
   printTable(header, rows);
   if (r.ours !== undefined) {
     console.log(
-      `\nours: tensors peak ${mib(r.ours.peakTensorBytes)} (weights ${mib(r.ours.weightBytes)}), wasm heap ${mib(r.ours.wasmHeapBytes)}, load ${fmtMs(r.ours.loadMs)} ms`,
+      `\nours: tensors peak ${mib(r.ours.peakTensorBytes)} (weights ${mib(r.ours.weightBytes)}), wasm heap ${mib(r.ours.wasmHeapBytes)}, load ${fmtMs(r.ours.loadMs)} ms, RSS after load ${r.ours.rssAfterLoadMiB.toFixed(0)} MiB; caption "${r.ours.caption.slice(0, 60)}"`,
     );
   }
   for (const t of r.torch) {
     console.log(
       `torch ${t.threads} thread(s): RSS after load ${t.rssAfterLoadMiB.toFixed(0)} MiB, load ${fmtMs(t.loadMs)} ms, invert()'s own decode of x_T ${fmtMs(t.phasesMs.invert_decode)} ms (left out of its inversion); ` +
-        `edited latents max relative error vs ours ${t.latentsMaxRelError.toExponential(2)}`,
+        `edited latents max relative error vs ours ${t.latentsMaxRelError.toExponential(2)}; caption ${t.caption === r.ours?.caption ? 'the same as ours' : `"${t.caption.slice(0, 60)}" (differs from ours)`}`,
     );
   }
   if (r.oursError !== undefined) console.log(`ours FAILED: ${r.oursError}`);
@@ -358,10 +386,7 @@ export async function benchPipeline(argv: string[]): Promise<void> {
       await writePng(image, testImage(config.size));
       const record: ConfigRecord = { ...config, latents: `1x4x${config.size / 8}x${config.size / 8}`, torch: [] };
       console.error(`[pipeline] ${config.size} px, ${config.steps} steps: ours (${args.backend})...`);
-      const child = runNode([
-        'pipeline', '--backend', args.backend, '--worker', image,
-        ...[config.size, config.steps, config.model, config.warmup, config.reps].map(String),
-      ]);
+      const child = runNode(['pipeline', '--backend', args.backend, '--worker', image, JSON.stringify(config)]);
       const ours = child.status === 0 ? lastJsonLine<OursResult>(child.stdout) : undefined;
       if (ours === undefined) record.oursError = child.error;
       else record.ours = ours;
@@ -371,7 +396,8 @@ export async function benchPipeline(argv: string[]): Promise<void> {
           const spec = {
             model: config.model, image, caption: CAPTION, source: sentences.source, target: sentences.target,
             steps: config.steps, warmup_steps: config.warmup, reps: config.reps, seed: SETTINGS.seed, threads,
-            guidance_scale: SETTINGS.guidanceScale, xa_guidance: SETTINGS.xaGuidance, num_reg_steps: SETTINGS.numRegSteps,
+            captioner: config.captioner,
+            guidance_scale: SETTINGS.guidanceScale, xa_guidance: SETTINGS.xaGuidance, num_reg_steps: config.regSteps,
             num_auto_corr_rolls: SETTINGS.numAutoCorrRolls, lambda_auto_corr: SETTINGS.lambdaAc, lambda_kl: SETTINGS.lambdaKl,
           };
           const py = runReferencePython('reference_pipeline.py', [JSON.stringify(spec)]);
@@ -395,7 +421,17 @@ export async function benchPipeline(argv: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: machineInfo(),
     seconds: Math.round((Date.now() - started) / 1000),
-    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'assets/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, reps: REPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
+    settings: {
+      caption: args.settings.captioner !== undefined ? `written by BLIP (${args.settings.captioner}) on each side` : CAPTION,
+      sentences: `assets/sentences/cat.txt -> dog.txt (${sentences.source.length} and ${sentences.target.length})`,
+      warmupSteps: args.configs[0]?.warmup,
+      reps: args.configs[0]?.reps,
+      ...SETTINGS,
+      ...args.settings,
+      numRegSteps: args.settings.regSteps,
+      vaeEncode: 'mean',
+      negativePrompt: 'the caption',
+    },
     notes: [
       'phasesMs: per phase, the median wall time of `reps` runs after a 2-step warm-up run, in a fresh process per side and configuration (runsTotalMs: each run\'s total). direction: the two mean sentence embeddings; encode: image preprocessing + VAE encode (posterior mean); inversion: DDIM inversion with noise regularisation (its caption embedding included; diffusers\' invert() also decodes x_T, timed apart as invert_decode and left out); edit: reference + cross-attention guided edit passes (the caption/negative embedding included); decode: VAE decode of the edited latents; total: the sum.',
       'ours: the Pix2PixZero facade (load, direction, edit with reconstruction off) on the named tfjs backend, single-threaded; torch: diffusers StableDiffusionPix2PixZeroPipeline on CPU with torch.set_num_threads(threads) and OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy): with the default busy-wait, 2 threads ran 30 to 100x slower than 1 on this shared 2-core machine.',

@@ -5,9 +5,12 @@ but writes nothing: one JSON object on stdout.
 
 Usage: python reference_pipeline.py '<json spec>' where the spec has model, image (a PNG of the exact size),
 caption, source, target (sentence lists), steps, warmup_steps, reps, seed, threads, guidance_scale, xa_guidance,
-num_reg_steps, num_auto_corr_rolls, lambda_auto_corr, lambda_kl.
+num_reg_steps, num_auto_corr_rolls, lambda_auto_corr, lambda_kl; optionally captioner (a transformers BLIP folder: the
+caption is then written by BLIP with the authors' settings, as our captioner writes it, and `caption` is unused).
 
 Phases (milliseconds, each the median of `reps` timed runs after a warm-up run of `warmup_steps` steps):
+  caption    (with a captioner) BlipProcessor + generate: prompt "a picture of", 3 beams, min_length 10, 26 new
+             tokens, the prompt stripped (our AUTHORS_CAPTION_OPTIONS)
   direction  get_embeds(source) + get_embeds(target) (the mean sentence embeddings)
   encode     image_processor.preprocess + vae.encode (posterior mean, scaled)
   inversion  invert() without the VAE decode of x_T it always does at the end (timed apart: invert_decode)
@@ -25,6 +28,7 @@ import torch
 from PIL import Image
 
 from diffusers import StableDiffusionPix2PixZeroPipeline
+from transformers import BlipForConditionalGeneration, BlipProcessor
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -40,8 +44,25 @@ def load(sd: str) -> StableDiffusionPix2PixZeroPipeline:
     return pipe
 
 
-def run(pipe: StableDiffusionPix2PixZeroPipeline, spec: dict, steps: int) -> tuple[dict, torch.Tensor]:
+CAPTION_PROMPT = "a picture of"
+
+
+def caption(blip: tuple[BlipForConditionalGeneration, BlipProcessor], image_file: str) -> str:
+    model, processor = blip
+    inputs = processor(images=Image.open(image_file).convert("RGB"), text=CAPTION_PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        ids = model.generate(**inputs, num_beams=3, min_length=10, max_new_tokens=26, do_sample=False)[0]
+    text = processor.decode(ids, skip_special_tokens=True).strip()
+    return text[len(CAPTION_PROMPT):].strip() if text.startswith(CAPTION_PROMPT) else text
+
+
+def run(pipe: StableDiffusionPix2PixZeroPipeline, spec: dict, steps: int,
+        blip: tuple[BlipForConditionalGeneration, BlipProcessor] | None = None) -> tuple[dict, torch.Tensor]:
     ms: dict[str, float] = {}
+    if blip is not None:
+        t = time.perf_counter()
+        spec = dict(spec, caption=caption(blip, spec["image"]))
+        ms["caption"] = (time.perf_counter() - t) * 1000
     decode_ms = [0.0]
     real_decode = pipe.vae.decode
 
@@ -51,12 +72,12 @@ def run(pipe: StableDiffusionPix2PixZeroPipeline, spec: dict, steps: int) -> tup
         decode_ms[0] += (time.perf_counter() - t) * 1000
         return out
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - ms.get("caption", 0) / 1000
     with torch.no_grad():
         source = pipe.get_embeds(spec["source"])
         target = pipe.get_embeds(spec["target"])
     t1 = time.perf_counter()
-    ms["direction"] = (t1 - t0) * 1000
+    ms["direction"] = (t1 - t0) * 1000 - ms.get("caption", 0)
     with torch.no_grad():
         image = pipe.image_processor.preprocess(Image.open(spec["image"]).convert("RGB"))
         latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
@@ -87,6 +108,7 @@ def run(pipe: StableDiffusionPix2PixZeroPipeline, spec: dict, steps: int) -> tup
     ms["decode"] = (t5 - t4) * 1000
     ms["total"] = (t5 - t0) * 1000 - decode_ms[0]
     del decoded
+    ms["captionText"] = spec["caption"]  # type: ignore[assignment]
     return ms, edited
 
 
@@ -96,19 +118,26 @@ def main() -> None:
     torch.manual_seed(0)
     t = time.perf_counter()
     pipe = load(spec["model"])
+    blip = None
+    if spec.get("captioner"):
+        blip = (BlipForConditionalGeneration.from_pretrained(spec["captioner"]).eval(), BlipProcessor.from_pretrained(spec["captioner"]))
     load_ms = (time.perf_counter() - t) * 1000
     rss_loaded = rss_mib()
     if int(spec["warmup_steps"]) > 0:
-        run(pipe, spec, int(spec["warmup_steps"]))
+        run(pipe, spec, int(spec["warmup_steps"]), blip)
     runs = []
     for _ in range(int(spec["reps"])):
-        ms, edited = run(pipe, spec, int(spec["steps"]))
+        ms, edited = run(pipe, spec, int(spec["steps"]), blip)
         runs.append(ms)
+    caption_text = runs[-1].pop("captionText")
+    for r in runs:
+        r.pop("captionText", None)
     ms = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
     print(json.dumps({
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         "loadMs": load_ms,
+        "caption": caption_text,
         "phasesMs": ms,
         "runsTotalMs": [r["total"] for r in runs],
         "rssAfterLoadMiB": rss_loaded,
