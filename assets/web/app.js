@@ -52,6 +52,11 @@ function finished(status) {
   if (events !== null) events.close();
   events = null;
   if (status.status === 'done') {
+    // Every phase ended (the events are sampled, so the last step of a phase may not have been seen).
+    for (const bar of document.querySelectorAll('#phases progress')) {
+      bar.value = bar.max;
+      bar.nextElementSibling.textContent = `${bar.max} / ${bar.max}`;
+    }
     showStatus(`Done (caption: "${status.caption}").`);
     $('caption-used').textContent = `Caption: "${status.caption}"`;
     const base = `api/edits/${status.id}`;
