@@ -10,6 +10,9 @@ import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
 import { REDIS_CONNECT_SECONDS, queueUrl, resultTtl } from './serve.js';
 import { redactUrl, untilStopSignal, withinTime } from './service-process.js';
 
+/** The default `--lock-duration`: above the longest step of a full-size edit on a CPU (renewals wait for a step). */
+const DEFAULT_LOCK_MS = 300_000;
+
 export const workerCommand: Command = {
   name: 'worker',
   summary: "run the edits that 'serve --queue' queues (BullMQ on Redis), on this machine's model",
@@ -18,8 +21,9 @@ export const workerCommand: Command = {
 
   --queue url         the Redis of the queue (the same URL as 'serve --queue')
   --concurrency n     jobs taken at once (default 1; the edits still run one at a time on the model)
-  --lock-duration ms  how long a job's lock lasts without renewal (default 30000): a worker killed mid-job
-                      gives its job back to the queue after this long (it is renewed every half of it)
+  --lock-duration ms  how long a job's lock lasts without renewal (default 300000): a worker killed mid-job
+                      gives its job back to the queue after this long; it must exceed the longest single
+                      step (the lock is renewed between steps: ~90 s an edit step at 512 px on a CPU)
   --result-ttl s      how long the images stay in Redis (default 86400)
 SIGTERM or Ctrl-C: stop taking jobs and finish the running one (a second signal stops at once).
 See docs/service.md.`,
@@ -40,7 +44,7 @@ See docs/service.md.`,
     if (queue === undefined) throw new UsageError('--queue redis://host:port is required');
     refuseModelConflicts(values);
     const concurrency = intOption(values.concurrency, 'concurrency', 1, 1, 64);
-    const lockDurationMs = intOption(values['lock-duration'], 'lock-duration', 30_000, 1000, 3_600_000);
+    const lockDurationMs = intOption(values['lock-duration'], 'lock-duration', DEFAULT_LOCK_MS, 1000, 3_600_000);
     const resultTtlSeconds = resultTtl(values['result-ttl']);
     const runner = new EditRunner(await load(values));
     try {

@@ -15,7 +15,10 @@ import { CANCEL_CHANNEL, DEFAULT_RESULT_TTL_SECONDS, QUEUE_NAME, type QueuedEdit
 export interface QueueWorkerOptions {
   /** Jobs taken at once (default 1; edits still run one at a time on the model, see EditRunner). */
   readonly concurrency?: number;
-  /** Milliseconds a job's lock lasts without renewal: how soon a killed worker's job is taken again (default 30 000). */
+  /**
+   * Milliseconds a job's lock lasts without renewal: how soon a killed worker's job is taken again (default
+   * 30 000, BullMQ's). Renewals are timers, so they wait for a step that blocks: keep it above the longest step.
+   */
   readonly lockDurationMs?: number;
   /** Seconds the images are kept (default one day). */
   readonly resultTtlSeconds?: number;
