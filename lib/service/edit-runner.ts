@@ -28,22 +28,15 @@ export interface EditRunnerOptions {
   readonly directions?: number;
 }
 
-/** The inversion settings an inversion depends on (with the defaults the facade applies). */
+/** The options an inversion depends on (the others only change the editing pass). */
+const INVERSION_KEYS = ['caption', 'steps', 'numRegSteps', 'numAutoCorrRolls', 'lambdaAc', 'lambdaKl', 'minShift', 'vaeEncode', 'seed', 'size', 'fit'] as const;
+
+/**
+ * The cache key of an inversion: the image's hash and its inversion options as given (an option left to its
+ * default and the same value given only miss a reuse; the parser fills in most defaults anyway).
+ */
 function inversionKey(imageHash: string, o: EditJobOptions): string {
-  const settings = {
-    caption: o.caption ?? null,
-    steps: o.steps ?? 50,
-    numRegSteps: o.numRegSteps ?? 5,
-    numAutoCorrRolls: o.numAutoCorrRolls ?? 5,
-    lambdaAc: o.lambdaAc ?? 20,
-    lambdaKl: o.lambdaKl ?? 20,
-    minShift: o.minShift ?? 0,
-    vaeEncode: o.vaeEncode ?? 'mean',
-    seed: o.seed ?? 0,
-    size: o.size ?? null,
-    fit: o.fit ?? 'resize',
-  };
-  return `${imageHash} ${JSON.stringify(settings)}`;
+  return `${imageHash} ${JSON.stringify(INVERSION_KEYS.map((k) => o[k] ?? null))}`;
 }
 
 /** Runs edits on one model, reusing directions and inversions. */

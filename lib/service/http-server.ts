@@ -135,15 +135,20 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     let open = true;
     request.raw.on('close', () => (open = false));
     let status: JobStatus | undefined = first;
-    while (open && status !== undefined) {
-      const text = JSON.stringify(status);
-      if (text !== last) res.write(`data: ${text}\n\n`);
-      last = text;
-      if (TERMINAL.has(status.status)) break;
-      await new Promise((r) => setTimeout(r, every));
-      status = await jobs.status(first.id);
+    try {
+      while (open && status !== undefined) {
+        const text = JSON.stringify(status);
+        if (text !== last) res.write(`data: ${text}\n\n`);
+        last = text;
+        if (TERMINAL.has(status.status)) break;
+        await new Promise((r) => setTimeout(r, every));
+        status = await jobs.status(first.id);
+      }
+      if (open) res.end(status === undefined ? 'event: gone\ndata: {}\n\n' : 'event: end\ndata: {}\n\n');
+    } catch (err) {
+      // The job system failed (Redis gone): say so on the stream and end it; the client may reconnect.
+      if (open) res.end(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
     }
-    if (open) res.end(status === undefined ? 'event: gone\ndata: {}\n\n' : 'event: end\ndata: {}\n\n');
   });
 
   return app;
