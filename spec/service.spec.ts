@@ -207,18 +207,20 @@ describe('service: serve and worker (issue 21)', function () {
         await page.goto(`${base}/`);
         await page.waitForSelector('body[data-ready="true"]');
         expect(await page.evaluate("document.getElementById('caption').required")).to.equal(true);
-        for (const [id, value] of [['steps', EDIT.steps], ['size', EDIT.size], ['reg-steps', EDIT['reg-steps']]] as const) await page.type(`#${id}`, value!);
+        // A seed of its own, so this edit inverts (every phase on the page) rather than reusing an inversion.
+        const fields: Record<string, string> = { ...EDIT, seed: '3' };
+        for (const id of ['steps', 'size', 'reg-steps', 'seed']) await page.type(`#${id}`, fields[id]!);
         await page.click('#submit');
         await page.waitForSelector('#results:not([hidden])', { timeout: 120_000 });
         await page.waitForFunction("['edited-image', 'reconstruction-image', 'input-image'].every((id) => document.getElementById(id).naturalWidth > 0)");
         expect(await page.evaluate("document.getElementById('status').textContent")).to.match(/^Done \(caption: "a cat"\)/);
-        expect(await page.evaluate("[...document.querySelectorAll('#phases li')].map((r) => r.dataset.phase)")).to.include('edit');
+        expect(await page.evaluate("[...document.querySelectorAll('#phases li')].map((r) => r.dataset.phase)")).to.include.members(['inversion', 'edit']);
         const shot = path.join(os.tmpdir(), `pix2pix-zero-service-page-${process.pid}.png`);
         await page.screenshot({ path: shot, fullPage: true });
         console.log(`      screenshot of the page: ${shot}`);
         const edited = String(await page.evaluate("document.getElementById('edited-link').href"));
         const id = /api\/edits\/([^/]+)\/image/.exec(edited)![1]!;
-        expect(await jobPixels(base, id)).to.deep.equal(await cliPixels(dir, { ...EDIT, task: 'cat2dog' }));
+        expect(await jobPixels(base, id)).to.deep.equal(await cliPixels(dir, fields));
       } finally {
         await browser.close();
       }
