@@ -59,7 +59,7 @@ const ended = (s: Status): boolean => ['done', 'failed', 'cancelled'].includes(s
 
 /** The CLI's edit of the example with the same fields: its PNG's pixels. */
 function cliPixels(dir: string, fields: Record<string, string>): Promise<Uint8Array> {
-  const out = path.join(dir, `cli-${Object.values(fields).join('-').replace(/\W+/g, '_')}.png`);
+  const out = path.join(dir, `cli-${Object.entries(fields).flat().join('-').replace(/\W+/g, '_')}.png`);
   if (!fs.existsSync(out)) {
     const flags = Object.entries(fields).flatMap(([k, v]) => [`--${k}`, v]);
     const r = cli(['edit', EXAMPLE, '--model', TINY_SD, '--no-cache', ...flags, '--out', out]);
