@@ -253,7 +253,7 @@ describe('service: serve and worker (issue 21)', function () {
       await redis?.stop('SIGTERM');
     });
 
-    it('finishes every job with the CLI PNG although a worker is killed (SIGKILL) mid-job; serves the page', async function () {
+    it('finishes every job with the CLI PNG although a worker is killed (SIGKILL) mid-job; keeps errors, cancels, stops on SIGTERM', async function () {
       const fields = [1, 2, 3, 4].map((seed) => ({ ...EDIT, steps: '10', seed: String(seed) }));
       const ids: string[] = [];
       for (const f of fields) {
@@ -277,6 +277,19 @@ describe('service: serve and worker (issue 21)', function () {
       const page = await fetch(`${base}/`);
       expect(page.status).to.equal(200);
       expect(await page.text()).to.match(/<title>pix2pix-zero<\/title>/);
+      // A failed edit keeps its error; a cancel reaches the worker running the job (over Redis) within a step.
+      const bad = await submit(base, { ...EDIT, size: '8' });
+      const failed = await waitStatus(base, bad.body.id!, ended);
+      expect(failed.status).to.equal('failed');
+      expect(failed.error).to.match(/too small|latent/i);
+      const long = await submit(base, { ...EDIT, steps: '400', seed: '8' });
+      await waitStatus(base, long.body.id!, (s) => s.progress?.phase === 'inversion' && s.progress.step >= 2);
+      const t0 = Date.now();
+      await fetch(`${base}/api/edits/${long.body.id!}`, { method: 'DELETE' });
+      const cancelled = await waitStatus(base, long.body.id!, ended, 10_000);
+      expect(cancelled.status).to.equal('cancelled');
+      expect(Date.now() - t0).to.be.below(5000);
+      expect(cancelled.progress!.step).to.be.below(20);
       // A worker stopped with SIGTERM finishes its job first, then exits 0.
       const last = await submit(base, { ...EDIT, seed: '9' });
       await survivor.waitFor(new RegExp(`job ${last.body.id!} started`));
