@@ -99,6 +99,23 @@ describe('service: serve and worker (issue 21)', function () {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  describe('the command line', function () {
+    it('refuses bad options with exit 2 and an unreachable Redis with exit 1, naming the URL', async function () {
+      const noQueue = cli(['worker']);
+      expect(noQueue.code).to.equal(2);
+      expect(noQueue.err).to.match(/--queue redis:\/\/host:port is required/);
+      expect(cli(['serve', '--queue', 'http://x']).err).to.match(/--queue must be a redis:\/\/host:port URL, got 'http:\/\/x'/);
+      expect(cli(['serve', '--queue', 'redis://127.0.0.1:1', '--model', TINY_SD]).err).to.match(/--model is an option of the workers with --queue/);
+      expect(cli(['serve', '--port', '70000']).err).to.match(/--port must be an integer in \[0, 65535\]/);
+      const url = `redis://127.0.0.1:${await freePort()}`;
+      for (const args of [['serve', '--queue', url], ['worker', '--queue', url, '--model', TINY_SD]]) {
+        const r = cli(args);
+        expect(r.code, r.err).to.equal(1);
+        expect(r.err).to.include(`--queue ${url}: cannot reach Redis (connect ECONNREFUSED`);
+      }
+    });
+  });
+
   describe('serve alone', function () {
     let server: Child;
     let base: string;

@@ -8,13 +8,20 @@ import { EditRunner } from '../service/edit-runner.js';
 import type { JobBackend } from '../service/jobs.js';
 import { LocalJobs } from '../service/local-jobs.js';
 import { QueueJobs } from '../service/queue-jobs.js';
-import { DEFAULT_RESULT_TTL_SECONDS, checkRedisUrl } from '../service/queue-names.js';
+import { DEFAULT_RESULT_TTL_SECONDS, checkRedisUrl, probeRedis } from '../service/queue-names.js';
 import { type Command, EXIT, UsageError, intOption, numberOption, parseCommandLine } from './command.js';
 import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
-import { redactUrl, untilStopSignal, withinTime } from './service-process.js';
+import { redactUrl, untilStopSignal } from './service-process.js';
 
-/** The seconds a command waits for Redis before it gives up. */
+/** The seconds a command waits for a connection to Redis at start. */
 export const REDIS_CONNECT_SECONDS = 15;
+
+/** Fails at once, with the reason, when nothing answers at the `--queue` URL. */
+export async function reachRedis(url: string): Promise<void> {
+  await probeRedis(url, REDIS_CONNECT_SECONDS * 1000).catch((err: unknown) => {
+    throw new Error(`--queue ${redactUrl(url)}: ${(err as Error).message}`);
+  });
+}
 
 /** `--queue` checked as a Redis URL (a usage error when malformed). */
 export function queueUrl(value: string | undefined): string | undefined {
@@ -75,12 +82,8 @@ The API and the page: docs/service.md.`,
     let runner: EditRunner | undefined;
     let info: { model?: string; captioner?: boolean; mode: 'local' | 'queue' };
     if (queue !== undefined) {
-      const q = new QueueJobs(queue, { maxQueued, resultTtlSeconds: resultTtl(values['result-ttl']) });
-      jobs = q;
-      await withinTime(q.ready(), REDIS_CONNECT_SECONDS * 1000, `--queue: cannot reach Redis at ${redactUrl(queue)} within ${REDIS_CONNECT_SECONDS} s`).catch(async (err: unknown) => {
-        await q.close().catch(() => undefined);
-        throw err;
-      });
+      await reachRedis(queue);
+      jobs = new QueueJobs(queue, { maxQueued, resultTtlSeconds: resultTtl(values['result-ttl']), log: (line) => io.err(`pix2pix-zero serve: ${line}`) });
       info = { mode: 'queue' };
     } else {
       const p2p = await load(values);

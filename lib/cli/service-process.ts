@@ -1,4 +1,4 @@
-/** What the long-running commands (`serve`, `worker`) share: waiting for a stop signal, time limits, logging. */
+/** What the long-running commands (`serve`, `worker`) share: waiting for a stop signal, and hiding passwords in logs. */
 
 /**
  * Resolves with the first SIGINT or SIGTERM; a second one then ends the process at once (exit 130), for a stop
@@ -16,19 +16,6 @@ export function untilStopSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', first);
     process.on('SIGTERM', first);
   });
-}
-
-/** `promise`, or an error with `message` after `ms` milliseconds (for a Redis that cannot be reached). */
-export async function withinTime<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A Redis URL with its password hidden, for logs. */

@@ -7,8 +7,8 @@ import { EditRunner } from '../service/edit-runner.js';
 import { startQueueWorker } from '../service/queue-worker.js';
 import { type Command, EXIT, UsageError, intOption, parseCommandLine } from './command.js';
 import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
-import { REDIS_CONNECT_SECONDS, queueUrl, resultTtl } from './serve.js';
-import { redactUrl, untilStopSignal, withinTime } from './service-process.js';
+import { queueUrl, reachRedis, resultTtl } from './serve.js';
+import { redactUrl, untilStopSignal } from './service-process.js';
 
 /** The default `--lock-duration`: above the longest step of a full-size edit on a CPU (renewals wait for a step). */
 const DEFAULT_LOCK_MS = 300_000;
@@ -46,14 +46,11 @@ See docs/service.md.`,
     const concurrency = intOption(values.concurrency, 'concurrency', 1, 1, 64);
     const lockDurationMs = intOption(values['lock-duration'], 'lock-duration', DEFAULT_LOCK_MS, 1000, 3_600_000);
     const resultTtlSeconds = resultTtl(values['result-ttl']);
+    await reachRedis(queue);
     const runner = new EditRunner(await load(values));
     try {
       const log = (line: string): void => io.err(`pix2pix-zero worker ${process.pid}: ${line}`);
-      const worker = await withinTime(
-        startQueueWorker(queue, runner, { concurrency, lockDurationMs, resultTtlSeconds, log }),
-        REDIS_CONNECT_SECONDS * 1000,
-        `--queue: cannot reach Redis at ${redactUrl(queue)} within ${REDIS_CONNECT_SECONDS} s`,
-      );
+      const worker = await startQueueWorker(queue, runner, { concurrency, lockDurationMs, resultTtlSeconds, log });
       io.out(`pix2pix-zero worker ${process.pid}: ready on ${redactUrl(queue)} (concurrency ${concurrency})`);
       const signal = await untilStopSignal();
       log(`${signal}: finishing the running jobs, then stopping`);

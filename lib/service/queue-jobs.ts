@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { ProgressEvent } from '../editing/services.js';
 import type { EditRequest } from './edit-request.js';
 import { CANCELLED, type JobBackend, type JobOutput, type JobState, type JobStatus, QueueFullError } from './jobs.js';
-import { CANCEL_CHANNEL, DEFAULT_RESULT_TTL_SECONDS, QUEUE_NAME, type QueuedEdit, type QueuedResult, cancelKey, resultKey } from './queue-names.js';
+import { CANCEL_CHANNEL, DEFAULT_RESULT_TTL_SECONDS, QUEUE_NAME, type QueuedEdit, type QueuedResult, cancelKey, resultKey, watchErrors } from './queue-names.js';
 
 /** Options of {@link QueueJobs}. */
 export interface QueueJobsOptions {
@@ -18,6 +18,8 @@ export interface QueueJobsOptions {
   readonly maxQueued?: number;
   /** Seconds finished jobs (and their images) are kept (default one day). */
   readonly resultTtlSeconds?: number;
+  /** Where connection errors are told (once per new message). */
+  readonly log?: (line: string) => void;
 }
 
 /** A BullMQ job's progress as a progress event (null when it has none yet). */
@@ -39,14 +41,10 @@ export class QueueJobs implements JobBackend {
   constructor(url: string, options: QueueJobsOptions = {}) {
     this.queue = new Queue<QueuedEdit, QueuedResult>(QUEUE_NAME, { connection: { url } });
     this.redis = new Redis(url);
+    const log = options.log ?? (() => undefined);
+    watchErrors([this.queue, this.redis], (message) => log(`redis: ${message}`));
     this.maxQueued = options.maxQueued ?? 256;
     this.ttl = options.resultTtlSeconds ?? DEFAULT_RESULT_TTL_SECONDS;
-  }
-
-  /** Resolves once both connections are up (rejects when Redis cannot be reached). */
-  async ready(): Promise<void> {
-    await this.queue.waitUntilReady();
-    await this.redis.ping();
   }
 
   async submit(image: Buffer, request: EditRequest): Promise<string> {

@@ -3,6 +3,7 @@
  * PNG a key with a TTL, so every server of a fleet can read every result), the cancel channel, and what a job
  * carries.
  */
+import { Redis } from 'ioredis';
 import type { EditRequest } from './edit-request.js';
 
 /** The BullMQ queue's name. */
@@ -45,4 +46,42 @@ export function checkRedisUrl(url: string, option = '--queue'): string {
   }
   if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') throw new Error(`${option} must be a redis://host:port URL, got '${url}'`);
   return url;
+}
+
+/** What emits connection errors: ioredis clients, BullMQ queues and workers. */
+export interface ErrorEmitter {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/**
+ * Listens to the connection errors of Redis clients (unlistened, ioredis prints each retry as an "unhandled error
+ * event"); `report` is called when the message changes, not at every retry of the same failure.
+ */
+export function watchErrors(emitters: readonly ErrorEmitter[], report: (message: string) => void): void {
+  let last = '';
+  for (const e of emitters) {
+    e.on('error', (err) => {
+      if (err.message === last) return;
+      last = err.message;
+      report(err.message);
+    });
+  }
+}
+
+/**
+ * Checks once that Redis answers at `url` (one connection, no retries, `timeoutMs` to connect), so that a wrong URL
+ * fails at start with the reason instead of clients retrying forever.
+ */
+export async function probeRedis(url: string, timeoutMs: number): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  let last: string | undefined;
+  client.on('error', (err: Error) => (last = err.message));
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    throw new Error(`cannot reach Redis (${last ?? (err as Error).message})`);
+  } finally {
+    client.disconnect();
+  }
 }

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { ProgressEvent } from '../editing/services.js';
 import type { EditRunner } from './edit-runner.js';
 import { CANCELLED } from './jobs.js';
-import { CANCEL_CHANNEL, DEFAULT_RESULT_TTL_SECONDS, QUEUE_NAME, type QueuedEdit, type QueuedResult, cancelKey, resultKey } from './queue-names.js';
+import { CANCEL_CHANNEL, DEFAULT_RESULT_TTL_SECONDS, QUEUE_NAME, type QueuedEdit, type QueuedResult, cancelKey, resultKey, watchErrors } from './queue-names.js';
 
 /** Options of {@link startQueueWorker}. */
 export interface QueueWorkerOptions {
@@ -47,7 +47,7 @@ function throttled(send: (e: ProgressEvent) => void): (e: ProgressEvent) => void
   };
 }
 
-/** Starts a worker on the queue at `url`, running edits on `runner`. */
+/** Starts a worker on the queue at `url`, running edits on `runner` (check the URL first: probeRedis). */
 export async function startQueueWorker(url: string, runner: EditRunner, options: QueueWorkerOptions = {}): Promise<QueueWorker> {
   const log = options.log ?? (() => undefined);
   const ttl = options.resultTtlSeconds ?? DEFAULT_RESULT_TTL_SECONDS;
@@ -75,12 +75,12 @@ export async function startQueueWorker(url: string, runner: EditRunner, options:
     },
     { connection: { url, maxRetriesPerRequest: null }, concurrency: options.concurrency ?? 1, lockDuration, stalledInterval: lockDuration, maxStalledCount: 1 },
   );
-  worker.on('error', (err) => log(`error: ${err.message}`));
-  await worker.waitUntilReady();
-  await subscriber.subscribe(CANCEL_CHANNEL);
+  watchErrors([worker, redis, subscriber], (message) => log(`redis: ${message}`));
   subscriber.on('message', (_channel: string, id: string) => {
     if (worker.cancelJob(id, CANCELLED)) log(`job ${id} cancel asked`);
   });
+  await worker.waitUntilReady();
+  await subscriber.subscribe(CANCEL_CHANNEL);
   return {
     worker,
     async close() {
