@@ -74,6 +74,7 @@ The API and the page: docs/service.md.`,
     const maxQueued = intOption(values['max-queued'], 'max-queued', queue === undefined ? 8 : 256, 1, 1_000_000);
     const maxUploadBytes = Math.round(numberOption(values['max-upload'], 'max-upload', 20, 0.001, 256) * 2 ** 20);
     if (queue === undefined && values['result-ttl'] !== undefined) throw new UsageError('--result-ttl is an option of --queue (results of local edits stay in memory)');
+    const resultTtlSeconds = resultTtl(values['result-ttl']);
     if (queue !== undefined) {
       const workerOption = (['model', 'captioner', 'no-captioner', 'cache-dir', 'no-cache', 'backend'] as const).find((k) => values[k] !== undefined && values[k] !== false);
       if (workerOption !== undefined) throw new UsageError(`--${workerOption} is an option of the workers with --queue: give it to 'pix2pix-zero worker'`);
@@ -83,7 +84,7 @@ The API and the page: docs/service.md.`,
     let info: { model?: string; captioner?: boolean; mode: 'local' | 'queue' };
     if (queue !== undefined) {
       await reachRedis(queue);
-      jobs = new QueueJobs(queue, { maxQueued, resultTtlSeconds: resultTtl(values['result-ttl']), log: (line) => io.err(`pix2pix-zero serve: ${line}`) });
+      jobs = new QueueJobs(queue, { maxQueued, resultTtlSeconds, log: (line) => io.err(`pix2pix-zero serve: ${line}`) });
       info = { mode: 'queue' };
     } else {
       const p2p = await load(values);
