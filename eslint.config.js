@@ -21,4 +21,9 @@ export default tseslint.config(
     files: ['bin/**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
+  {
+    // The service's page: plain browser JavaScript (no build step).
+    files: ['assets/web/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', fetch: 'readonly', URL: 'readonly', EventSource: 'readonly', FormData: 'readonly' } },
+  },
 );

@@ -2,6 +2,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BACKENDS, BACKEND_NAMES, type BackendOptions, parseBackendChoice } from '../backend.js';
 import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../io/image.js';
+import { UsageError } from '../options/values.js';
+
+export { UsageError, intOption, numberOption, refuseTogether } from '../options/values.js';
 
 /** The input image limits, for the usage texts. */
 export const IMAGE_LIMITS = `Images: PNG, JPEG, GIF or BMP, at most ${MAX_IMAGE_PIXELS / 2 ** 20} megapixels (${Math.sqrt(MAX_IMAGE_PIXELS)}x${Math.sqrt(MAX_IMAGE_PIXELS)}) and ${MAX_IMAGE_BYTES / 2 ** 20} MiB.`;
@@ -25,14 +28,6 @@ export interface Command {
   readonly usage: string;
   /** Runs the command; resolves to the process exit code. */
   run(argv: string[], io: CliIO): Promise<number>;
-}
-
-/** A mistake in the command line: printed with the usage hint, exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }
 
 /** Exit codes: 0 success, 1 failure (bad input, missing files, runtime error), 2 bad command line. */
@@ -74,43 +69,6 @@ export function parseCommandLine<T extends NonNullable<ParseArgsConfig['options'
     given.set(token.name, token.value);
   }
   return { values: parsed.values, positionals: parsed.positionals };
-}
-
-/**
- * Refuses options that contradict each other: for each `[option, others]`, `option` may not be given with any of
- * `others` (the message names both).
- */
-export function refuseTogether(values: Record<string, unknown>, rules: readonly (readonly [string, readonly string[]])[], why = 'contradict each other'): void {
-  const isGiven = (k: string): boolean => values[k] !== undefined && values[k] !== false;
-  for (const [option, others] of rules) {
-    const clash = others.find(isGiven);
-    if (isGiven(option) && clash !== undefined) throw new UsageError(`--${option} and --${clash} ${why}: give one of them`);
-  }
-}
-
-/** Decimal integers (`12`, `-3`): not `0x3`, `1e3`, `1.0` or `' 5'`, which Number() would take. */
-const INTEGER = /^[+-]?\d+$/;
-/** Decimal numbers (`-1`, `0.5`, `.5`, `2e-3`): not hex, binary, `Infinity` or padded text. */
-const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
-
-/** Parses an integer option within [min, max], naming the option in the error. */
-export function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!INTEGER.test(value) || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got '${value}'`);
-  }
-  return n;
-}
-
-/** Parses a number option within [min, max], naming the option in the error. */
-export function numberOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!DECIMAL.test(value) || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a number in [${min}, ${max}], got '${value}'`);
-  }
-  return n;
 }
 
 /** The `--backend` option's synopsis, from the backend table: `--backend auto|tensorflow|wasm|cpu`. */

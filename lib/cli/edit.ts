@@ -8,7 +8,7 @@ import { writePng } from '../io/image.js';
 import { saveInversion } from '../editing/artefacts.js';
 import { readSentenceFile, chatSentences } from '../editing/sentences.js';
 import type { Concept } from '../editing/services.js';
-import { Direction, Inversion, Pix2PixZero, type EditCallOptions, type InvertOptions } from '../pix2pix-zero.js';
+import { Direction, Inversion, Pix2PixZero, type EditCallOptions } from '../pix2pix-zero.js';
 import {
   COMMON_OPTIONS,
   IMAGE_LIMITS,
@@ -18,15 +18,26 @@ import {
   UsageError,
   BACKEND_SYNOPSIS,
   backendOption,
-  intOption,
-  numberOption,
   parseCommandLine,
   refuseTogether,
 } from './command.js';
 import { type PlannedOutput, preflightOutputs } from './outputs.js';
 import { ProgressReporter, roundMs } from './progress.js';
+import {
+  GUIDANCE_OPTIONS,
+  INVERT_OPTIONS,
+  type OptionValues as Values,
+  conceptWords,
+  directionScale,
+  guidanceOptions,
+  invertOptions,
+  missingConcept,
+  refuseDirectionConflicts,
+  stringValue as str,
+} from '../options/edit-options.js';
 
-const MODEL_OPTIONS = {
+/** The options that load a model (`edit`, `invert`, `direction`, `serve`, `worker`). */
+export const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
   captioner: { type: 'string' },
@@ -48,40 +59,11 @@ const DIRECTION_OPTIONS = {
   'direction-scale': { type: 'string' },
 } as const;
 
-const INVERT_OPTIONS = {
-  caption: { type: 'string' },
-  steps: { type: 'string' },
-  'reg-steps': { type: 'string' },
-  'ac-rolls': { type: 'string' },
-  'lambda-ac': { type: 'string' },
-  'lambda-kl': { type: 'string' },
-  'min-shift': { type: 'string' },
-  'vae-encode': { type: 'string' },
-  seed: { type: 'string' },
-  size: { type: 'string' },
-  fit: { type: 'string' },
-} as const;
-
-type Values = Record<string, string | boolean | undefined>;
-
-function str(v: Values, k: string): string | undefined {
-  const x = v[k];
-  return typeof x === 'string' ? x : undefined;
-}
-
 /** The model options that contradict each other. */
-function refuseModelConflicts(v: Values): void {
+export function refuseModelConflicts(v: Values): void {
   refuseTogether(v, [
     ['no-captioner', ['captioner']],
     ['no-cache', ['cache-dir']],
-  ]);
-}
-
-/** The direction sources: one of --task, --source/--target (with sentence files or a chat endpoint), --direction. */
-function refuseDirectionConflicts(v: Values): void {
-  refuseTogether(v, [
-    ['task', ['source', 'target', 'source-sentences', 'target-sentences', 'direction']],
-    ['direction', ['source', 'target', 'source-sentences', 'target-sentences', 'chat-url', 'chat-model']],
   ]);
 }
 
@@ -95,7 +77,8 @@ function cacheOutput(v: Values): PlannedOutput {
   return { option: str(v, 'cache-dir') !== undefined ? '--cache-dir' : '$PIX2PIX_ZERO_CACHE', path: dir, kind: 'folder' };
 }
 
-async function load(v: Values): Promise<Pix2PixZero> {
+/** Loads the model the options name. */
+export async function load(v: Values): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
     model: str(v, 'model'),
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
@@ -106,46 +89,13 @@ async function load(v: Values): Promise<Pix2PixZero> {
   });
 }
 
-/** Parses the inversion options shared by `edit` and `invert`. */
-function invertOptions(v: Values): InvertOptions {
-  const vae = str(v, 'vae-encode') ?? 'mean';
-  if (vae !== 'mean' && vae !== 'sample') throw new UsageError(`--vae-encode must be 'mean' or 'sample', got '${vae}'`);
-  const fit = str(v, 'fit') ?? 'resize';
-  if (fit !== 'resize' && fit !== 'crop') throw new UsageError(`--fit must be 'resize' or 'crop', got '${fit}'`);
-  const minShift = intOption(str(v, 'min-shift'), 'min-shift', 0, 0, 1) as 0 | 1;
-  const sizeArg = str(v, 'size');
-  const size = sizeArg === undefined ? undefined : intOption(sizeArg, 'size', 512, 8, 4096);
-  if (size !== undefined && size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
-  return {
-    caption: str(v, 'caption'),
-    // Unset, an edit of a saved inversion takes the inversion's own step count; a new inversion takes 50.
-    steps: str(v, 'steps') === undefined ? undefined : intOption(str(v, 'steps'), 'steps', 50, 1, 1000),
-    numRegSteps: intOption(str(v, 'reg-steps'), 'reg-steps', 5, 0, 100),
-    numAutoCorrRolls: intOption(str(v, 'ac-rolls'), 'ac-rolls', 5, 0, 100),
-    lambdaAc: numberOption(str(v, 'lambda-ac'), 'lambda-ac', 20, 0, 1e6),
-    lambdaKl: numberOption(str(v, 'lambda-kl'), 'lambda-kl', 20, 0, 1e6),
-    minShift,
-    vaeEncode: vae,
-    seed: intOption(str(v, 'seed'), 'seed', 0, 0, 2 ** 32 - 1),
-    size,
-    fit,
-  };
-}
-
 /** The two concepts of a direction from `--task a2b`, `--source/--target` and sentence files or a chat endpoint. */
 async function concepts(v: Values): Promise<[Concept, Concept]> {
-  let source = str(v, 'source');
-  let target = str(v, 'target');
-  const task = str(v, 'task');
-  if (task !== undefined) {
-    const m = /^([a-z][a-z0-9_-]*)2([a-z][a-z0-9_-]*)$/i.exec(task);
-    if (m === null) throw new UsageError(`--task must look like 'cat2dog', got '${task}'`);
-    [source, target] = [m[1]!, m[2]!];
-  }
+  const { source, target } = conceptWords(v);
   const chatUrl = str(v, 'chat-url');
-  const make = async (word: string | undefined, file: string | undefined, which: string): Promise<Concept> => {
+  const make = async (word: string | undefined, file: string | undefined, which: 'source' | 'target'): Promise<Concept> => {
     if (file !== undefined) return { name: word ?? file, sentences: readSentenceFile(file) };
-    if (word === undefined) throw new UsageError(`the ${which} concept is missing: give --task, --${which}, or --${which}-sentences`);
+    if (word === undefined) throw missingConcept(which);
     if (chatUrl !== undefined) {
       const model = str(v, 'chat-model');
       if (model === undefined) throw new UsageError('--chat-url needs --chat-model');
@@ -154,12 +104,6 @@ async function concepts(v: Values): Promise<[Concept, Concept]> {
     return word;
   };
   return [await make(source, str(v, 'source-sentences'), 'source'), await make(target, str(v, 'target-sentences'), 'target')];
-}
-
-/** `--direction-scale`, parsed before any work (undefined: not given). */
-function directionScale(v: Values): number | undefined {
-  const scale = str(v, 'direction-scale');
-  return scale === undefined ? undefined : numberOption(scale, 'direction-scale', 1, -10, 10);
 }
 
 async function directionFrom(p2p: Pix2PixZero, v: Values, progress: ProgressReporter, k: number | undefined): Promise<Direction> {
@@ -217,10 +161,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
       'save-inversion': { type: 'string' },
       'save-latents': { type: 'string' },
       'save-direction': { type: 'string' },
-      'guidance-scale': { type: 'string' },
-      'xa-guidance': { type: 'string' },
-      'negative-prompt': { type: 'string' },
-      'direct-inversion': { type: 'boolean', default: false },
+      ...GUIDANCE_OPTIONS,
       reconstruction: { type: 'string' },
       out: { type: 'string' },
     });
@@ -241,11 +182,8 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
     refuseTogether(v, [['inversion', Object.keys(INVERT_OPTIONS).filter((k) => k !== 'steps')]], 'do not go together (a saved inversion keeps the caption and settings it was made with)');
     const opts: EditCallOptions = {
       ...invertOptions(v),
-      guidanceScale: numberOption(str(v, 'guidance-scale'), 'guidance-scale', 5, 0, 100),
-      xaGuidance: numberOption(str(v, 'xa-guidance'), 'xa-guidance', 0.1, 0, 100),
-      negativePrompt: str(v, 'negative-prompt'),
+      ...guidanceOptions(v),
       reconstruction: str(v, 'reconstruction') !== undefined,
-      directInversion: v['direct-inversion'] === true,
     };
     const scale = directionScale(v);
     preflightOutputs([
