@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { installedBackends } from '../../lib/backend.js';
 import { hasReferencePython, NO_REFERENCE_PYTHON } from './harness.js';
 import { benchCommand } from './command.js';
+import { benchLoad } from './load.js';
 import { benchPipeline } from './pipeline.js';
 import { QUICK_CASES, benchUnet } from './unet.js';
 
@@ -19,6 +20,10 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; about: 
   command: {
     run: benchCommand,
     about: 'a whole `pix2pix-zero edit` with BLIP on the full-size SD 1.x subject vs the same edit in diffusers, each a fresh process under /usr/bin/time -v: wall time, max RSS, latents agreement (--steps 2, --reg-steps 0, --size 512, --backend tensorflow, --no-reference)',
+  },
+  load: {
+    run: benchLoad,
+    about: 'loading one full-size SD 1.x component (the UNet by default) in a fresh process: time, weights, peak RSS as a ratio to them (--backend tensorflow, --component unet|vae|text_encoder)',
   },
   unet: {
     run: benchUnet,
