@@ -74,10 +74,11 @@ export interface Pix2PixZeroLoadOptions {
   /** Where mean sentence embeddings are cached (default `$PIX2PIX_ZERO_CACHE` or `~/.cache/pix2pix-zero`); `false` turns it off. */
   cacheDir?: string | false;
   /**
-   * Free the captioner and the text encoder after each use, reading them again from their folders when next
-   * needed (default false: keep every model loaded, for many edits in one process). For one edit of a full-size
-   * model this keeps their 1.3 GB (BLIP base 0.9 GB, CLIP ViT-L/14 0.5 GB) out of the UNet's peak; each reload
-   * costs a read of their weights (about a second from the page cache). The CLI sets it.
+   * Free the captioner after each caption and the text encoder before the UNet's work (an inversion or an edit
+   * embeds its prompts first), reading them again from their folders when next needed (default false: keep every
+   * model loaded, for many edits in one process). For one edit of a full-size model this keeps their 1.3 GB (BLIP
+   * base 0.9 GB, CLIP ViT-L/14 0.5 GB) out of the UNet's peak; a reload costs a read of their weights (a few
+   * seconds). The CLI sets it.
    */
   releaseAfterUse?: boolean;
 }
@@ -269,17 +270,30 @@ export class Pix2PixZero {
 
   /** Inverts an image to noise (x_T), with its caption (written by the captioner if not given). */
   async invert(image: ImageInput, options: InvertOptions = {}): Promise<Inversion> {
+    const { inversion, prompts } = await this.invertImage(image, options, []);
+    tf.dispose(prompts);
+    return inversion;
+  }
+
+  /**
+   * {@link invert}, also embedding the caption followed by `extraPrompts` before the UNet's work (the caption's
+   * embedding first, then one per extra prompt; the caller disposes them), so that with `releaseAfterUse` the text
+   * encoder is freed once, before the inversion, and an edit needs no second load of it.
+   */
+  private async invertImage(image: ImageInput, options: InvertOptions, extraPrompts: readonly string[]): Promise<{ inversion: Inversion; prompts: tf.Tensor3D[] }> {
     const steps = options.steps ?? 50;
     assertDdimSteps(this.folder.schedulerConfig, steps);
     const input = await this.prepare(image, options);
     let latents: tf.Tensor4D | undefined;
-    let context: tf.Tensor3D | undefined;
+    const prompts: tf.Tensor3D[] = [];
     try {
       const [, h, w] = input.shape;
       const down = this.vae.downscale;
       assertRegularizable(Math.floor(h / down), Math.floor(w / down), options, `a ${w}x${h} image (${down}x smaller latents)`);
       const caption = options.caption ?? (await this.caption(tensorToImage(input), { signal: options.signal, onProgress: options.onProgress }));
       throwIfAborted(options.signal);
+      for (const prompt of [caption, ...extraPrompts]) prompts.push(await this.embedder.embed([prompt], { signal: options.signal }));
+      await this.ports.releaseTextEncoder();
       const mode = options.vaeEncode ?? 'mean';
       options.onProgress?.({ phase: 'encode', step: 0, total: 1 });
       // One generator for the posterior sample and then the roll shifts, as diffusers' invert(generator=...).
@@ -287,9 +301,8 @@ export class Pix2PixZero {
       latents = tf.tidy(() => this.vae.encode(input, mode, generator));
       throwIfAborted(options.signal);
       options.onProgress?.({ phase: 'encode', step: 1, total: 1 });
-      context = await this.embedder.embed([caption], { signal: options.signal });
       const inverter = this.container.get<Inverter>(TYPES.Inverter);
-      const trajectory = await inverter.invert(latents, context, { ...options, shifts: options.shifts ?? generator });
+      const trajectory = await inverter.invert(latents, prompts[0]!, { ...options, shifts: options.shifts ?? generator });
       const latent = trajectory[trajectory.length - 1]!;
       try {
         assertFiniteValues(latent.dataSync(), 'the inversion', MAX_ARTEFACT_ABS);
@@ -297,7 +310,7 @@ export class Pix2PixZero {
         tf.dispose(trajectory);
         throw new Error(`${(err as Error).message}: the inversion diverged; try fewer regularisation steps, smaller lambdas or a larger image`);
       }
-      return new Inversion(latent, {
+      const inversion = new Inversion(latent, {
         caption,
         steps,
         imageSize: [h, w],
@@ -312,8 +325,12 @@ export class Pix2PixZero {
           minShift: options.minShift ?? 0,
         },
       }, trajectory);
+      return { inversion, prompts };
+    } catch (err) {
+      tf.dispose(prompts);
+      throw err;
     } finally {
-      tf.dispose([input, latents, context]);
+      tf.dispose([input, latents]);
     }
   }
 
@@ -340,19 +357,13 @@ export class Pix2PixZero {
     }
     if (source instanceof Inversion) this.checkInversion(source, options.steps);
     const ownInversion = !(source instanceof Inversion);
-    const inversion = source instanceof Inversion ? source : await this.invert(source, options);
+    const extra = options.negativePrompt === undefined ? [] : [options.negativePrompt];
+    // The caption's (and the negative prompt's) embeddings: made with the inversion's, before the UNet's work.
+    const { inversion, prompts } = source instanceof Inversion ? { inversion: source, prompts: await this.embedPrompts([source.caption, ...extra], options.signal) } : await this.invertImage(source, options, extra);
     try {
       const caption = inversion.caption;
-      const c = await this.embedder.embed([caption], { signal: options.signal });
-      const negativeFor = async (prompt: string): Promise<tf.Tensor3D> => {
-        try {
-          return await this.embedder.embed([prompt], { signal: options.signal });
-        } catch (err) {
-          c.dispose(); // an abort between the two embeddings frees the first
-          throw err;
-        }
-      };
-      const negative = options.negativePrompt === undefined ? tf.clone(c) : await negativeFor(options.negativePrompt);
+      const c = prompts[0]!;
+      const negative = prompts[1] ?? tf.clone(c);
       const delta = options.directionScale !== undefined ? (tf.mul(direction.tensor, options.directionScale) as tf.Tensor3D) : tf.clone(direction.tensor);
       let latents: { edited: tf.Tensor4D; reconstruction: tf.Tensor4D };
       try {
@@ -387,6 +398,19 @@ export class Pix2PixZero {
       }
     } catch (err) {
       if (ownInversion) inversion.dispose();
+      throw err;
+    }
+  }
+
+  /** Embeddings of each prompt ([1, 77, d] each; the caller disposes them), then the text encoder released. */
+  private async embedPrompts(texts: readonly string[], signal: AbortSignal | undefined): Promise<tf.Tensor3D[]> {
+    const out: tf.Tensor3D[] = [];
+    try {
+      for (const t of texts) out.push(await this.embedder.embed([t], { signal }));
+      await this.ports.releaseTextEncoder();
+      return out;
+    } catch (err) {
+      tf.dispose(out);
       throw err;
     }
   }

@@ -63,6 +63,11 @@ export class VaeAutoencoder implements AutoencoderPort {
 /** The models of a pipeline, behind their ports. */
 export interface ModelPorts {
   readonly textEmbedder: TextEmbedder;
+  /**
+   * Frees the text encoder when the models were loaded with `releaseAfterUse` (the next embedding reads it again);
+   * otherwise does nothing. The pipeline calls it before the UNet's work.
+   */
+  releaseTextEncoder(): Promise<void>;
   readonly captioner?: Captioner;
   readonly denoiser: DenoiserPort;
   readonly vae: AutoencoderPort;
@@ -81,8 +86,8 @@ export interface LoadModelOptions {
   /** Builds the captioner from a BLIP folder (the BLIP implementation registers itself here). */
   captionerFactory?: (dir: string) => Captioner & { dispose?(): void };
   /**
-   * Free the text encoder after each use and read it again from the folder when next needed (default false: keep
-   * it). The pipeline's UNet work then runs without the encoder's weights in memory.
+   * Let {@link ModelPorts.releaseTextEncoder} free the text encoder (it is read again from the folder when next
+   * needed; default false: keep it). The pipeline's UNet work then runs without the encoder's weights in memory.
    */
   releaseAfterUse?: boolean;
 }
@@ -93,19 +98,25 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
   try {
     const spec = { dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer };
     // Loaded now to check it against the UNet; with releaseAfterUse the embedder takes this copy on its first
-    // call, frees it after the call and reads the folder again for the next.
+    // call, and after releaseTextEncoder() reads the folder again when next needed.
     const encoder = ClipTextEncoder.load(spec);
     let unused: ClipTextEncoder | undefined = encoder;
     owned.push({ dispose: () => unused?.dispose() });
-    const textEmbedder =
-      options.releaseAfterUse === true
-        ? new ClipTextEmbedder(() => {
-            const e = unused ?? ClipTextEncoder.load(spec);
-            unused = undefined;
-            return e;
-          }, { releaseAfterUse: true })
-        : new ClipTextEmbedder(encoder);
-    if (options.releaseAfterUse === true) owned.push({ dispose: () => void textEmbedder.release() });
+    const lean = options.releaseAfterUse === true;
+    const textEmbedder = lean
+      ? new ClipTextEmbedder(() => {
+          const e = unused ?? ClipTextEncoder.load(spec);
+          unused = undefined;
+          return e;
+        })
+      : new ClipTextEmbedder(encoder);
+    const releaseTextEncoder = async (): Promise<void> => {
+      if (!lean) return;
+      unused?.dispose();
+      unused = undefined;
+      await textEmbedder.release();
+    };
+    if (lean) owned.push({ dispose: () => void textEmbedder.release() });
     const unet = UNet2DConditionModel.fromFolder(folder.unet);
     owned.push({ dispose: () => unet.disposeAll() });
     const vae = AutoencoderKL.fromFolder(folder.vae);
@@ -123,6 +134,7 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
     }
     return {
       textEmbedder,
+      releaseTextEncoder,
       captioner,
       denoiser: new UNetDenoiser(unet),
       vae: new VaeAutoencoder(vae),
