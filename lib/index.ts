@@ -31,4 +31,5 @@ export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } 
 export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
 export { directInversion } from './editing/direct-inversion.js';
 export { TorchGenerator } from './random/torch-generator.js';
-export { builtinConcepts, builtinSentences, readSentenceFile, chatSentences } from './editing/sentences.js';
+export { builtinConcepts, builtinSentences, hasBuiltinBank, readSentenceFile, chatSentences } from './editing/sentences.js';
+export { generateSentences, indefiniteArticle, conceptNumber, normalizeConcept, DEFAULT_GENERATED_SENTENCES, type SentenceGeneratorOptions } from './editing/sentence-generator.js';

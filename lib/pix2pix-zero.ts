@@ -73,6 +73,11 @@ export interface Pix2PixZeroLoadOptions {
   nativeLogs?: boolean;
   /** Where mean sentence embeddings are cached (default `$PIX2PIX_ZERO_CACHE` or `~/.cache/pix2pix-zero`); `false` turns it off. */
   cacheDir?: string | false;
+  /**
+   * Told what was decided for the caller (one line each): generated sentences standing in for a concept without
+   * a bank, a folder read in its fp16 variant. The CLI prints them on stderr. Default: nobody.
+   */
+  onNotice?: (message: string) => void;
 }
 
 /** An image given to the facade: a file path, decoded RGB, or a [1, H, W, 3] tensor in [-1, 1] of the model's size. */
@@ -208,7 +213,7 @@ export class Pix2PixZero {
       captioner: ports.captioner,
       denoiser: ports.denoiser,
       schedulerConfig: folder.schedulerConfig,
-      directionSettings: { modelId: textEncoderFingerprint, cacheDir: options.cacheDir ?? defaultCacheDir() },
+      directionSettings: { modelId: textEncoderFingerprint, cacheDir: options.cacheDir ?? defaultCacheDir(), onNotice: options.onNotice },
     });
     return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet), textEncoderFingerprint);
   }

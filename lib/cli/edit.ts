@@ -95,8 +95,9 @@ function cacheOutput(v: Values): PlannedOutput {
   return { option: str(v, 'cache-dir') !== undefined ? '--cache-dir' : '$PIX2PIX_ZERO_CACHE', path: dir, kind: 'folder' };
 }
 
-async function load(v: Values): Promise<Pix2PixZero> {
+async function load(v: Values, io: CliIO): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
+    onNotice: (message) => io.err(`pix2pix-zero: ${message}`),
     model: str(v, 'model'),
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend'), v.debug === true),
@@ -193,8 +194,9 @@ Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped 
             (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
             | --no-captioner
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
-            | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
-            sentences for concepts without a bank;  --direction-scale k (default 1)
+            | --direction d.safetensors;  a concept without a built-in bank gets 1000 generated template
+            sentences (said on stderr; pix2pix-zero sentences <word> prints them), or --chat-url <openai-compatible
+            base url> --chat-model <name> has a language model write them;  --direction-scale k (default 1)
 Inversion:  --steps 50 (1 to 1000, at most the scheduler's: 999 for SD 1.x)  --reg-steps 5 --ac-rolls 5
             --lambda-ac 20 --lambda-kl 20 --min-shift 0|1 --vae-encode mean|sample --seed 0
             --size <model's size, 512 for SD 1.x; 8 to 4096, a multiple of 8; with regularisation on, at least
@@ -257,7 +259,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io);
     progress.finish();
     try {
       const direction = await directionFrom(p2p, v, progress, scale);
@@ -319,7 +321,7 @@ Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io);
     progress.finish();
     try {
       const inv = await p2p.invert(positionals[0]!, { ...opts, onProgress: progress.onProgress });
@@ -360,7 +362,7 @@ export const directionCommand: Command = {
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io);
     progress.finish();
     try {
       const d = await directionFrom(p2p, v, progress, scale);

@@ -11,9 +11,10 @@ import { embedCommand } from './embed.js';
 import { directionCommand, editCommand, invertCommand } from './edit.js';
 import { captionCommand } from './caption.js';
 import { convertCommand } from './convert.js';
+import { sentencesCommand } from './sentences.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, captionCommand, embedCommand, convertCommand, infoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, sentencesCommand, captionCommand, embedCommand, convertCommand, infoCommand, inspectCommand];
 
 const processIO: CliIO = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),

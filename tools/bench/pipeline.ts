@@ -62,7 +62,8 @@ function fullSizeModel(): string {
   return folder;
 }
 const CAPTION = 'a photo of a cat sitting on a sofa';
-const SENTENCES = { source: path.join(ROOT, 'assets', 'sentences', 'cat.txt'), target: path.join(ROOT, 'assets', 'sentences', 'dog.txt') };
+// The bench's own copy of the 120-sentence banks it was first measured with (the built-in banks grew to 1,000).
+const SENTENCES = { source: path.join(ROOT, 'tools', 'bench', 'sentences', 'cat.txt'), target: path.join(ROOT, 'tools', 'bench', 'sentences', 'dog.txt') };
 const WARMUP_STEPS = 2;
 /** Timed runs per side; each phase's median is reported (the machine is shared: single runs jump). */
 const REPS = 3;
@@ -395,7 +396,7 @@ export async function benchPipeline(argv: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: machineInfo(),
     seconds: Math.round((Date.now() - started) / 1000),
-    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'assets/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, reps: REPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
+    settings: { model: 'converted_models/tiny-sd', caption: CAPTION, sentences: 'tools/bench/sentences/cat.txt -> dog.txt (120 each)', warmupSteps: WARMUP_STEPS, reps: REPS, ...SETTINGS, vaeEncode: 'mean', negativePrompt: 'the caption' },
     notes: [
       'phasesMs: per phase, the median wall time of `reps` runs after a 2-step warm-up run, in a fresh process per side and configuration (runsTotalMs: each run\'s total). direction: the two mean sentence embeddings; encode: image preprocessing + VAE encode (posterior mean); inversion: DDIM inversion with noise regularisation (its caption embedding included; diffusers\' invert() also decodes x_T, timed apart as invert_decode and left out); edit: reference + cross-attention guided edit passes (the caption/negative embedding included); decode: VAE decode of the edited latents; total: the sum.',
       'ours: the Pix2PixZero facade (load, direction, edit with reconstruction off) on the named tfjs backend, single-threaded; torch: diffusers StableDiffusionPix2PixZeroPipeline on CPU with torch.set_num_threads(threads) and OMP_WAIT_POLICY=PASSIVE unless set otherwise (ompWaitPolicy): with the default busy-wait, 2 threads ran 30 to 100x slower than 1 on this shared 2-core machine.',
