@@ -58,6 +58,12 @@ export interface Pix2PixZeroLoadOptions {
   /** A diffusers Stable Diffusion pipeline folder (default: the shipped model). */
   model?: string;
   /**
+   * The weights variant to read, as diffusers' `variant=` (`fp16`: `*.fp16.safetensors`, sharded variant indexes
+   * too; components without it read their plain weights). Default: the plain weights, else the only variant a
+   * folder has (said through `onNotice`).
+   */
+  variant?: string;
+  /**
    * A transformers BLIP captioning folder (default: the model folder's `captioner/`, if it has one; `false`: none).
    * Without a captioner, calls need a `caption`. It is loaded on the first caption.
    */
@@ -205,7 +211,7 @@ export class Pix2PixZero {
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
     const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
-    const folder = readStableDiffusionFolder(options.model ?? defaultModel());
+    const folder = readStableDiffusionFolder(options.model ?? defaultModel(), { variant: options.variant, onNotice: options.onNotice });
     const ports = await loadModelPorts(folder, { captioner: captionerFolder(folder.dir, options.captioner), captionerFactory: (dir) => blipCaptionerFactory(dir, options.captionOptions) });
     const textEncoderFingerprint = componentFingerprint(folder.textEncoder);
     const container = createContainer({

@@ -14,6 +14,7 @@ import {
   type ComponentFolder,
   detectFolderKind,
   findWeights,
+  isSafetensorsIndexName,
   readBlipFolder,
   readComponentFolder,
   readStableDiffusionFolder,
@@ -71,7 +72,7 @@ function isReplacedByModelJson(name: string): boolean {
     name === 'config.json' ||
     name === MODEL_JSON ||
     name.endsWith('.safetensors') ||
-    name.endsWith('.safetensors.index.json') ||
+    isSafetensorsIndexName(name) ||
     /\.(bin|ckpt|pt|pth)$/.test(name)
   );
 }

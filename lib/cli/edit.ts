@@ -29,6 +29,7 @@ import { ProgressReporter, roundMs } from './progress.js';
 const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
+  variant: { type: 'string' },
   captioner: { type: 'string' },
   'no-captioner': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q', default: false },
@@ -99,6 +100,7 @@ async function load(v: Values, io: CliIO): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
     onNotice: (message) => io.err(`pix2pix-zero: ${message}`),
     model: str(v, 'model'),
+    variant: str(v, 'variant'),
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend'), v.debug === true),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
@@ -192,7 +194,8 @@ export const editCommand: Command = {
 
 Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped model)  --caption "..." | --captioner <blip folder>
             (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
-            | --no-captioner
+            | --no-captioner;  --variant fp16 reads the folder's *.fp16.safetensors (as diffusers' variant=; a
+            folder with only fp16 weights is read without it, said on stderr)
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
             | --direction d.safetensors;  a concept without a built-in bank gets 1000 generated template
             sentences (said on stderr; pix2pix-zero sentences <word> prints them), or --chat-url <openai-compatible
@@ -301,7 +304,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
 export const invertCommand: Command = {
   name: 'invert',
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
-  usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
+  usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d [--variant fp16]] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
        [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
 Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
@@ -342,7 +345,7 @@ export const directionCommand: Command = {
   name: 'direction',
   summary: 'compute an edit direction (mean target - mean source sentence embedding) and save it',
   usage: `Usage: pix2pix-zero direction (--task cat2dog | --source cat --target dog | --source-sentences a.txt
-       --target-sentences b.txt) --out direction.safetensors [--model d] [--chat-url u --chat-model m]
+       --target-sentences b.txt) --out direction.safetensors [--model d [--variant fp16]] [--chat-url u --chat-model m]
        [--direction-scale k] [--cache-dir d | --no-cache] [--json] [--quiet]`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...DIRECTION_OPTIONS, out: { type: 'string' } });
