@@ -30,6 +30,7 @@ const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
   variant: { type: 'string' },
+  'prediction-type': { type: 'string' },
   captioner: { type: 'string' },
   'no-captioner': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q', default: false },
@@ -101,10 +102,17 @@ async function load(v: Values, io: CliIO): Promise<Pix2PixZero> {
     onNotice: (message) => io.err(`pix2pix-zero: ${message}`),
     model: str(v, 'model'),
     variant: str(v, 'variant'),
+    checkpoint: { predictionType: predictionType(str(v, 'prediction-type')) },
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend'), v.debug === true),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
   });
+}
+
+/** `--prediction-type` of a single-file checkpoint given as --model. */
+function predictionType(value: string | undefined): 'epsilon' | 'v_prediction' | undefined {
+  if (value === undefined || value === 'epsilon' || value === 'v_prediction') return value;
+  throw new UsageError(`--prediction-type must be 'epsilon' or 'v_prediction', got '${value}'`);
 }
 
 /** Parses the inversion options shared by `edit` and `invert`. */
@@ -192,7 +200,9 @@ export const editCommand: Command = {
   summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
   usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
 
-Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped model)  --caption "..." | --captioner <blip folder>
+Model:      --model <sd folder | checkpoint.safetensors> (default: $PIX2PIX_ZERO_MODEL, else the shipped model; a
+            single-file SD 1.x/2.x checkpoint is converted once into the cache, --prediction-type epsilon|v_prediction
+            settling what an SD 2.x file cannot say)  --caption "..." | --captioner <blip folder>
             (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
             | --no-captioner;  --variant fp16 reads the folder's *.fp16.safetensors (as diffusers' variant=; a
             folder with only fp16 weights is read without it, said on stderr)

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { type JsonObject, readJsonObject } from '../../io/json.js';
-import { type SafetensorsFile, type TensorInfo, SafetensorsFile as Safetensors, type TensorBytesToWrite, writeSafetensorsBytes } from '../../io/safetensors.js';
+import { SafetensorsFile as Safetensors, type SafetensorsFile, type TensorBytesToWrite, type TensorInfo, writeSafetensorsBytes } from '../../io/safetensors.js';
 import { DTYPE_SIZE } from '../../io/dtypes.js';
 import { CLIP_MERGES_FILE } from '../../paths.js';
 import { CLIP_NUM_MERGES, clipVocabFromMerges, parseMerges } from '../../tokenizers/clip-tokenizer.js';
@@ -273,7 +273,7 @@ export function convertCheckpoint(file: string, out: string, options: Checkpoint
         options.config !== undefined
           ? `checkpoint ${file} does not fit the configs of ${options.config}: ${wrong.join('; ')}`
           : `checkpoint ${file} is an SD ${info.architecture === 'sd1' ? '1.x' : '2.x'}-like checkpoint of an unknown size: ${wrong.join('; ')}. ` +
-              'Give --config <a diffusers pipeline folder of this architecture> to take its configs',
+              'Give a diffusers pipeline folder of this architecture to take its configs from (convert --config <folder>; the API\'s checkpoint.config)',
       );
     }
     // Which UNet weights: the EMA twins when asked for (every UNet tensor must have one), else the plain ones.
