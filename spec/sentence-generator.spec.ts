@@ -6,21 +6,8 @@ import { expect } from 'chai';
 import { SentenceDirectionDiscovery } from '../lib/editing/direction-discovery.js';
 import { DEFAULT_GENERATED_SENTENCES, conceptNumber, generateSentences, indefiniteArticle, normalizeConcept } from '../lib/editing/sentence-generator.js';
 import { builtinSentences, hasBuiltinBank } from '../lib/editing/sentences.js';
-import type { TextEmbedder } from '../lib/editing/services.js';
 import { cli } from './helpers/cli.js';
-
-/** A stand-in text encoder: a sentence embeds to [77, 2] filled with its length. */
-class LengthEmbedder implements TextEmbedder {
-  async embed(prompts: readonly string[]): Promise<tf.Tensor3D> {
-    return tf.tidy(() => tf.stack(prompts.map((p) => tf.fill([77, 2], p.length))) as tf.Tensor3D);
-  }
-  async meanEmbedding(sentences: readonly string[]): Promise<tf.Tensor3D> {
-    const all = await this.embed(sentences);
-    const m = tf.tidy(() => tf.mean(all, 0, true) as tf.Tensor3D);
-    all.dispose();
-    return m;
-  }
-}
+import { FakeEmbedder } from './helpers/fake-embedder.js';
 
 describe('sentence generator', function () {
   it('writes the requested number of distinct sentences, each containing the concept, the same for a seed', function () {
@@ -77,6 +64,13 @@ describe('sentence generator', function () {
     // An irregular plural would lose the concept: "mouse" is never pluralised.
     expect(generateSentences('mouse', { count: 300 }).some((l) => l.includes('mouses'))).to.equal(false);
   });
+  it('says an attribute of things that have it', function () {
+    const red = generateSentences('red', { count: 500 });
+    expect(red.every((l) => /\bred [a-z]+/.test(l))).to.equal(true);
+    expect(red.some((l) => /\b(a|an|two) red\b(?! [a-z])/.test(l))).to.equal(false);
+    expect(generateSentences('orange', { count: 300 }).some((l) => l.includes('an orange ball'))).to.equal(true);
+    expect(generateSentences('orange', { count: 300 }).some((l) => /\ba orange\b/.test(l))).to.equal(false);
+  });
   it('refuses what is not a word or short phrase, and counts outside the range', function () {
     expect(() => generateSentences('')).to.throw(/concept is empty/);
     expect(() => generateSentences('cat; rm -rf')).to.throw(/concept 'cat; rm -rf' is not a word or short phrase/);
@@ -89,7 +83,7 @@ describe('sentence generator', function () {
     expect(hasBuiltinBank('Cat')).to.equal(true);
     const start = tf.memory().numTensors;
     const notices: string[] = [];
-    const dd = new SentenceDirectionDiscovery(new LengthEmbedder(), { modelId: 'm', cacheDir: false, onNotice: (m) => notices.push(m) });
+    const dd = new SentenceDirectionDiscovery(new FakeEmbedder(2), { modelId: 'm', cacheDir: false, onNotice: (m) => notices.push(m) });
     const d = await dd.direction('cat', 'lion');
     const mean = (xs: readonly string[]): number => xs.reduce((a, s) => a + s.length, 0) / xs.length;
     expect(d.dataSync()[0]).to.be.closeTo(mean(generateSentences('lion', { count: 1000, seed: 0 })) - mean(builtinSentences('cat')), 1e-3);

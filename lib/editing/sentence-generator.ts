@@ -2,7 +2,8 @@
  * Sentences for any concept without a language model: caption-like sentences composed from fixed phrase lists
  * (photo styles, adjectives, views and actions, settings) around the concept's noun phrase, with English articles
  * ("an owl", "an old car", "a unicorn", "an hour") and number agreement ("a pair of scissors is", "the scissors
- * are", "two cats are", "some sand is"). The draws come from a seeded generator, so a concept and a seed give
+ * are", "two cats are", "some sand is"); an attribute (a colour, material or pattern word: "red", "wooden") is
+ * said of things that have it ("a red ball", "two red cars"). The draws come from a seeded generator, so a concept and a seed give
  * the same bank everywhere. The phrases are neutral about the concept on purpose: the same contexts around two
  * concepts cancel in the difference of their mean embeddings, and what is left is the concept.
  */
@@ -70,6 +71,24 @@ const SHAPES = [
   'this is {S} {N} {P}', '{N} {P} {V}', '{S} {N}, {V}', 'a view of {N} {P}', 'the {C} {cbe} {P}',
 ];
 
+/**
+ * Words that are attributes, not things (colours, materials, patterns): their sentences are about things that
+ * have them ("a red ball", "two red cars"), so that the attribute is what the bank has in common.
+ */
+const ATTRIBUTES = new Set([
+  'red', 'blue', 'green', 'yellow', 'orange', 'purple', 'pink', 'black', 'white', 'grey', 'gray', 'brown', 'golden',
+  'silver', 'beige', 'cyan', 'magenta', 'violet', 'turquoise', 'wooden', 'metal', 'metallic', 'glass', 'plastic',
+  'paper', 'stone', 'leather', 'striped', 'spotted', 'dotted', 'checkered', 'shiny', 'rusty', 'broken', 'transparent',
+]);
+
+/** The things an attribute's sentences are about (regular plurals). */
+const THINGS = ['object', 'ball', 'car', 'flower', 'house', 'bird', 'cup', 'chair', 'toy', 'hat', 'shirt', 'door', 'boat', 'bicycle', 'balloon', 'book', 'lamp', 'kite', 'bag', 'vase'];
+
+/** Whether a concept is an attribute (a colour, material or pattern word) rather than a thing. */
+export function isAttribute(concept: string): boolean {
+  return ATTRIBUTES.has(concept.toLowerCase());
+}
+
 /** Nouns that are plural only: one of them is "a pair of …", and they take "are". */
 const PAIR_NOUNS = new Set([
   'scissors', 'glasses', 'sunglasses', 'spectacles', 'goggles', 'binoculars', 'trousers', 'pants', 'jeans',
@@ -134,6 +153,16 @@ function regularPlural(concept: string): string | undefined {
   return `${concept}s`;
 }
 
+/** The noun phrases of an attribute: one list per thing that has it. */
+function attributePhrases(attribute: string): { phrase: string; be: 'is' | 'are' }[][] {
+  return THINGS.map((thing) => [
+    { phrase: `${indefiniteArticle(attribute)} ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `${indefiniteArticle(attribute)} ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `the ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `two ${attribute} ${thing}s`, be: 'are' as const },
+  ]);
+}
+
 /** The noun phrases of a concept and the verb each takes, without an adjective first, then one list per adjective. */
 function nounPhrases(concept: string, number: ConceptNumber): { phrase: string; be: 'is' | 'are' }[][] {
   const withArticle = (adj: string | undefined, head: string): string => {
@@ -196,9 +225,12 @@ export function generateSentences(concept: string, options: SentenceGeneratorOpt
     throw new Error(`sentence count must be an integer in [1, ${MAX_GENERATED_SENTENCES}], got ${count}`);
   }
   const word = normalizeConcept(concept);
-  const number = conceptNumber(word);
-  const phrases = nounPhrases(word, number);
+  const attribute = isAttribute(word);
+  const number = attribute ? 'singular' : conceptNumber(word);
+  const phrases = attribute ? attributePhrases(word) : nounPhrases(word, number);
   const conceptBe = number === 'singular' || number === 'mass' ? 'is' : 'are';
+  // "the {C} is ...": an attribute stands before a thing.
+  const bare = attribute ? `${word} thing` : word;
   const gen = new TorchGenerator(options.seed ?? 0);
   const pick = <T>(xs: readonly T[]): T => xs[gen.randint(xs.length)]!;
   const out = new Set<string>();
@@ -209,7 +241,7 @@ export function generateSentences(concept: string, options: SentenceGeneratorOpt
     const s = pick(SHAPES)
       .replace('{S}', pick(STYLES))
       .replace('{N}', np.phrase)
-      .replace('{C}', word)
+      .replace('{C}', bare)
       .replace('{P}', pick(SETTINGS))
       .replace('{V}', pick(VIEWS))
       .replace('{be}', np.be)
