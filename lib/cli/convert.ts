@@ -396,7 +396,7 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
         ...report.components.map(
           (c) => `  ${(c.folder === '.' ? 'model' : c.folder).padEnd(13)} ${String(c.tensors).padStart(5)} tensors  ${fmtBytes(c.bytes).padStart(10)} in ${c.shards} shard${c.shards === 1 ? '' : 's'}`,
         ),
-        `  ${report.copied.length} other files copied`,
+        report.checkpoint !== undefined ? `  ${report.copied.join(', ')} written` : `  ${report.copied.length} other files copied`,
       ].join('\n'),
     );
     return EXIT.ok;
