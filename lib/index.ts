@@ -2,16 +2,23 @@
  * pix2pix-zero for TensorFlow.js: the public API.
  */
 export { initBackend, currentBackend, BACKEND_ENV, type BackendName, type BackendChoice, type BackendInfo, type BackendOptions } from './backend.js';
-export { SafetensorsFile, SafetensorsError, writeSafetensors, readSafetensorsHeader, type TensorInfo, type TensorData, type TensorToWrite } from './io/safetensors.js';
+export { SafetensorsFile, SafetensorsError, writeSafetensors, writeSafetensorsBytes, readSafetensorsHeader, type TensorInfo, type TensorData, type TensorToWrite, type TensorBytesToWrite } from './io/safetensors.js';
 export type { SafetensorsDType } from './io/dtypes.js';
 export { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './io/weights.js';
 export { TfjsWeights, writeTfjsWeights, readTfjsModelJson, type TfjsModelJson, type TfjsWriteOptions, type TfjsWriteResult } from './io/tfjs-weights.js';
 export { convertModelFolder, type ConvertOptions, type ConvertReport } from './cli/convert.js';
+export { convertCheckpoint, readCheckpointInfo, isSingleFileCheckpoint, type CheckpointConvertOptions, type CheckpointConvertReport, type CheckpointInfo } from './models/checkpoint/single-file.js';
+export { CheckpointNameMap, type CheckpointLayout, type NamePair, type TensorForm } from './models/checkpoint/names.js';
+export { knownConfigs, type CheckpointArchitecture, type PredictionType } from './models/checkpoint/configs.js';
+export { checkpointFolder, type CheckpointModelOptions } from './models/checkpoint/cache.js';
 export {
   readComponentFolder,
   readStableDiffusionFolder,
   readBlipFolder,
   readTokenizerFolder,
+  findWeightFiles,
+  type FoundWeights,
+  type WeightVariantOptions,
   type ComponentFolder,
   type StableDiffusionFolder,
   type BlipFolder,
@@ -31,4 +38,5 @@ export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } 
 export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
 export { directInversion } from './editing/direct-inversion.js';
 export { TorchGenerator } from './random/torch-generator.js';
-export { builtinConcepts, builtinSentences, readSentenceFile, chatSentences } from './editing/sentences.js';
+export { builtinConcepts, builtinSentences, hasBuiltinBank, readSentenceFile, chatSentences } from './editing/sentences.js';
+export { generateSentences, indefiniteArticle, conceptNumber, normalizeConcept, DEFAULT_GENERATED_SENTENCES, type SentenceGeneratorOptions } from './editing/sentence-generator.js';

@@ -28,6 +28,9 @@ export function defaultModel(): string {
   return env !== undefined && env !== '' ? env : DEFAULT_MODEL;
 }
 
+/** The real CLIP BPE merges (`assets/clip/merges.txt.gz`), from which converted checkpoints get their tokenizer. */
+export const CLIP_MERGES_FILE = path.join(PACKAGE_ROOT, 'assets', 'clip', 'merges.txt.gz');
+
 /** The built-in sentence banks (`<concept>.txt`, one sentence a line). */
 export const SENTENCE_BANKS = path.join(PACKAGE_ROOT, 'assets', 'sentences');
 

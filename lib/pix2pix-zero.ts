@@ -21,6 +21,8 @@ import { componentFingerprint } from './io/fingerprint.js';
 import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readImage, tensorToImage } from './io/image.js';
 import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
 import { defaultModel } from './paths.js';
+import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoint/cache.js';
+import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
 import { TorchGenerator } from './random/torch-generator.js';
 import { assertDdimSteps } from './schedulers/step-limit.js';
 import { assertFiniteValues } from './io/finite.js';
@@ -55,8 +57,19 @@ function captionerFolder(modelDir: string, given: string | false | undefined): s
 
 /** Options of {@link Pix2PixZero.load}. */
 export interface Pix2PixZeroLoadOptions {
-  /** A diffusers Stable Diffusion pipeline folder (default: the shipped model). */
+  /**
+   * A diffusers Stable Diffusion pipeline folder, or a single-file SD 1.x/2.x checkpoint (`*.safetensors` in the
+   * original layout: converted once to a diffusers folder under the cache, see `checkpoint`). Default: the shipped model.
+   */
   model?: string;
+  /** How a single-file checkpoint given as `model` is converted (its prediction type, EMA weights, another architecture's configs). */
+  checkpoint?: CheckpointModelOptions;
+  /**
+   * The weights variant to read, as diffusers' `variant=` (`fp16`: `*.fp16.safetensors`, sharded variant indexes
+   * too; components without it read their plain weights). Default: the plain weights, else the only variant a
+   * folder has (said through `onNotice`).
+   */
+  variant?: string;
   /**
    * A transformers BLIP captioning folder (default: the model folder's `captioner/`, if it has one; `false`: none).
    * Without a captioner, calls need a `caption`. It is loaded on the first caption.
@@ -81,6 +94,11 @@ export interface Pix2PixZeroLoadOptions {
    * seconds). The CLI sets it.
    */
   releaseAfterUse?: boolean;
+  /**
+   * Told what was decided for the caller (one line each): generated sentences standing in for a concept without
+   * a bank, a folder read in its fp16 variant. The CLI prints them on stderr. Default: nobody.
+   */
+  onNotice?: (message: string) => void;
 }
 
 /** An image given to the facade: a file path, decoded RGB, or a [1, H, W, 3] tensor in [-1, 1] of the model's size. */
@@ -208,7 +226,19 @@ export class Pix2PixZero {
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
   static async load(options: Pix2PixZeroLoadOptions = {}): Promise<Pix2PixZero> {
     const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
-    const folder = readStableDiffusionFolder(options.model ?? defaultModel());
+    const model = options.model ?? defaultModel();
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const converted = isSingleFileCheckpoint(model) ? checkpointFolder(model, cacheDir, { ...options.checkpoint, onNotice: options.onNotice }) : undefined;
+    try {
+      return await Pix2PixZero.loadFolder(converted?.dir ?? model, backend, options, cacheDir);
+    } finally {
+      // A conversion made without a cache is only needed until the weights are read.
+      if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
+    }
+  }
+
+  private static async loadFolder(dir: string, backend: BackendInfo, options: Pix2PixZeroLoadOptions, cacheDir: string | false): Promise<Pix2PixZero> {
+    const folder = readStableDiffusionFolder(dir, { variant: options.variant, onNotice: options.onNotice });
     const releaseAfterUse = options.releaseAfterUse === true;
     const ports = await loadModelPorts(folder, {
       captioner: captionerFolder(folder.dir, options.captioner),
@@ -221,7 +251,7 @@ export class Pix2PixZero {
       captioner: ports.captioner,
       denoiser: ports.denoiser,
       schedulerConfig: folder.schedulerConfig,
-      directionSettings: { modelId: textEncoderFingerprint, cacheDir: options.cacheDir ?? defaultCacheDir() },
+      directionSettings: { modelId: textEncoderFingerprint, cacheDir, onNotice: options.onNotice },
     });
     return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet), textEncoderFingerprint);
   }

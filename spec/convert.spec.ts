@@ -412,7 +412,7 @@ describe('convert: TensorFlow.js weights folders', function () {
       expect(r.code, r.err).to.equal(0);
       expect(r.out).to.match(/unet\s+208 tensors\s+396\.9 KiB in 2 shards/);
       expect(readStableDiffusionFolder(target).unet.config._class_name).to.equal('UNet2DConditionModel');
-      expect((await run(['--help'])).out).to.match(/convert\s+convert a diffusers/);
+      expect((await run(['--help'])).out).to.match(/convert\s+convert a single-file SD checkpoint to a diffusers folder, or a model folder/);
     });
   });
 });

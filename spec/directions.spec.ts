@@ -8,23 +8,8 @@ import { expect } from 'chai';
 import { loadDirection, loadInversion, saveDirection, saveInversion } from '../lib/editing/artefacts.js';
 import { SentenceDirectionDiscovery, embeddingCacheKey } from '../lib/editing/direction-discovery.js';
 import { builtinConcepts, builtinSentences, chatSentences, cleanSentence, parseSentences, readSentenceFile } from '../lib/editing/sentences.js';
-import type { TextEmbedder } from '../lib/editing/services.js';
+import { FakeEmbedder } from './helpers/fake-embedder.js';
 import { forEachBackend } from './helpers/tensors.js';
-
-/** A stand-in text encoder: sentence i embeds to a [77, 4] tensor filled with its length. Counts its calls. */
-class FakeEmbedder implements TextEmbedder {
-  calls = 0;
-  async embed(prompts: readonly string[]): Promise<tf.Tensor3D> {
-    this.calls++;
-    return tf.tidy(() => tf.stack(prompts.map((p) => tf.fill([77, 4], p.length))) as tf.Tensor3D);
-  }
-  async meanEmbedding(sentences: readonly string[]): Promise<tf.Tensor3D> {
-    const all = await this.embed(sentences);
-    const mean = tf.tidy(() => tf.mean(all, 0, true) as tf.Tensor3D);
-    all.dispose();
-    return mean;
-  }
-}
 
 const mean = (xs: readonly string[]): number => xs.reduce((a, s) => a + s.length, 0) / xs.length;
 

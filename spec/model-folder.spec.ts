@@ -124,12 +124,13 @@ describe('model folders', function () {
       fs.writeFileSync(path.join(d, 'diffusion_pytorch_model.bin'), 'x');
       expect(() => readComponentFolder(d, 'VAE')).to.throw(/VAE weights not found.*PyTorch pickle weights \(diffusion_pytorch_model.bin\).*safe_serialization=True/);
     });
-    it('fp16 variants only', function () {
+    it('fp16 variants only: read as that variant (spec/variant.spec.ts covers variants)', function () {
       const d = path.join(dir, 'fp16');
       fs.mkdirSync(d);
       fs.writeFileSync(path.join(d, 'config.json'), '{}');
       fs.writeFileSync(path.join(d, 'model.fp16.safetensors'), 'x');
-      expect(() => findWeights(d, 'text encoder')).to.throw(/fp16 variants \(model.fp16.safetensors\)/);
+      expect(findWeights(d, 'text encoder')).to.equal(path.join(d, 'model.fp16.safetensors'));
+      expect(() => findWeights(d, 'text encoder', 'bf16')).to.throw(/text encoder weights of variant 'bf16' not found .* it has the variants fp16/);
     });
     it('a tokenizer folder without a vocabulary', function () {
       const d = path.join(dir, 'tok');

@@ -5,7 +5,7 @@ import { type ConvertJob, type ConvertWorkerMessage, convertModelFolder } from '
 const post = (m: ConvertWorkerMessage): void => parentPort?.postMessage(m);
 const job = workerData as ConvertJob;
 try {
-  const report = convertModelFolder(job.source, job.out, { ...job.options, onProgress: (event) => post({ kind: 'progress', event }) });
+  const report = convertModelFolder(job.source, job.out, { ...job.options, onProgress: (event) => post({ kind: 'progress', event }), onNotice: (message) => post({ kind: 'notice', message }) });
   post({ kind: 'done', report });
 } catch (err) {
   post({ kind: 'error', message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });

@@ -1,5 +1,7 @@
 /**
- * `pix2pix-zero convert <folder> <out>`: a diffusers Stable Diffusion pipeline, a transformers BLIP folder or a
+ * `pix2pix-zero convert <folder | checkpoint.safetensors> <out>`: a single-file Stable Diffusion 1.x/2.x checkpoint
+ * in the original layout to a diffusers pipeline folder (safetensors, every tensor as in the file; see
+ * models/checkpoint/), or a diffusers Stable Diffusion pipeline, a transformers BLIP folder or a
  * single component folder to the TensorFlow.js weights format. Every component with weights becomes a
  * `model.json` (its config and a tfjs weights manifest) with shards of at most `--shard-mb`; every other file
  * (model index, scheduler, tokenizer, preprocessor and generation configs) is copied. The folder is built under a
@@ -14,11 +16,14 @@ import {
   type ComponentFolder,
   detectFolderKind,
   findWeights,
+  isSafetensorsIndexName,
   readBlipFolder,
   readComponentFolder,
   readStableDiffusionFolder,
 } from '../io/model-folder.js';
 import { DEFAULT_SHARD_BYTES, MODEL_JSON, writeTfjsWeights } from '../io/tfjs-weights.js';
+import type { PredictionType } from '../models/checkpoint/configs.js';
+import { type CheckpointConvertReport, convertCheckpoint, isSingleFileCheckpoint } from '../models/checkpoint/single-file.js';
 import { ensureDir } from '../io/folders.js';
 import { Worker } from 'node:worker_threads';
 import { removeOwnStaging, removeStaleStaging, stagingFolder } from './convert-staging.js';
@@ -37,6 +42,14 @@ export interface ConvertOptions {
   readonly force?: boolean;
   /** Called after each tensor, with the component's folder name (`unet`, `vae`, ... or `model`) as the phase. */
   readonly onProgress?: (event: ProgressEvent) => void;
+  /** A checkpoint's prediction type, where the file cannot say it (SD 2.x). */
+  readonly predictionType?: PredictionType;
+  /** Take a full checkpoint's EMA UNet weights (as diffusers' `extract_ema`). */
+  readonly extractEma?: boolean;
+  /** A diffusers folder whose configs a checkpoint of another architecture takes (as `from_single_file(config=)`). */
+  readonly config?: string;
+  /** Told what was decided for the caller (a checkpoint's prediction type, EMA weights left out). */
+  readonly onNotice?: (message: string) => void;
 }
 
 /** One converted component. */
@@ -53,8 +66,10 @@ export interface ConvertedComponent {
 export interface ConvertReport {
   readonly source: string;
   readonly out: string;
-  readonly kind: 'stable-diffusion' | 'blip' | 'component';
+  readonly kind: 'stable-diffusion' | 'blip' | 'component' | 'checkpoint';
   readonly dtype: 'float32' | 'float16';
+  /** What a checkpoint conversion settled (architecture, prediction type, configs, EMA). */
+  readonly checkpoint?: Omit<CheckpointConvertReport, 'components'>;
   readonly shardBytes: number;
   readonly components: ConvertedComponent[];
   /** Files copied as they are, relative to the output. */
@@ -71,7 +86,7 @@ function isReplacedByModelJson(name: string): boolean {
     name === 'config.json' ||
     name === MODEL_JSON ||
     name.endsWith('.safetensors') ||
-    name.endsWith('.safetensors.index.json') ||
+    isSafetensorsIndexName(name) ||
     /\.(bin|ckpt|pt|pth)$/.test(name)
   );
 }
@@ -100,7 +115,14 @@ function validateSource(source: string): ConvertReport['kind'] {
   } catch {
     throw new Error(`model folder not found: ${source}`);
   }
-  if (!stat.isDirectory()) throw new Error(`${source} is not a folder (convert takes a diffusers or transformers model folder)`);
+  if (!stat.isDirectory()) {
+    if (isSingleFileCheckpoint(source)) return 'checkpoint';
+    throw new Error(
+      source.endsWith('.safetensors')
+        ? `${source} is not a single-file Stable Diffusion checkpoint in the original layout (it has no model.diffusion_model.* tensors)`
+        : `${source} is not a folder or a .safetensors checkpoint (convert takes a diffusers or transformers model folder, or an SD 1.x/2.x checkpoint)`,
+    );
+  }
   const kind = detectFolderKind(source);
   switch (kind) {
     case 'stable-diffusion':
@@ -149,10 +171,11 @@ export function convertModelFolder(source: string, out: string, options: Convert
   const removedStale = removeStaleStaging(dest);
   const tmp = stagingFolder(dest);
   const report: ConvertReport = { source, out, kind, dtype, shardBytes, components: [], copied: [], skipped: [], removedStale };
+  if (kind === 'checkpoint') return stageInto(tmp, dest, () => convertCheckpointReport(source, tmp, report, options));
   const convertedBy = `pix2pix-zero ${packageVersion()}`;
 
   const walk = (from: string, to: string, rel: string): void => {
-    fs.mkdirSync(to);
+    if (rel !== '.') fs.mkdirSync(to);
     const name = rel === '.' ? 'model' : rel;
     const component = componentIn(from, name);
     if (component !== undefined) {
@@ -184,8 +207,17 @@ export function convertModelFolder(source: string, out: string, options: Convert
     }
   };
 
-  try {
+  return stageInto(tmp, dest, () => {
+    fs.mkdirSync(tmp);
     walk(src, tmp, '.');
+    return report;
+  });
+}
+
+/** Builds the output in the staging folder `tmp` with `build`, then moves it to `dest` (replacing what is there); a failure removes `tmp`. */
+function stageInto<T>(tmp: string, dest: string, build: () => T): T {
+  try {
+    const result = build();
     if (fs.existsSync(dest)) {
       const old = `${tmp}.replaced`;
       fs.renameSync(dest, old);
@@ -194,11 +226,23 @@ export function convertModelFolder(source: string, out: string, options: Convert
     } else {
       fs.renameSync(tmp, dest);
     }
+    return result;
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return report;
+}
+
+/** Converts a single-file checkpoint into the staging folder `tmp`, filling in `report`. */
+function convertCheckpointReport(source: string, tmp: string, report: ConvertReport, options: ConvertOptions): ConvertReport {
+  const { components, ...checkpoint } = convertCheckpoint(source, tmp, {
+    predictionType: options.predictionType,
+    extractEma: options.extractEma,
+    config: options.config,
+    onNotice: options.onNotice,
+    onProgress: options.onProgress,
+  });
+  return { ...report, checkpoint, components: components.map((c) => ({ ...c, shards: 1 })), copied: ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/'] };
 }
 
 /** A conversion stopped by a signal. */
@@ -212,12 +256,13 @@ class Interrupted extends Error {
 export interface ConvertJob {
   readonly source: string;
   readonly out: string;
-  readonly options: Omit<ConvertOptions, 'onProgress'>;
+  readonly options: Omit<ConvertOptions, 'onProgress' | 'onNotice'>;
 }
 
 /** A message from the worker thread. */
 export type ConvertWorkerMessage =
   | { readonly kind: 'progress'; readonly event: ProgressEvent }
+  | { readonly kind: 'notice'; readonly message: string }
   | { readonly kind: 'done'; readonly report: ConvertReport }
   | { readonly kind: 'error'; readonly message: string; readonly stack?: string };
 
@@ -226,7 +271,7 @@ export type ConvertWorkerMessage =
  * SIGTERM: then the worker is stopped, its staging folder removed (a replaced output put back) and the promise
  * rejects with {@link Interrupted}.
  */
-function convertInWorker(job: ConvertJob, onProgress: (event: ProgressEvent) => void): Promise<ConvertReport> {
+function convertInWorker(job: ConvertJob, onProgress: (event: ProgressEvent) => void, onNotice: (message: string) => void): Promise<ConvertReport> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./convert-worker.js', import.meta.url), { workerData: job });
     const dest = path.resolve(job.out);
@@ -243,6 +288,7 @@ function convertInWorker(job: ConvertJob, onProgress: (event: ProgressEvent) => 
     };
     worker.on('message', (m: ConvertWorkerMessage) => {
       if (m.kind === 'progress') onProgress(m.event);
+      else if (m.kind === 'notice') onNotice(m.message);
       else if (m.kind === 'done') settle(() => resolve(m.report));
       else settle(() => reject(Object.assign(new Error(m.message), { stack: m.stack })));
     });
@@ -263,16 +309,31 @@ const fmtBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB
 
 export const convertCommand: Command = {
   name: 'convert',
-  summary: 'convert a diffusers/transformers model folder to TensorFlow.js weights (model.json + shards)',
-  usage: `Usage: pix2pix-zero convert <model folder> <out folder> [--dtype float32|float16] [--shard-mb 64]
+  summary: 'convert a single-file SD checkpoint to a diffusers folder, or a model folder to TensorFlow.js weights',
+  usage: `Usage: pix2pix-zero convert <checkpoint.safetensors> <out folder> [--prediction-type epsilon|v_prediction]
+                            [--extract-ema] [--config <diffusers folder>] [--force] [--json] [--quiet]
+       pix2pix-zero convert <model folder> <out folder> [--dtype float32|float16] [--shard-mb 64]
                             [--force] [--json] [--quiet]
 
-Converts a diffusers Stable Diffusion pipeline folder, a transformers BLIP folder or a single component folder
-(safetensors) to the TensorFlow.js weights format: each component with weights becomes a model.json (its config
+A single-file Stable Diffusion 1.x or 2.x checkpoint in the original layout (v1-5-pruned-emaonly.safetensors and
+most community models: model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) becomes a diffusers
+pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/): the architecture is read
+from the tensor names and shapes, the configs are those of SD 1.x (v1-5) or SD 2.x (2-1), the tokenizer is the
+real CLIP one shipped with this package, and every tensor is copied exactly, in its own dtype.
+  --prediction-type  what the file cannot say: SD 2.x is v_prediction (the 768 px model, the default, as diffusers)
+                     or epsilon (the 512 px base models); SD 1.x is epsilon unless given
+  --extract-ema      take a full checkpoint's EMA UNet weights (model_ema.*; as diffusers' extract_ema); by default
+                     the non-EMA ones are taken, as diffusers does (an EMA-only file has only those)
+  --config           a diffusers pipeline folder whose configs (and tokenizer) to use, for other architectures (as
+                     diffusers' from_single_file(config=...)); the checkpoint's shapes must fit them
+
+A diffusers Stable Diffusion pipeline folder, a transformers BLIP folder or a single component folder
+(safetensors) becomes the TensorFlow.js weights format: each component with weights becomes a model.json (its config
 and a tfjs weights manifest) and binary shards group1-shard1ofN.bin; every other file is copied. The result
 loads wherever the original does (--model, --captioner, inspect). Tensor names and shapes stay PyTorch's.
   --dtype     float32 (default: exact) or float16 (half the size; dequantised to float32 on load)
   --shard-mb  the largest shard in MiB (default 64; fractions allowed)
+
   --force     replace <out> if it exists and is not empty
   --json      print a machine-readable summary on stdout
   --quiet     no progress bar on stderr`,
@@ -281,6 +342,9 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
       ...COMMON_OPTIONS,
       dtype: { type: 'string' },
       'shard-mb': { type: 'string' },
+      'prediction-type': { type: 'string' },
+      'extract-ema': { type: 'boolean', default: false },
+      config: { type: 'string' },
       force: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
     });
@@ -289,18 +353,28 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
       return EXIT.ok;
     }
     if (positionals.length !== 2) {
-      throw new UsageError(`convert takes a model folder and an output folder (got ${positionals.length} argument${positionals.length === 1 ? '' : 's'})`);
+      throw new UsageError(`convert takes a model folder or checkpoint and an output folder (got ${positionals.length} argument${positionals.length === 1 ? '' : 's'})`);
     }
     const dtype = values.dtype ?? 'float32';
     if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be 'float32' or 'float16', got '${dtype}'`);
     const shardMb = numberOption(values['shard-mb'], 'shard-mb', DEFAULT_SHARD_BYTES / MiB, 1 / 1024, 1024 * 1024);
+    const prediction = values['prediction-type'];
+    if (prediction !== undefined && prediction !== 'epsilon' && prediction !== 'v_prediction') {
+      throw new UsageError(`--prediction-type must be 'epsilon' or 'v_prediction', got '${prediction}'`);
+    }
     const [source, out] = positionals as [string, string];
+    const isFile = fs.existsSync(source) && fs.statSync(source).isFile();
+    const folderOnly = (['dtype', 'shard-mb'] as const).find((k) => values[k] !== undefined);
+    if (isFile && folderOnly !== undefined) throw new UsageError(`--${folderOnly} applies to model folders; a checkpoint's tensors are copied in their own dtype (convert the result again for tfjs weights)`);
+    const checkpointOnly = (['prediction-type', 'extract-ema', 'config'] as const).find((k) => values[k] !== undefined && values[k] !== false);
+    if (!isFile && checkpointOnly !== undefined) throw new UsageError(`--${checkpointOnly} applies to single-file checkpoints, and ${source} is not a file`);
     preflightOutputs([{ option: 'the output folder', path: out, kind: 'folder' }]);
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     const t0 = performance.now();
     let report: ConvertReport;
     try {
-      report = await convertInWorker({ source, out, options: { dtype, shardBytes: Math.floor(shardMb * MiB), force: values.force } }, progress.onProgress);
+      const options = { dtype, shardBytes: Math.floor(shardMb * MiB), force: values.force, predictionType: prediction, extractEma: values['extract-ema'], config: values.config } as const;
+      report = await convertInWorker({ source, out, options }, progress.onProgress, (m) => io.err(`pix2pix-zero convert: ${m}`));
     } catch (err) {
       if (!(err instanceof Interrupted)) throw err;
       progress.close();
@@ -316,11 +390,13 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     }
     io.out(
       [
-        `converted ${source} (${report.kind}) to ${out} as ${dtype} in ${seconds.toFixed(1)} s:`,
+        report.checkpoint !== undefined
+          ? `converted ${source} (${report.checkpoint.architecture === 'sd1' ? 'SD 1.x' : 'SD 2.x'} checkpoint, ${report.checkpoint.predictionType}, ${report.checkpoint.configs} configs, EMA ${report.checkpoint.ema}; ${report.checkpoint.ignored} tensors no component holds left out) to the diffusers folder ${out} in ${seconds.toFixed(1)} s:`
+          : `converted ${source} (${report.kind}) to ${out} as ${dtype} in ${seconds.toFixed(1)} s:`,
         ...report.components.map(
           (c) => `  ${(c.folder === '.' ? 'model' : c.folder).padEnd(13)} ${String(c.tensors).padStart(5)} tensors  ${fmtBytes(c.bytes).padStart(10)} in ${c.shards} shard${c.shards === 1 ? '' : 's'}`,
         ),
-        `  ${report.copied.length} other files copied`,
+        report.checkpoint !== undefined ? `  ${report.copied.join(', ')} written` : `  ${report.copied.length} other files copied`,
       ].join('\n'),
     );
     return EXIT.ok;

@@ -40,6 +40,8 @@ import {
 export const MODEL_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
+  variant: { type: 'string' },
+  'prediction-type': { type: 'string' },
   captioner: { type: 'string' },
   'no-captioner': { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q', default: false },
@@ -77,16 +79,28 @@ function cacheOutput(v: Values): PlannedOutput {
   return { option: str(v, 'cache-dir') !== undefined ? '--cache-dir' : '$PIX2PIX_ZERO_CACHE', path: dir, kind: 'folder' };
 }
 
-/** Loads the model the options name. */
-export async function load(v: Values): Promise<Pix2PixZero> {
+/**
+ * Loads the model the options name; notices (generated sentences, an fp16 variant) go to stderr. `oneShot` (the
+ * edit, invert and direction commands): one pass through the phases, so the captioner and the text encoder are
+ * freed once used; a server keeps them.
+ */
+export async function load(v: Values, io: CliIO, oneShot: boolean): Promise<Pix2PixZero> {
   return Pix2PixZero.load({
+    onNotice: (message) => io.err(`pix2pix-zero: ${message}`),
     model: str(v, 'model'),
+    variant: str(v, 'variant'),
+    checkpoint: { predictionType: predictionType(str(v, 'prediction-type')) },
     captioner: v['no-captioner'] === true ? false : str(v, 'captioner'),
     ...backendOption(str(v, 'backend'), v.debug === true),
     cacheDir: v['no-cache'] === true ? false : str(v, 'cache-dir'),
-    // One command, one pass through the phases: the captioner and the text encoder are freed once used.
-    releaseAfterUse: true,
+    releaseAfterUse: oneShot,
   });
+}
+
+/** `--prediction-type` of a single-file checkpoint given as --model. */
+function predictionType(value: string | undefined): 'epsilon' | 'v_prediction' | undefined {
+  if (value === undefined || value === 'epsilon' || value === 'v_prediction') return value;
+  throw new UsageError(`--prediction-type must be 'epsilon' or 'v_prediction', got '${value}'`);
 }
 
 /** The two concepts of a direction from `--task a2b`, `--source/--target` and sentence files or a chat endpoint. */
@@ -135,12 +149,16 @@ export const editCommand: Command = {
   summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
   usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
 
-Model:      --model <sd folder> (default: $PIX2PIX_ZERO_MODEL, else the shipped model)  --caption "..." | --captioner <blip folder>
+Model:      --model <sd folder | checkpoint.safetensors> (default: $PIX2PIX_ZERO_MODEL, else the shipped model; a
+            single-file SD 1.x/2.x checkpoint is converted once into the cache, --prediction-type epsilon|v_prediction
+            settling what an SD 2.x file cannot say)  --caption "..." | --captioner <blip folder>
             (default: the model folder's captioner/, if it has one; loaded only when no caption is given)
-            | --no-captioner
+            | --no-captioner;  --variant fp16 reads the folder's *.fp16.safetensors (as diffusers' variant=; a
+            folder with only fp16 weights is read without it, said on stderr)
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
-            | --direction d.safetensors;  --chat-url <openai-compatible base url> --chat-model <name> writes
-            sentences for concepts without a bank;  --direction-scale k (default 1)
+            | --direction d.safetensors;  a concept without a built-in bank gets 1000 generated template
+            sentences (said on stderr; pix2pix-zero sentences <word> prints them), or --chat-url <openai-compatible
+            base url> --chat-model <name> has a language model write them;  --direction-scale k (default 1)
 Inversion:  --steps 50 (1 to 1000, at most the scheduler's: 999 for SD 1.x)  --reg-steps 5 --ac-rolls 5
             --lambda-ac 20 --lambda-kl 20 --min-shift 0|1 --vae-encode mean|sample --seed 0
             --size <model's size, 512 for SD 1.x; 8 to 4096, a multiple of 8; with regularisation on, at least
@@ -197,7 +215,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io, true);
     progress.finish();
     try {
       const direction = await directionFrom(p2p, v, progress, scale);
@@ -239,7 +257,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
 export const invertCommand: Command = {
   name: 'invert',
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
-  usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d] [--captioner d | --caption "..."]
+  usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d [--variant fp16]] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
        [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
 Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
@@ -259,7 +277,7 @@ Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io, true);
     progress.finish();
     try {
       const inv = await p2p.invert(positionals[0]!, { ...opts, onProgress: progress.onProgress });
@@ -280,7 +298,7 @@ export const directionCommand: Command = {
   name: 'direction',
   summary: 'compute an edit direction (mean target - mean source sentence embedding) and save it',
   usage: `Usage: pix2pix-zero direction (--task cat2dog | --source cat --target dog | --source-sentences a.txt
-       --target-sentences b.txt) --out direction.safetensors [--model d] [--chat-url u --chat-model m]
+       --target-sentences b.txt) --out direction.safetensors [--model d [--variant fp16]] [--chat-url u --chat-model m]
        [--direction-scale k] [--cache-dir d | --no-cache] [--json] [--quiet]`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...DIRECTION_OPTIONS, out: { type: 'string' } });
@@ -300,7 +318,7 @@ export const directionCommand: Command = {
     const t0 = performance.now();
     const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     progress.start('load');
-    const p2p = await load(v);
+    const p2p = await load(v, io, true);
     progress.finish();
     try {
       const d = await directionFrom(p2p, v, progress, scale);

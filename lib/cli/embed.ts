@@ -28,12 +28,14 @@ export function readSentenceLines(file: string): string[] {
 export const embedCommand: Command = {
   name: 'embed',
   summary: 'encode prompts or a sentence file with the model\'s CLIP text encoder (to safetensors)',
-  usage: `Usage: pix2pix-zero embed [--model <folder>] (--text "..." [--text "..."] | --file sentences.txt)
+  usage: `Usage: pix2pix-zero embed [--model <folder>] [--variant fp16] (--text "..." [--text "..."] | --file sentences.txt)
                           --out out.safetensors [--mean] [--batch-size N] [--clip-skip N] [--json] [--quiet]
 
 Writes the text encoder's last_hidden_state for each text as the tensor 'embeddings' ([n, 77, d] float32),
 or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   --model       a Stable Diffusion pipeline folder (text_encoder/ and tokenizer/; default: the shipped model)
+  --variant     read the text encoder's variant weights, as diffusers' variant= (fp16: model.fp16.safetensors);
+                a folder with only variant weights is read without it (said on stderr)
   --text        a prompt (repeat for several)
   --file        a text file, one sentence a line (blank lines and lines starting with # are skipped)
   --out         the safetensors file to write
@@ -47,6 +49,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const { values, positionals } = parseCommandLine(argv, {
       ...COMMON_OPTIONS,
       model: { type: 'string' },
+      variant: { type: 'string' },
       text: { type: 'string', multiple: true },
       file: { type: 'string' },
       out: { type: 'string' },
@@ -72,7 +75,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
 
     const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
     const modelDir = values.model ?? defaultModel();
-    const folder = readClipTextFolder(modelDir); // fails fast, before the backend starts
+    const folder = readClipTextFolder(modelDir, { variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`) }); // fails fast, before the backend starts
     const backend = await initBackend(backendChoice);
     const encoder = ClipTextEncoder.load(folder);
     const started = Date.now();

@@ -11,11 +11,12 @@ import { embedCommand } from './embed.js';
 import { directionCommand, editCommand, invertCommand } from './edit.js';
 import { captionCommand } from './caption.js';
 import { convertCommand } from './convert.js';
+import { sentencesCommand } from './sentences.js';
 import { serveCommand } from './serve.js';
 import { workerCommand } from './worker.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, captionCommand, embedCommand, convertCommand, serveCommand, workerCommand, infoCommand, inspectCommand];
+export const COMMANDS: readonly Command[] = [editCommand, invertCommand, directionCommand, sentencesCommand, captionCommand, embedCommand, convertCommand, serveCommand, workerCommand, infoCommand, inspectCommand];
 
 const processIO: CliIO = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),

@@ -87,7 +87,7 @@ The API and the page: docs/service.md.`,
       jobs = new QueueJobs(queue, { maxQueued, resultTtlSeconds, log: (line) => io.err(`pix2pix-zero serve: ${line}`) });
       info = { mode: 'queue' };
     } else {
-      const p2p = await load(values);
+      const p2p = await load(values, io, false);
       runner = new EditRunner(p2p);
       jobs = new LocalJobs(runner, { maxQueued });
       info = { mode: 'local', model: p2p.folder.dir, captioner: p2p.container.isBound(TYPES.Captioner) };

@@ -47,7 +47,7 @@ See docs/service.md.`,
     const lockDurationMs = intOption(values['lock-duration'], 'lock-duration', DEFAULT_LOCK_MS, 1000, 3_600_000);
     const resultTtlSeconds = resultTtl(values['result-ttl']);
     await reachRedis(queue);
-    const runner = new EditRunner(await load(values));
+    const runner = new EditRunner(await load(values, io, false));
     try {
       const log = (line: string): void => io.err(`pix2pix-zero worker ${process.pid}: ${line}`);
       const worker = await startQueueWorker(queue, runner, { concurrency, lockDurationMs, resultTtlSeconds, log });

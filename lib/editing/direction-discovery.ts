@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import { assertFiniteValues } from '../io/finite.js';
 import { readCacheEntry, writeCacheEntry } from './embedding-cache.js';
-import { builtinSentences } from './sentences.js';
+import { DEFAULT_GENERATED_SENTENCES, generateSentences } from './sentence-generator.js';
+import { builtinSentences, hasBuiltinBank } from './sentences.js';
 import {
   type Concept,
   type DirectionDiscovery,
@@ -21,9 +22,20 @@ import {
   throwIfAborted,
 } from './services.js';
 
-/** The sentences of a concept, and its name for messages. */
-export function conceptSentences(concept: Concept): { name: string; sentences: readonly string[] } {
-  if (typeof concept === 'string') return { name: concept, sentences: builtinSentences(concept) };
+/**
+ * The sentences of a concept, and its name for messages: a word's built-in bank, else
+ * {@link DEFAULT_GENERATED_SENTENCES} generated ones (seed 0), which `onNotice` is told about.
+ */
+export function conceptSentences(concept: Concept, onNotice?: (message: string) => void): { name: string; sentences: readonly string[] } {
+  if (typeof concept === 'string') {
+    if (hasBuiltinBank(concept)) return { name: concept, sentences: builtinSentences(concept) };
+    const sentences = generateSentences(concept, { count: DEFAULT_GENERATED_SENTENCES, seed: 0 });
+    onNotice?.(
+      `no built-in sentence bank for '${concept}': using ${sentences.length} generated template sentences (seed 0; ` +
+        `'pix2pix-zero sentences ${JSON.stringify(concept)}' prints them, to edit and give as a sentence file)`,
+    );
+    return { name: concept, sentences };
+  }
   if (concept.sentences.length === 0) throw new Error(`concept '${concept.name}' has no sentences`);
   return concept;
 }
@@ -53,7 +65,7 @@ export class SentenceDirectionDiscovery implements DirectionDiscovery {
   }
 
   async conceptEmbedding(concept: Concept, options: LongCallOptions = {}): Promise<tf.Tensor3D> {
-    const { name, sentences } = conceptSentences(concept);
+    const { name, sentences } = conceptSentences(concept, this.settings.onNotice);
     const file = this.cacheFile(sentences);
     const key = { model: this.settings.modelId, sentences };
     const cached = file !== undefined ? readCacheEntry(file, key) : undefined;
@@ -79,8 +91,8 @@ export class SentenceDirectionDiscovery implements DirectionDiscovery {
   }
 
   async direction(source: Concept, target: Concept, options: LongCallOptions = {}): Promise<tf.Tensor3D> {
-    const src = conceptSentences(source);
-    const tgt = conceptSentences(target);
+    const src = conceptSentences(source, this.settings.onNotice);
+    const tgt = conceptSentences(target, this.settings.onNotice);
     const progress = (step: number): void => options.onProgress?.({ phase: 'direction', step, total: 2 });
     const a = await this.conceptEmbedding(src, { signal: options.signal });
     progress(1);

@@ -1,6 +1,7 @@
 /**
  * Sentence sources for direction discovery: the built-in banks (`assets/sentences/<concept>.txt`), a user's
- * sentence file, or an OpenAI-compatible chat endpoint that writes sentences for any concept.
+ * sentence file, or an OpenAI-compatible chat endpoint that writes sentences for any concept (the template
+ * generator of `sentence-generator.ts` writes them offline).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,17 +37,22 @@ export function builtinConcepts(dir = SENTENCE_BANKS): string[] {
     .sort();
 }
 
+/** Whether `concept` has a built-in sentence bank. */
+export function hasBuiltinBank(concept: string, dir = SENTENCE_BANKS): boolean {
+  const name = concept.trim().toLowerCase();
+  return /^[a-z][a-z0-9 _-]*$/.test(name) && builtinConcepts(dir).includes(name);
+}
+
 /**
  * The built-in sentences about `concept`.
  * @throws Error for a concept without a bank, listing the known ones and the other ways to give sentences.
  */
 export function builtinSentences(concept: string, dir = SENTENCE_BANKS): string[] {
   const name = concept.trim().toLowerCase();
-  const known = builtinConcepts(dir);
-  if (!/^[a-z][a-z0-9 _-]*$/.test(name) || !known.includes(name)) {
+  if (!hasBuiltinBank(name, dir)) {
     throw new Error(
-      `unknown concept '${concept}': built-in sentence banks exist for ${known.join(', ')}; ` +
-        'give sentences instead (a file with one sentence per line, or a chat endpoint that writes them)',
+      `unknown concept '${concept}': built-in sentence banks exist for ${builtinConcepts(dir).join(', ')}; ` +
+        'give sentences instead (a file with one sentence per line, generated ones, or a chat endpoint that writes them)',
     );
   }
   return readSentenceFile(path.join(dir, `${name}.txt`));

@@ -70,6 +70,8 @@ export interface DirectionDiscoverySettings {
   readonly cacheDir: string | false;
   /** Told once about each cache entry that cannot be used and is recomputed (default: `process.emitWarning`). */
   readonly onWarning?: (message: string) => void;
+  /** Told what was decided for the user, e.g. that generated sentences stand in for a missing bank (default: nobody). */
+  readonly onNotice?: (message: string) => void;
 }
 
 /** Finds edit directions in text-embedding space from sentences about two concepts. */

@@ -316,6 +316,64 @@ function encodeElements(name: string, t: TensorToWrite): Uint8Array {
   }
 }
 
+/** A tensor to stream into a safetensors file: its header entry, and its raw little-endian bytes when their turn comes. */
+export interface TensorBytesToWrite {
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  /** The byte length of the data (checked against what `bytes` gives). */
+  readonly byteLength: number;
+  /** The raw bytes, produced when they are written (so that only one tensor is in memory at a time). */
+  bytes(): Uint8Array;
+}
+
+/**
+ * Writes tensors given as raw bytes, in the order given, with optional string metadata: the header first, then each
+ * tensor's bytes as it is produced, so a file of any size is written one tensor at a time. The file is written to a
+ * temporary name beside it and renamed into place, so a failure never leaves a half-written file.
+ */
+export function writeSafetensorsBytes(file: string, entries: readonly (readonly [string, TensorBytesToWrite])[], metadata?: Record<string, string>): void {
+  const header: Record<string, unknown> = {};
+  if (metadata !== undefined && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of entries) {
+    if (name === '__metadata__' || name.length === 0 || name in header) throw new Error(`cannot write a tensor named '${name}' (empty, reserved or twice)`);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (t.byteLength !== count * DTYPE_SIZE[t.dtype]) {
+      throw new Error(`tensor '${name}': shape [${t.shape.join(', ')}] of ${t.dtype} needs ${count * DTYPE_SIZE[t.dtype]} bytes, not ${t.byteLength}`);
+    }
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + t.byteLength] };
+    offset += t.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, headerBytes);
+    for (const [name, t] of entries) {
+      const bytes = t.bytes();
+      if (bytes.length !== t.byteLength) throw new Error(`tensor '${name}': ${bytes.length} bytes given, ${t.byteLength} announced`);
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+    }
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
 /**
  * Writes tensors (sorted by name) and optional string metadata to `file` as safetensors. The file is written
  * to a temporary name beside it and renamed into place, so a failure never leaves a half-written file.
@@ -328,37 +386,10 @@ export function writeSafetensors(
   const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
   );
-  const header: Record<string, unknown> = {};
-  if (metadata !== undefined && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  const blobs: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, t] of entries) {
+  const encoded = entries.map(([name, t]): [string, TensorBytesToWrite] => {
     if (name === '__metadata__' || name.length === 0) throw new Error(`cannot write a tensor named '${name}'`);
     const bytes = encodeElements(name, t);
-    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
-    blobs.push(bytes);
-    offset += bytes.length;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(headerBytes.length));
-
-  ensureDir(path.dirname(path.resolve(file)), `the folder of ${file}`);
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const chunk of [len, headerBytes, ...blobs]) fs.writeSync(fd, chunk);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+    return [name, { dtype: t.dtype, shape: t.shape, byteLength: bytes.length, bytes: () => bytes }];
+  });
+  writeSafetensorsBytes(file, encoded, metadata);
 }

@@ -5,8 +5,8 @@
  * .fullsize/ on first use), as a user runs it, each side a fresh process under `/usr/bin/time -v`, one after the
  * other on the same cores:
  *
- * - ours: `pix2pix-zero edit <image> --model <sd1> --captioner <blip> --source-sentences cat.txt
- *   --target-sentences dog.txt --size 512 --steps N --reg-steps R --out <png> --save-latents <file>` (BLIP writes the
+ * - ours: `pix2pix-zero edit <image> --model <sd1> --captioner <blip> --source-sentences tools/bench/sentences/cat.txt
+ *   --target-sentences .../dog.txt (the bench's 120-sentence banks) --size 512 --steps N --reg-steps R --out <png> --save-latents <file>` (BLIP writes the
  *   caption; the CLI frees BLIP and the text encoder once used);
  * - diffusers: tools/bench/reference_pipeline.py with the same image, model, BLIP folder (the authors' caption
  *   settings), sentences and settings, torch at 2 threads: load, caption, `get_embeds`, VAE encode, `invert()` (which
@@ -143,7 +143,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       date: new Date().toISOString(),
       machine: machineInfo(),
       seconds: Math.round((Date.now() - started) / 1000),
-      settings: { model: path.relative(ROOT, model), captioner: path.relative(ROOT, captioner), size: args.size, steps: args.steps, regSteps: args.regSteps, ...SETTINGS, sentences: 'assets/sentences/cat.txt -> dog.txt' },
+      settings: { model: path.relative(ROOT, model), captioner: path.relative(ROOT, captioner), size: args.size, steps: args.steps, regSteps: args.regSteps, ...SETTINGS, sentences: 'tools/bench/sentences/cat.txt -> dog.txt (120 each)' },
       notes: [
         'Each side one fresh process under /usr/bin/time -v, one after the other: wall time and maximum resident set of the whole command (start-up, loading, caption, direction, inversion, edit, decode, writing).',
         'ours: bin/pix2pix-zero.js edit with --captioner (BLIP and the text encoder freed once used). diffusers: tools/bench/reference_pipeline.py (StableDiffusionPix2PixZeroPipeline + BlipForConditionalGeneration, torch 2 threads, OMP_WAIT_POLICY=PASSIVE); its invert() also decodes x_T, which it always does.',

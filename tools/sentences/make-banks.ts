@@ -1,14 +1,24 @@
 /**
- * Writes the built-in sentence banks (assets/sentences/<concept>.txt): for each concept, 120 distinct
- * caption-like sentences that mention it, composed from phrase lists written for that concept (what it looks
- * like, what it does, where it is) and shared framings, with a fixed seed. pix2pix-zero takes the mean CLIP
- * embedding of such a bank as the concept's position; varied contexts average out everything but the concept.
+ * Writes the built-in sentence banks (assets/sentences/<concept>.txt) of the real-world concepts: for each, first
+ * the 120 curated sentences (composed from phrase lists written for that concept: what it looks like, what it does,
+ * where it is, and shared framings, with a fixed seed; unchanged since the first banks), then sentences of the
+ * template generator (lib/editing/sentence-generator.ts, the same seed) up to {@link BANK_SIZE} in all, the
+ * authors' recommended size. pix2pix-zero takes the mean CLIP embedding of such a bank as the concept's position;
+ * varied contexts average out everything but the concept, and the generator's contexts are the same for every
+ * concept, so they cancel in a direction. The toy world's banks (shapes, colours) are written by
+ * tools/toyworld/make_sentences.py, not here.
  *
  * Run: npm run build && node dist/tools/sentences/make-banks.js
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TorchGenerator } from '../../lib/random/torch-generator.js';
+import { generateSentences } from '../../lib/editing/sentence-generator.js';
+
+/** The curated sentences a bank starts with. */
+const CURATED = 120;
+/** The sentences of a bank in all. */
+const BANK_SIZE = 1000;
 
 interface Concept {
   /** The word as it appears in sentences (singular). */
@@ -96,7 +106,13 @@ function sentences(c: Concept, count: number, gen: TorchGenerator): string[] {
 const outDir = path.resolve(process.argv[2] ?? 'assets/sentences');
 fs.mkdirSync(outDir, { recursive: true });
 for (const c of CONCEPTS) {
-  const list = sentences(c, 120, new TorchGenerator(c.word.length * 1000 + c.word.charCodeAt(0)));
-  fs.writeFileSync(path.join(outDir, `${c.word}.txt`), `${list.join('\n')}\n`);
-  console.log(`${c.word}: ${list.length} sentences`);
+  const seed = c.word.length * 1000 + c.word.charCodeAt(0);
+  const curated = sentences(c, CURATED, new TorchGenerator(seed));
+  const list = new Set(curated);
+  for (const s of generateSentences(c.word, { count: 2 * BANK_SIZE, seed })) {
+    if (list.size >= BANK_SIZE) break;
+    list.add(s);
+  }
+  fs.writeFileSync(path.join(outDir, `${c.word}.txt`), `${[...list].join('\n')}\n`);
+  console.log(`${c.word}: ${list.size} sentences (${curated.length} curated, ${list.size - curated.length} generated)`);
 }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type ComponentFolder, type TokenizerFiles, readComponentFolder, readTokenizerFolder } from '../../io/model-folder.js';
+import { type ComponentFolder, type TokenizerFiles, type WeightVariantOptions, readComponentFolder, readTokenizerFolder } from '../../io/model-folder.js';
 import { configMaxLength } from '../../tokenizers/common.js';
 import { ClipTokenizer } from '../../tokenizers/clip-tokenizer.js';
 import type { CLIPTextModel, ClipTextEncodeOptions, ClipTextOutput } from './model.js';
@@ -20,10 +20,11 @@ export interface ClipTextFolder {
 
 /**
  * Resolves the `text_encoder/` and `tokenizer/` folders of a diffusers Stable Diffusion pipeline folder (the
- * other components need not be there).
+ * other components need not be there), the weights in `options.variant` if given (else the plain ones, else the
+ * only variant there, which `options.onNotice` is told).
  * @throws Error saying which folder is missing or malformed.
  */
-export function readClipTextFolder(dir: string): ClipTextFolder {
+export function readClipTextFolder(dir: string, options: WeightVariantOptions = {}): ClipTextFolder {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
   const enc = path.join(dir, 'text_encoder');
   const tok = path.join(dir, 'tokenizer');
@@ -31,7 +32,7 @@ export function readClipTextFolder(dir: string): ClipTextFolder {
     const missing = [enc, tok].filter((p) => !fs.existsSync(p)).map((p) => path.basename(p) + '/');
     throw new Error(`${dir} is not a Stable Diffusion pipeline folder: it has no ${missing.join(' and no ')} (the CLIP text encoder and its tokenizer)`);
   }
-  return { dir, textEncoder: readComponentFolder(enc, 'text encoder'), tokenizer: readTokenizerFolder(tok) };
+  return { dir, textEncoder: readComponentFolder(enc, 'text encoder', options), tokenizer: readTokenizerFolder(tok) };
 }
 
 /** A CLIP tokenizer and text model that belong together. */

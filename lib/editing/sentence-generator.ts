@@ -1,0 +1,252 @@
+/**
+ * Sentences for any concept without a language model: caption-like sentences composed from fixed phrase lists
+ * (photo styles, adjectives, views and actions, settings) around the concept's noun phrase, with English articles
+ * ("an owl", "an old car", "a unicorn", "an hour") and number agreement ("a pair of scissors is", "the scissors
+ * are", "two cats are", "some sand is"); an attribute (a colour, material or pattern word: "red", "wooden") is
+ * said of things that have it ("a red ball", "two red cars"). The draws come from a seeded generator, so a concept and a seed give
+ * the same bank everywhere. The phrases are neutral about the concept on purpose: the same contexts around two
+ * concepts cancel in the difference of their mean embeddings, and what is left is the concept.
+ */
+import { TorchGenerator } from '../random/torch-generator.js';
+
+/** Options of {@link generateSentences}. */
+export interface SentenceGeneratorOptions {
+  /** How many distinct sentences (default {@link DEFAULT_GENERATED_SENTENCES}). */
+  count?: number;
+  /** Seed of the draws (default 0). */
+  seed?: number;
+}
+
+/** How many sentences a generated bank has by default (the authors recommend about 1,000). */
+export const DEFAULT_GENERATED_SENTENCES = 1000;
+
+/** The most sentences one call writes. */
+export const MAX_GENERATED_SENTENCES = 20_000;
+
+/** How a picture is made: "{style} {noun phrase}". */
+const STYLES = [
+  'a photo of', 'a close-up photo of', 'a picture of', 'an image of', 'a blurry photo of', 'a bright photo of',
+  'a dark photo of', 'a cropped photo of', 'a good photo of', 'a painting of', 'a snapshot of', 'a sketch of',
+  'a drawing of', 'a watercolor painting of', 'an oil painting of', 'a black and white photo of', 'a 3D render of',
+  'an illustration of', 'a cartoon of', 'a film photo of', 'a polaroid photo of', 'a high resolution photo of',
+  'a low resolution photo of', 'a detailed photo of', 'a professional photo of', 'a vintage photo of',
+  'a pencil sketch of', 'a digital painting of', 'a wide-angle photo of', 'a macro photo of', 'a studio photo of',
+  'a candid photo of', 'a rendering of', 'a jpeg photo of', 'a pixelated photo of', 'a photograph of',
+  'a sharp photo of', 'a soft-focus photo of', 'a colorful painting of', 'a minimalist illustration of',
+];
+
+/** Adjectives that fit most things, living or not. */
+const ADJECTIVES = [
+  'small', 'large', 'big', 'little', 'old', 'new', 'beautiful', 'colorful', 'bright', 'dark', 'clean',
+  'dirty', 'shiny', 'dusty', 'wet', 'famous', 'ordinary', 'plain', 'strange', 'cute', 'elegant',
+  'tiny', 'huge', 'white', 'black', 'red', 'blue', 'green', 'brown', 'grey', 'golden', 'pale', 'vivid',
+  'weathered', 'lovely', 'simple', 'unusual', 'modern', 'classic',
+];
+
+/** Where the concept is: a preposition phrase after the noun. */
+const SETTINGS = [
+  'on a table', 'on a wooden table', 'in a room', 'in a living room', 'in a kitchen', 'on the street',
+  'in a city', 'in a garden', 'in a park', 'on the beach', 'in a forest', 'in the snow', 'in a field',
+  'in the desert', 'by a lake', 'by the sea', 'on a hill', 'in the mountains', 'in a studio',
+  'on a white background', 'on a black background', 'against a blue sky', 'in the rain', 'at night',
+  'at sunset', 'in the morning', 'under a tree', 'next to a window', 'near a wall', 'on the grass',
+  'on the floor', 'on a shelf', 'in a museum', 'in a shop window', 'at the zoo', 'on a farm', 'in a village',
+  'by the road', 'under the stars', 'in the fog',
+];
+
+/** How the concept is seen or what happens to it: fits animals, people and objects alike. */
+const VIEWS = [
+  'in the center of the frame', 'seen from above', 'seen from the side', 'seen from the front',
+  'seen from below', 'in the foreground', 'in the background', 'in sharp focus', 'in soft light',
+  'in bright sunlight', 'in the shade', 'lit by a lamp', 'under a spotlight', 'in warm light',
+  'in cold light', 'in a crowd of things', 'up close', 'far away', 'on display', 'all alone',
+];
+
+/**
+ * Sentence shapes: S style, N noun phrase, P setting, V view, C the bare concept; `{be}` is "is" or "are" as the
+ * noun phrase needs, `{cbe}` as the bare concept needs.
+ */
+const SHAPES = [
+  '{S} {N}', '{S} {N} {P}', '{S} {N} {V}', '{S} {N} {P}, {V}', '{N} {P}', '{N} {V} {P}', 'there {be} {N} {P}',
+  'this is {S} {N} {P}', '{N} {P} {V}', '{S} {N}, {V}', 'a view of {N} {P}', 'the {C} {cbe} {P}',
+];
+
+/**
+ * Words that are attributes, not things (colours, materials, patterns): their sentences are about things that
+ * have them ("a red ball", "two red cars"), so that the attribute is what the bank has in common.
+ */
+const ATTRIBUTES = new Set([
+  'red', 'blue', 'green', 'yellow', 'orange', 'purple', 'pink', 'black', 'white', 'grey', 'gray', 'brown', 'golden',
+  'silver', 'beige', 'cyan', 'magenta', 'violet', 'turquoise', 'wooden', 'metal', 'metallic', 'glass', 'plastic',
+  'paper', 'stone', 'leather', 'striped', 'spotted', 'dotted', 'checkered', 'shiny', 'rusty', 'broken', 'transparent',
+]);
+
+/** The things an attribute's sentences are about (regular plurals). */
+const THINGS = ['object', 'ball', 'car', 'flower', 'house', 'bird', 'cup', 'chair', 'toy', 'hat', 'shirt', 'door', 'boat', 'bicycle', 'balloon', 'book', 'lamp', 'kite', 'bag', 'vase'];
+
+/** Whether a concept is an attribute (a colour, material or pattern word) rather than a thing. */
+export function isAttribute(concept: string): boolean {
+  return ATTRIBUTES.has(concept.toLowerCase());
+}
+
+/** Nouns that are plural only: one of them is "a pair of …", and they take "are". */
+const PAIR_NOUNS = new Set([
+  'scissors', 'glasses', 'sunglasses', 'spectacles', 'goggles', 'binoculars', 'trousers', 'pants', 'jeans',
+  'shorts', 'pajamas', 'pyjamas', 'tights', 'leggings', 'pliers', 'tongs', 'tweezers', 'headphones', 'earphones',
+  'shears', 'clippers', 'skis', 'shoes', 'boots', 'socks', 'gloves', 'sandals', 'slippers', 'sneakers', 'earrings',
+  'chopsticks', 'handcuffs',
+]);
+
+/** Nouns that are plural without a pair: "some …", "are". */
+const PLURAL_NOUNS = new Set(['clothes', 'people', 'police', 'cattle', 'stairs', 'groceries', 'fireworks', 'leaves', 'mice', 'geese', 'teeth', 'feet', 'children', 'men', 'women']);
+
+/** Nouns without a plural or an article: "some …", "is". */
+const MASS_NOUNS = new Set([
+  'water', 'sand', 'rice', 'snow', 'grass', 'milk', 'coffee', 'tea', 'bread', 'money', 'furniture', 'luggage',
+  'hair', 'fire', 'smoke', 'ice', 'gold', 'silver', 'wood', 'fog', 'rain', 'sugar', 'salt', 'soup', 'cheese',
+  'jewelry', 'jewellery', 'art', 'food', 'honey', 'wine', 'beer', 'juice', 'bamboo', 'lava', 'mud',
+]);
+
+/** Nouns whose plural is not the noun plus -s/-es (or is the noun itself): never pluralised. */
+const IRREGULAR = new Set(['mouse', 'louse', 'goose', 'child', 'person', 'tooth', 'foot', 'ox', 'sheep', 'fish', 'deer', 'moose', 'aircraft', 'cactus', 'fungus', 'octopus', 'die', 'bison', 'salmon', 'trout', 'series', 'species']);
+
+/** Singular nouns ending in s that are not plurals. */
+const SINGULAR_S = /(ss|us|is|os|as|ys|ics)$/;
+
+/** Words that start with a vowel letter but a consonant sound ("a unicorn", "a one-eyed cat", "a European car"). */
+const CONSONANT_SOUND = /^(uni(?!nh|nt|mp|nf|nd)|use|usu|ura|uro|ure|euro|eu|ewe|one|once|ubiq|uku|uti)/;
+/** Words that start with a consonant letter but a vowel sound ("an hour", "an honest face"). */
+const VOWEL_SOUND = /^(hour|honest|honou?r|heir|herb(?!al|ivore))/;
+
+/** "a" or "an" before `word`, as it is said. */
+export function indefiniteArticle(word: string): 'a' | 'an' {
+  const w = word.toLowerCase();
+  // Letters said one by one (an acronym, or a letter before a hyphen): "an MRI scanner", "an X-ray", "a UFO".
+  if (/^[A-Z]{2,}\b/.test(word) || /^[a-z]-/i.test(word)) return /^[aefhilmnorsx]/.test(w) ? 'an' : 'a';
+  if (VOWEL_SOUND.test(w)) return 'an';
+  if (/^[aeiou]/.test(w)) return CONSONANT_SOUND.test(w) ? 'a' : 'an';
+  return 'a';
+}
+
+/** How a concept's noun phrase counts. */
+export type ConceptNumber = 'singular' | 'plural' | 'pair' | 'mass';
+
+/** The number of the noun phrase `concept` (decided by its last word). */
+export function conceptNumber(concept: string): ConceptNumber {
+  const lower = concept.toLowerCase();
+  // "pair of scissors", "cup of tea": the head noun is the first one.
+  if (/^[^ ]+ of /.test(lower)) return /^(pairs|cups|groups|piles|bunches) of /.test(lower) ? 'plural' : 'singular';
+  const last = lower.split(/[\s-]+/).pop() ?? '';
+  if (PAIR_NOUNS.has(last)) return 'pair';
+  if (PLURAL_NOUNS.has(last)) return 'plural';
+  if (MASS_NOUNS.has(last)) return 'mass';
+  if (last.length > 3 && last.endsWith('s') && !SINGULAR_S.test(last)) return 'plural';
+  return 'singular';
+}
+
+/** The regular plural of `concept`, if it still contains the concept ("cat" -> "cats", "box" -> "boxes"). */
+function regularPlural(concept: string): string | undefined {
+  if (/ of /.test(concept)) return undefined; // "cups of tea" does not contain "cup of tea"
+  if (IRREGULAR.has(concept.split(/[\s-]+/).pop() ?? '')) return undefined;
+  if (/(s|x|z|ch|sh)$/.test(concept)) return `${concept}es`;
+  if (/[^aeiou]y$/.test(concept) || /(f|fe|o|man)$/.test(concept)) return undefined; // flies, wolves, tomatoes, men
+  return `${concept}s`;
+}
+
+/** The noun phrases of an attribute: one list per thing that has it. */
+function attributePhrases(attribute: string): { phrase: string; be: 'is' | 'are' }[][] {
+  return THINGS.map((thing) => [
+    { phrase: `${indefiniteArticle(attribute)} ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `${indefiniteArticle(attribute)} ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `the ${attribute} ${thing}`, be: 'is' as const },
+    { phrase: `two ${attribute} ${thing}s`, be: 'are' as const },
+  ]);
+}
+
+/** The noun phrases of a concept and the verb each takes, without an adjective first, then one list per adjective. */
+function nounPhrases(concept: string, number: ConceptNumber): { phrase: string; be: 'is' | 'are' }[][] {
+  const withArticle = (adj: string | undefined, head: string): string => {
+    const np = adj === undefined ? head : `${adj} ${head}`;
+    return `${indefiniteArticle(np)} ${np}`;
+  };
+  const lists: { phrase: string; be: 'is' | 'are' }[][] = [];
+  const adjectives: (string | undefined)[] = [undefined, ...ADJECTIVES];
+  for (const adj of adjectives) {
+    const out: { phrase: string; be: 'is' | 'are' }[] = [];
+    lists.push(out);
+    const np = adj === undefined ? concept : `${adj} ${concept}`;
+    switch (number) {
+      case 'singular': {
+        // Mostly one of it ("a" twice, to weigh it), sometimes a few.
+        out.push({ phrase: withArticle(adj, concept), be: 'is' }, { phrase: withArticle(adj, concept), be: 'is' }, { phrase: `the ${np}`, be: 'is' });
+        const plural = regularPlural(concept);
+        if (plural !== undefined) {
+          const pl = adj === undefined ? plural : `${adj} ${plural}`;
+          out.push({ phrase: `two ${pl}`, be: 'are' }, { phrase: `a group of ${pl}`, be: 'is' });
+        }
+        break;
+      }
+      case 'pair':
+        out.push({ phrase: withArticle(adj, `pair of ${concept}`), be: 'is' }, { phrase: `the ${np}`, be: 'are' }, { phrase: `two pairs of ${np}`, be: 'are' });
+        break;
+      case 'plural':
+        out.push({ phrase: np, be: 'are' }, { phrase: `the ${np}`, be: 'are' }, { phrase: `some ${np}`, be: 'are' }, { phrase: `many ${np}`, be: 'are' });
+        break;
+      case 'mass':
+        out.push({ phrase: np, be: 'is' }, { phrase: `the ${np}`, be: 'is' }, { phrase: `some ${np}`, be: 'is' });
+        break;
+    }
+  }
+  return lists;
+}
+
+/**
+ * The concept as sentences use it: trimmed, single spaces, lower case unless it has capitals inside (names,
+ * acronyms). A word or short phrase of letters, digits, spaces, hyphens and apostrophes, at most 6 words.
+ * @throws Error naming the concept and what is expected.
+ */
+export function normalizeConcept(concept: string): string {
+  const c = concept.trim().replace(/\s+/g, ' ');
+  if (c.length === 0) throw new Error('concept is empty: give a word or a short phrase (e.g. "lion", "red car")');
+  if (c.length > 60 || c.split(' ').length > 6 || !/^[\p{L}\p{N}][\p{L}\p{N} '’-]*$/u.test(c)) {
+    throw new Error(`concept '${concept}' is not a word or short phrase (expected at most 6 words of letters, digits, hyphens or apostrophes)`);
+  }
+  return /\p{Lu}/u.test(c.slice(1)) ? c : c.toLowerCase();
+}
+
+/**
+ * `count` distinct caption-like sentences about `concept`, each containing it, the same for the same concept,
+ * count and seed (a larger count extends a smaller one's bank).
+ * @throws Error for a concept that is not a word or short phrase, or a count outside [1, {@link MAX_GENERATED_SENTENCES}].
+ */
+export function generateSentences(concept: string, options: SentenceGeneratorOptions = {}): string[] {
+  const count = options.count ?? DEFAULT_GENERATED_SENTENCES;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_GENERATED_SENTENCES) {
+    throw new Error(`sentence count must be an integer in [1, ${MAX_GENERATED_SENTENCES}], got ${count}`);
+  }
+  const word = normalizeConcept(concept);
+  const attribute = isAttribute(word);
+  const number = attribute ? 'singular' : conceptNumber(word);
+  const phrases = attribute ? attributePhrases(word) : nounPhrases(word, number);
+  const conceptBe = number === 'singular' || number === 'mass' ? 'is' : 'are';
+  // "the {C} is ...": an attribute stands before a thing.
+  const bare = attribute ? `${word} thing` : word;
+  const gen = new TorchGenerator(options.seed ?? 0);
+  const pick = <T>(xs: readonly T[]): T => xs[gen.randint(xs.length)]!;
+  const out = new Set<string>();
+  for (let tries = 0; out.size < count; tries++) {
+    if (tries > count * 100) throw new Error(`could not write ${count} distinct sentences about '${word}'`);
+    // A third of the noun phrases go without an adjective.
+    const np = pick(gen.randint(3) === 0 ? phrases[0]! : phrases[1 + gen.randint(phrases.length - 1)]!);
+    const s = pick(SHAPES)
+      .replace('{S}', pick(STYLES))
+      .replace('{N}', np.phrase)
+      .replace('{C}', bare)
+      .replace('{P}', pick(SETTINGS))
+      .replace('{V}', pick(VIEWS))
+      .replace('{be}', np.be)
+      .replace('{cbe}', conceptBe);
+    out.add(s);
+  }
+  return [...out];
+}
