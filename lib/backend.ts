@@ -47,6 +47,11 @@ export interface KernelChoices {
    */
   readonly convInputGradientAsForwardConv: boolean;
   /**
+   * Run stride-1 `'same'` convolutions (the UNet's and the VAE's 3x3 ones) forward and backward through the
+   * backend's convolution input-gradient kernel (`models/layers/conv2d.ts` `conv2dByInputGradient`).
+   */
+  readonly convByInputGradient: boolean;
+  /**
    * Reduce a group norm's statistics over the positions first (a column reduction, channels contiguous), then over
    * each group's channels (`models/layers/group-norm.ts`); otherwise over each group's channels first. Either is
    * 2.5-4.5x faster than `tf.moments` over both axes at once; which of the two is faster depends on the backend.
@@ -91,7 +96,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, groupNormPositionsFirst: true },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true },
   },
   {
     name: 'wasm',
@@ -99,14 +104,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, groupNormPositionsFirst: false },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, groupNormPositionsFirst: false },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false },
   },
 ];
 

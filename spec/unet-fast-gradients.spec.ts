@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { multiHeadAttention } from '../lib/models/layers/attention-core.js';
-import { conv2dFastGrad } from '../lib/models/layers/conv2d.js';
+import { conv2dByInputGradient, conv2dFastGrad, isSameStrideOne } from '../lib/models/layers/conv2d.js';
 import { matMul, matMulByConstant } from '../lib/models/layers/matmul.js';
 import { expectClose, forEachBackend } from './helpers/tensors.js';
 
@@ -113,6 +113,32 @@ forEachBackend('UNet fast gradient kernels', function () {
         expectClose(mine, builtin, 1e-5, `conv input gradient ${size} k${k} s${stride} [${pad}]`);
       });
     }
+  });
+
+  it('conv2dByInputGradient: values and input gradient equal tfjs built-in convolution (stride 1, same padding)', function () {
+    for (const [size, k, cin, cout] of [
+      [8, 3, 3, 5],
+      [7, 3, 6, 4],
+      [6, 5, 2, 3],
+      [5, 1, 4, 4],
+    ] as const) {
+      tf.tidy(() => {
+        const x = randn([2, size, size + 1, cin], 17) as tf.Tensor4D;
+        const w = randn([k, k, cin, cout], 18) as tf.Tensor4D;
+        const p = (k - 1) / 2;
+        expect(isSameStrideOne(w, 1, [p, p, p, p]), 'same padding, stride 1').to.equal(true);
+        const builtinConv = (v: tf.Tensor): tf.Tensor => tf.conv2d(v as tf.Tensor4D, w, 1, 'same');
+        expectClose(conv2dByInputGradient(x, w), builtinConv(x), 1e-6, `conv value ${size} k${k} ${cin}->${cout}`);
+        const dy = randn([2, size, size + 1, cout], 19);
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(conv2dByInputGradient(v as tf.Tensor4D, w), dy)))(x);
+        const builtin = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(builtinConv(v), dy)))(x);
+        expectClose(mine, builtin, 1e-5, `conv input gradient ${size} k${k} ${cin}->${cout}`);
+      });
+    }
+    const w3 = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
+    expect(isSameStrideOne(w3, 2, [1, 1, 1, 1]), 'stride 2').to.equal(false);
+    expect(isSameStrideOne(w3, 1, [0, 1, 0, 1]), 'asymmetric padding').to.equal(false);
+    w3.dispose();
   });
 
   it('keeps no tensors after gradients through these kernels', function () {

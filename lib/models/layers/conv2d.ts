@@ -58,6 +58,34 @@ export function conv2dPadded(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: number
 }
 
 /**
+ * Whether {@link conv2dByInputGradient} computes `conv(pad(x), kernel, stride)`: stride 1 and TensorFlow's
+ * `'same'` padding (for an odd kernel, (k - 1) / 2 on every side).
+ */
+export function isSameStrideOne(kernel: tf.Tensor4D, stride: number, pad: Padding4): boolean {
+  const [kh, kw] = kernel.shape;
+  return stride === 1 && kh % 2 === 1 && kw % 2 === 1 && pad[0] === (kh - 1) / 2 && pad[1] === pad[0] && pad[2] === (kw - 1) / 2 && pad[3] === pad[2];
+}
+
+/**
+ * A stride-1 `'same'` convolution (NHWC input, HWIO kernel) computed by the backend's convolution input-gradient
+ * kernel (`Conv2DBackpropInput`), forward and backward: the correlation of `x` with `kernel` is the transposed
+ * convolution of `x` with the kernel flipped in space and its in/out channels swapped, and its input gradient is
+ * the transposed convolution of `dy` with the kernel itself. Same values as `tf.conv2d` up to float rounding. On
+ * the tensorflow backend oneDNN's backward-data kernel is faster than its forward one (`lib/backend.ts`).
+ */
+export function conv2dByInputGradient(x: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor4D;
+    const [n, h, w, cin] = input.shape;
+    const cout = kernel.shape[3];
+    const value = tf.tidy(() => tf.conv2dTranspose(input, flippedKernel(kernel), [n, h, w, cout], 1, 'same'));
+    const gradFunc = (dy: tf.Tensor): tf.Tensor => tf.conv2dTranspose(dy as tf.Tensor4D, kernel, [n, h, w, cin], 1, 'same');
+    return { value, gradFunc };
+  });
+  return f(x) as tf.Tensor4D;
+}
+
+/**
  * A 2D convolution (NHWC input, HWIO kernel) whose input gradient is computed by a forward convolution.
  * Same values as tfjs' built-in gradient; several times faster on wasm.
  */
@@ -124,9 +152,11 @@ export class Conv2d extends Module {
         const flat = tf.reshape(x, [-1, this.inChannels]) as tf.Tensor2D;
         y = tf.reshape(matMulByConstant(flat, tf.reshape(kernel, [this.inChannels, this.outChannels]) as tf.Tensor2D), [n, h, w, this.outChannels]);
       } else {
-        // The input gradient by a forward convolution where the backend table measured it faster (wasm, cpu).
-        const conv = kernelChoices().convInputGradientAsForwardConv ? conv2dFastGrad : conv2dPadded;
-        y = conv(x as tf.Tensor4D, kernel, this.stride, this.pad);
+        // The kernels the backend table measured faster: the input-gradient kernel both ways (tensorflow), the
+        // input gradient by a forward convolution (wasm), or the backend's own convolution and gradient.
+        const choices = kernelChoices();
+        if (choices.convByInputGradient && isSameStrideOne(kernel, this.stride, this.pad)) y = conv2dByInputGradient(x as tf.Tensor4D, kernel);
+        else y = (choices.convInputGradientAsForwardConv ? conv2dFastGrad : conv2dPadded)(x as tf.Tensor4D, kernel, this.stride, this.pad);
       }
       return this.bias !== undefined ? tf.add(y, this.bias.read()) : y;
     });

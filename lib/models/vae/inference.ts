@@ -13,7 +13,8 @@
  * result), and of an encode from 1,408 to 640 MB.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Conv2d } from '../layers/conv2d.js';
+import { kernelChoices } from '../../backend.js';
+import { type Conv2d, conv2dByInputGradient, isSameStrideOne } from '../layers/conv2d.js';
 import type { GroupNorm } from '../layers/group-norm.js';
 import type { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import type { Downsample2D, Upsample2D } from '../layers/sampling.js';
@@ -63,14 +64,22 @@ export function siluLean(x: tf.Tensor): tf.Tensor {
   return consume(s, (t) => tf.mul(x, t));
 }
 
-/** `conv(x)`: one fused convolution with its bias (no separate bias-add temporary). */
+/**
+ * `conv(x)`: one fused convolution with its bias (no separate bias-add temporary), or where the backend table says
+ * so (tensorflow) a stride-1 `'same'` convolution through the input-gradient kernel, then the bias.
+ */
 export function conv2dLean(conv: Conv2d, x: tf.Tensor): tf.Tensor {
+  const kernel = conv.kernel.read() as tf.Tensor4D;
+  if (kernelChoices().convByInputGradient && isSameStrideOne(kernel, conv.stride, conv.pad)) {
+    const y = conv2dByInputGradient(x as tf.Tensor4D, kernel);
+    return conv.bias === undefined ? y : consume(y, (t) => tf.add(t, conv.bias!.read()));
+  }
   const [t, b, l, r] = conv.pad;
   const pad: 'valid' | [[number, number], [number, number], [number, number], [number, number]] =
     t + b + l + r === 0 ? 'valid' : [[0, 0], [t, b], [l, r], [0, 0]];
   return tf.fused.conv2d({
     x: x as tf.Tensor4D,
-    filter: conv.kernel.read() as tf.Tensor4D,
+    filter: kernel,
     strides: conv.stride,
     pad,
     bias: conv.bias?.read(),
