@@ -138,7 +138,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     if (theirs !== undefined) {
       console.log(`\ncaptions ${theirs.caption === oursReport.caption ? 'identical' : `differ: ours "${oursReport.caption}", diffusers "${theirs.caption}"`}; edited latents max relative error ${agreement!.toExponential(2)}`);
     }
-    const record = writeRecord(`command-${args.backend}`, {
+    const record = writeRecord(`command-${args.backend}${args.reference ? '' : '-ours-only'}`, {
       benchmark: 'command',
       date: new Date().toISOString(),
       machine: machineInfo(),

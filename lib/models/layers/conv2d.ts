@@ -71,7 +71,8 @@ export function isSameStrideOne(kernel: tf.Tensor4D, stride: number, pad: Paddin
  * kernel (`Conv2DBackpropInput`), forward and backward: the correlation of `x` with `kernel` is the transposed
  * convolution of `x` with the kernel flipped in space and its in/out channels swapped, and its input gradient is
  * the transposed convolution of `dy` with the kernel itself. Same values as `tf.conv2d` up to float rounding. On
- * the tensorflow backend oneDNN's backward-data kernel is faster than its forward one (`lib/backend.ts`).
+ * the tensorflow backend oneDNN's backward-data kernel is faster than its forward one at the VAE's sizes (the
+ * `convByInputGradient` kernel choice in `lib/backend.ts`, which says where it is used).
  */
 export function conv2dByInputGradient(x: tf.Tensor4D, kernel: tf.Tensor4D): tf.Tensor4D {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -152,11 +153,9 @@ export class Conv2d extends Module {
         const flat = tf.reshape(x, [-1, this.inChannels]) as tf.Tensor2D;
         y = tf.reshape(matMulByConstant(flat, tf.reshape(kernel, [this.inChannels, this.outChannels]) as tf.Tensor2D), [n, h, w, this.outChannels]);
       } else {
-        // The kernels the backend table measured faster: the input-gradient kernel both ways (tensorflow), the
-        // input gradient by a forward convolution (wasm), or the backend's own convolution and gradient.
-        const choices = kernelChoices();
-        if (choices.convByInputGradient && isSameStrideOne(kernel, this.stride, this.pad)) y = conv2dByInputGradient(x as tf.Tensor4D, kernel);
-        else y = (choices.convInputGradientAsForwardConv ? conv2dFastGrad : conv2dPadded)(x as tf.Tensor4D, kernel, this.stride, this.pad);
+        // The input gradient by a forward convolution where the backend table measured it faster (wasm, cpu).
+        const conv = kernelChoices().convInputGradientAsForwardConv ? conv2dFastGrad : conv2dPadded;
+        y = conv(x as tf.Tensor4D, kernel, this.stride, this.pad);
       }
       return this.bias !== undefined ? tf.add(y, this.bias.read()) : y;
     });
