@@ -11,6 +11,7 @@ import { TorchGenerator } from '../random/torch-generator.js';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
 import { regularizeNoise } from './noise-regularization.js';
 import type { DenoiserPort } from './ports.js';
+import { yieldToEventLoop } from './event-loop.js';
 import { type InversionOptions, type Inverter, TYPES, throwIfAborted } from './services.js';
 
 @injectable()
@@ -45,7 +46,7 @@ export class DDIMInverter implements Inverter {
         trajectory.push(next);
         options.onProgress?.({ phase: 'inversion', step: i + 1, total: timesteps.length });
         // Let timers, progress output and abort signals through between steps.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
       return trajectory;
     } catch (err) {

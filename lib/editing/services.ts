@@ -38,10 +38,13 @@ export interface LongCallOptions {
   signal?: AbortSignal;
 }
 
-/** Throws the signal's reason if it has been aborted. Long loops call it between steps. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+/**
+ * Throws the signal's reason if it has been aborted (an Error with `message` where the reason is not an Error).
+ * Long loops call it between steps.
+ */
+export function throwIfAborted(signal: AbortSignal | undefined, message = 'aborted'): void {
   if (signal?.aborted === true) {
-    throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    throw signal.reason instanceof Error ? signal.reason : new Error(message);
   }
 }
 
