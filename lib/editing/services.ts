@@ -4,6 +4,7 @@
  * and are wired in `lib/container.ts`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ProgressEvent } from '../progress.js';
 
 /** Injection tokens (inversify service identifiers). */
 export const TYPES = {
@@ -22,13 +23,7 @@ export const TYPES = {
   DirectionDiscoverySettings: Symbol.for('pix2pix-zero.DirectionDiscoverySettings'),
 } as const;
 
-/** Progress of a long call: `step` of `total` done in `phase`. */
-export interface ProgressEvent {
-  /** e.g. `caption`, `direction`, `inversion`, `edit`, `decode`. */
-  readonly phase: string;
-  readonly step: number;
-  readonly total: number;
-}
+export type { ProgressEvent } from '../progress.js';
 
 /** Options every long call takes. */
 export interface LongCallOptions {
