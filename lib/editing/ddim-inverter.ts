@@ -12,7 +12,7 @@ import type { SchedulerFactory } from '../schedulers/scheduler.js';
 import { regularizeNoise } from './noise-regularization.js';
 import type { DenoiserPort } from './ports.js';
 import { yieldToEventLoop } from './event-loop.js';
-import { type InversionOptions, type Inverter, TYPES, throwIfAborted } from './services.js';
+import { type InverterOptions, type Inverter, TYPES, throwIfAborted } from './services.js';
 
 @injectable()
 export class DDIMInverter implements Inverter {
@@ -21,7 +21,7 @@ export class DDIMInverter implements Inverter {
     @inject(TYPES.SchedulerFactory) private readonly schedulers: SchedulerFactory,
   ) {}
 
-  async invert(latents: tf.Tensor4D, context: tf.Tensor3D, options: InversionOptions = {}): Promise<tf.Tensor4D[]> {
+  async invert(latents: tf.Tensor4D, context: tf.Tensor3D, options: InverterOptions = {}): Promise<tf.Tensor4D[]> {
     const scheduler = this.schedulers.create('inversion');
     const timesteps = scheduler.setTimesteps(options.steps ?? 50);
     const shifts = options.shifts ?? new TorchGenerator(options.seed ?? 0);

@@ -80,8 +80,8 @@ export interface DirectionDiscovery {
   conceptEmbedding(concept: Concept, options?: LongCallOptions): Promise<tf.Tensor3D>;
 }
 
-/** Options of {@link Inverter.invert}. */
-export interface InversionOptions extends LongCallOptions {
+/** Options of {@link Inverter.invert} (the service; the facade's are `Pix2PixZeroInvertOptions`). */
+export interface InverterOptions extends LongCallOptions {
   /** DDIM inversion steps (default 50). */
   steps?: number;
   /** Rounds of noise regularisation per step (default 5). */
@@ -100,6 +100,9 @@ export interface InversionOptions extends LongCallOptions {
   shifts?: { randint(high: number): number };
 }
 
+/** @deprecated use {@link InverterOptions} (the same options, named for the service). */
+export type InversionOptions = InverterOptions;
+
 /**
  * The latents of an inversion walk: `[z_0, z_1, ..., z_T]`, where z_0 is the encoded image
  * (`scaling_factor * VAE(image)`) and z_k the latent after inversion step k; z_T is the inverted noise x_T.
@@ -113,7 +116,7 @@ export interface Inverter {
    * [1, h, w, c] of an image, conditioned on `context` [1, 77, d] (the caption's embedding), without
    * classifier-free guidance. z_0 is a copy of `latents`. The caller disposes every latent.
    */
-  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InversionOptions): Promise<tf.Tensor4D[]>;
+  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InverterOptions): Promise<tf.Tensor4D[]>;
 }
 
 /** The text conditions of an edit. */
@@ -126,8 +129,8 @@ export interface EditConditions {
   readonly direction: tf.Tensor3D;
 }
 
-/** Options of {@link GuidedSampler.sample}. */
-export interface EditOptions extends LongCallOptions {
+/** Options of {@link GuidedSampler.sample} (the service; the facade's are `Pix2PixZeroEditOptions`). */
+export interface GuidedSamplerOptions extends LongCallOptions {
   /** DDIM steps (default 50). */
   steps?: number;
   /** Classifier-free guidance scale (default 5, as the authors; 1 or less turns CFG off). */
@@ -142,6 +145,9 @@ export interface EditOptions extends LongCallOptions {
    */
   onStepEnd?: StepEndHook;
 }
+
+/** @deprecated use {@link GuidedSamplerOptions} (the same options, named for the service). */
+export type EditOptions = GuidedSamplerOptions;
 
 /** What a {@link StepEndHook} is given after lock-step step `step`. */
 export interface StepEndState {
@@ -177,5 +183,5 @@ export interface EditLatents {
 /** Regenerates from inverted noise with cross-attention guidance: reference and edit passes in lock-step. */
 export interface GuidedSampler {
   /** Both passes from `noise` [1, h, w, c]. The caller disposes the results. */
-  sample(noise: tf.Tensor4D, conditions: EditConditions, options?: EditOptions): Promise<EditLatents>;
+  sample(noise: tf.Tensor4D, conditions: EditConditions, options?: GuidedSamplerOptions): Promise<EditLatents>;
 }
