@@ -26,13 +26,7 @@ export function loadBlipWeights(model: BlipForConditionalGeneration, source: Wei
  * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
  */
 export function loadBlipModel(folder: string | ComponentFolder): BlipForConditionalGeneration {
-  return loadComponentModel(folder, {
-    what: 'BLIP',
-    parse: parseBlipConfig,
-    build: (config) => new BlipForConditionalGeneration(config),
-    load: loadBlipWeights,
-    bindings: blipShapeBindings,
-  });
+  return loadComponentModel(folder, { what: 'BLIP', parse: parseBlipConfig, build: (c) => new BlipForConditionalGeneration(c), load: loadBlipWeights, bindings: blipShapeBindings });
 }
 
 /** What the BLIP config says about its checkpoint's shapes (checked before the model is built). */

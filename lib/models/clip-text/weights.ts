@@ -36,14 +36,8 @@ export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource):
  * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
  */
 export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
-  return loadComponentModel(folder, {
-    what: 'text encoder',
-    parse: parseClipTextConfig,
-    build: (config) => new CLIPTextModel(config),
-    load: loadClipTextWeights,
-    bindings: clipTextShapeBindings,
-    map: (_config, names) => clipTextWeightMap(names),
-  });
+  const map = (_config: ClipTextConfig, names: string[]): WeightNameMap => clipTextWeightMap(names);
+  return loadComponentModel(folder, { what: 'text encoder', parse: parseClipTextConfig, build: (c) => new CLIPTextModel(c), load: loadClipTextWeights, bindings: clipTextShapeBindings, map });
 }
 
 /** What the text encoder config says about its checkpoint's shapes (checked before the model is built). */
