@@ -6,7 +6,7 @@ export { SafetensorsFile, SafetensorsError, writeSafetensors, writeSafetensorsBy
 export type { SafetensorsDType } from './io/dtypes.js';
 export { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './io/weights.js';
 export { TfjsWeights, writeTfjsWeights, readTfjsModelJson, type TfjsModelJson, type TfjsWriteOptions, type TfjsWriteResult } from './io/tfjs-weights.js';
-export { convertModelFolder, type ConvertOptions, type ConvertReport } from './cli/convert.js';
+export { convertModelFolder, type ConvertOptions, type ConvertReport } from './models/convert-folder.js';
 export { convertCheckpoint, readCheckpointInfo, isSingleFileCheckpoint, type CheckpointConvertOptions, type CheckpointConvertReport, type CheckpointInfo } from './models/checkpoint/single-file.js';
 export { CheckpointNameMap, type CheckpointLayout, type NamePair, type TensorForm } from './models/checkpoint/names.js';
 export { knownConfigs, type CheckpointArchitecture, type PredictionType } from './models/checkpoint/configs.js';
@@ -30,7 +30,17 @@ export { DEFAULT_MODEL, MODEL_ENV, defaultModel } from './paths.js';
 export * from './models/clip-text/index.js';
 export * from './models/unet/index.js';
 export * from './models/blip/index.js';
-export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
+export {
+  ClipTextEmbedder,
+  TEXT_ENCODER_SOURCE,
+  TEXT_EMBEDDER_OPTIONS,
+  DEFAULT_BATCH_SIZE,
+  type TextEncoderSource,
+  type TextEmbedderOptions,
+  type EmbedOptions,
+} from './editing/text-embedder.js';
+export { AUTHORS_CAPTION_OPTIONS, BlipCaptioner, blipCaptionerFactory, type CaptionOptions, type CaptionResult } from './editing/captioner.js';
+export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type Pix2PixZeroInvertOptions, type Pix2PixZeroEditOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
 export { DDIMScheduler } from './schedulers/ddim.js';
 export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';

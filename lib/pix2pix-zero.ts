@@ -37,9 +37,9 @@ import {
   type Captioner,
   type Concept,
   type DirectionDiscovery,
-  type EditOptions,
+  type GuidedSamplerOptions,
   type GuidedSampler,
-  type InversionOptions,
+  type InverterOptions,
   type Inverter,
   type LongCallOptions,
   type TextEmbedder,
@@ -104,8 +104,8 @@ export interface Pix2PixZeroLoadOptions {
 /** An image given to the facade: a file path, decoded RGB, or a [1, H, W, 3] tensor in [-1, 1] of the model's size. */
 export type ImageInput = string | RgbImage | tf.Tensor4D;
 
-/** Options of {@link Pix2PixZero.invert}. */
-export interface InvertOptions extends InversionOptions {
+/** Options of {@link Pix2PixZero.invert} (the facade; the inverter service's are `InverterOptions`). */
+export interface Pix2PixZeroInvertOptions extends InverterOptions {
   /** The caption; written by the captioner when omitted. */
   caption?: string;
   /** Image size and fit (default: the model's own size, 512 for SD 1.x, as diffusers; stretched as the authors). */
@@ -115,8 +115,11 @@ export interface InvertOptions extends InversionOptions {
   vaeEncode?: 'mean' | 'sample';
 }
 
-/** Options of {@link Pix2PixZero.edit}. */
-export interface EditCallOptions extends EditOptions, Omit<InvertOptions, keyof LongCallOptions> {
+/** @deprecated use {@link Pix2PixZeroInvertOptions} (the same options, named for the facade). */
+export type InvertOptions = Pix2PixZeroInvertOptions;
+
+/** Options of {@link Pix2PixZero.edit} (the facade; the guided sampler's are `GuidedSamplerOptions`). */
+export interface Pix2PixZeroEditOptions extends GuidedSamplerOptions, Omit<Pix2PixZeroInvertOptions, keyof LongCallOptions> {
   /** The negative prompt (default: the caption, as the authors, so the reference pass reconstructs the input). */
   negativePrompt?: string;
   /** Multiplies the direction (the authors' "edit multiplier", default 1). */
@@ -131,6 +134,9 @@ export interface EditCallOptions extends EditOptions, Omit<InvertOptions, keyof 
    */
   directInversion?: boolean;
 }
+
+/** @deprecated use {@link Pix2PixZeroEditOptions} (the same options, named for the facade). */
+export type EditCallOptions = Pix2PixZeroEditOptions;
 
 /**
  * An inverted image: x_T with its caption and settings, and the whole inversion trajectory z_0..z_T (T + 1
@@ -269,7 +275,7 @@ export class Pix2PixZero {
   }
 
   /** Reads and prepares an image as the model's input tensor [1, H, W, 3] in [-1, 1]. */
-  async prepare(image: ImageInput, options: Pick<InvertOptions, 'size' | 'fit'> = {}): Promise<tf.Tensor4D> {
+  async prepare(image: ImageInput, options: Pick<Pix2PixZeroInvertOptions, 'size' | 'fit'> = {}): Promise<tf.Tensor4D> {
     if (image instanceof tf.Tensor) return tf.clone(image);
     const rgb = typeof image === 'string' ? await readImage(image) : image;
     return imageToTensor(prepareImage(rgb, { size: options.size ?? this.ports.defaultImageSize, fit: options.fit }));
@@ -299,7 +305,7 @@ export class Pix2PixZero {
   }
 
   /** Inverts an image to noise (x_T), with its caption (written by the captioner if not given). */
-  async invert(image: ImageInput, options: InvertOptions = {}): Promise<Inversion> {
+  async invert(image: ImageInput, options: Pix2PixZeroInvertOptions = {}): Promise<Inversion> {
     const { inversion, prompts } = await this.invertImage(image, options, []);
     tf.dispose(prompts);
     return inversion;
@@ -310,7 +316,7 @@ export class Pix2PixZero {
    * embedding first, then one per extra prompt; the caller disposes them), so that with `releaseAfterUse` the text
    * encoder is freed once, before the inversion, and an edit needs no second load of it.
    */
-  private async invertImage(image: ImageInput, options: InvertOptions, extraPrompts: readonly string[]): Promise<{ inversion: Inversion; prompts: tf.Tensor3D[] }> {
+  private async invertImage(image: ImageInput, options: Pix2PixZeroInvertOptions, extraPrompts: readonly string[]): Promise<{ inversion: Inversion; prompts: tf.Tensor3D[] }> {
     const steps = options.steps ?? 50;
     assertDdimSteps(this.folder.schedulerConfig, steps);
     const input = await this.prepare(image, options);
@@ -368,7 +374,7 @@ export class Pix2PixZero {
    * Edits an image (inverting it first) or an existing inversion along `direction`. The reference and edit
    * passes run in lock-step; the result never comes back silently blank: NaNs are an error.
    */
-  async edit(source: ImageInput | Inversion, direction: Direction, options: EditCallOptions = {}): Promise<EditResult> {
+  async edit(source: ImageInput | Inversion, direction: Direction, options: Pix2PixZeroEditOptions = {}): Promise<EditResult> {
     const expected = this.embeddingShape;
     const [, tokens, width] = direction.tensor.shape;
     if (tokens !== expected.tokens || width !== expected.width) {

@@ -74,9 +74,9 @@ forEachBackend('BLIP model matches transformers', (backend) => {
 
 describe('BLIP config and weights', function () {
   it('names the field of a bad config', function () {
-    expect(() => parseBlipConfig({ model_type: 'blip', vision_config: { hidden_size: 30, num_attention_heads: 4 } }, 'cfg')).to.throw(/cfg: vision_config: hidden_size \(30\)/);
+    expect(() => parseBlipConfig({ model_type: 'blip', vision_config: { hidden_size: 30, num_attention_heads: 4 } }, 'cfg')).to.throw(/cfg: vision_config: 'hidden_size' \(30\)/);
     expect(() => parseBlipConfig({ model_type: 'clip' }, 'cfg')).to.throw(/model_type/);
-    expect(() => parseBlipImageProcessorConfig({ resample: 7 }, 'pp')).to.throw(/pp: resample/);
+    expect(() => parseBlipImageProcessorConfig({ resample: 7 }, 'pp')).to.throw(/pp: 'resample'/);
   });
 });
 

@@ -101,11 +101,11 @@ describe('CLIP text encoder: config, weights and inputs', function () {
     const c = parseClipTextConfig({ hidden_size: 24, num_attention_heads: 3, hidden_act: 'gelu' });
     expect(c).to.include({ vocabSize: 49408, maxPositionEmbeddings: 77, eosTokenId: 49407, layerNormEps: 1e-5, numHiddenLayers: 12 });
     expect(parseClipTextConfig({ eos_token_id: [2] }).eosTokenId).to.equal(2);
-    expect(() => parseClipTextConfig({ hidden_size: 10, num_attention_heads: 3 }, 'cfg')).to.throw(/cfg: hidden_size \(10\) is not a multiple/);
+    expect(() => parseClipTextConfig({ hidden_size: 10, num_attention_heads: 3 }, 'cfg')).to.throw(/cfg: 'hidden_size' \(10\) is not a multiple/);
     expect(() => parseClipTextConfig({ hidden_act: 'swiglu' }, 'cfg')).to.throw(/hidden_act: unsupported activation 'swiglu'/);
     expect(() => parseClipTextConfig({ model_type: 'bert' }, 'cfg')).to.throw(/model_type/);
     expect(() => parseClipTextConfig({ model_type: 'clip', text_config: {} }, 'cfg')).to.throw(/full CLIP model config/);
-    expect(() => parseClipTextConfig({ num_hidden_layers: 0 }, 'cfg')).to.throw(/num_hidden_layers must be an integer >= 1/);
+    expect(() => parseClipTextConfig({ num_hidden_layers: 0 }, 'cfg')).to.throw(/'num_hidden_layers' must be an integer >= 1/);
     expect(() => parseClipTextConfig({ architectures: ['UNet2DConditionModel'] }, 'cfg')).to.throw(/architectures/);
     expect(() => parseClipTextConfig({ position_embedding_type: 'rotary' }, 'cfg')).to.throw(/position_embedding_type/);
   });

@@ -56,8 +56,8 @@ describe('configs are checked against the weights before anything is allocated (
   it('text encoder: absurd sizes and sizes that disagree with the weights name the key', function () {
     const te = path.join(TINY_SD, 'text_encoder');
     const cases: [(c: Record<string, unknown>) => void, RegExp][] = [
-      [(c) => (c.hidden_size = 2 ** 40), /hidden_size is 1099511627776, larger than any model/],
-      [(c) => (c.vocab_size = 1e12), /vocab_size is 1000000000000, larger than any model/],
+      [(c) => (c.hidden_size = 2 ** 40), /'hidden_size' is 1099511627776, larger than any model/],
+      [(c) => (c.vocab_size = 1e12), /'vocab_size' is 1000000000000, larger than any model/],
       [(c) => (c.vocab_size = 4000), /vocab_size is 4000, but 'embeddings\.token_embedding\.weight' .* has 2514 there/],
       [(c) => (c.intermediate_size = 8192), /intermediate_size is 8192, but .*fc1\.weight/],
       [(c) => (c.num_hidden_layers = 1), /num_hidden_layers is 1, but .* also has 'encoder\.layers\.1\./],
@@ -73,7 +73,7 @@ describe('configs are checked against the weights before anything is allocated (
       () => loadBlipModel(withConfig(tmp, blip, 'blip', (c) => ((c.text_config as Record<string, unknown>).vocab_size = 1_000_000))),
       /text_config\.vocab_size is 1000000, but 'text_decoder\.bert\.embeddings\.word_embeddings\.weight' .* has 154 there/,
     );
-    refusedBeforeAllocation(() => loadBlipModel(withConfig(tmp, blip, 'blip2', (c) => ((c.vision_config as Record<string, unknown>).hidden_size = 2 ** 30))), /vision_config: hidden_size is 1073741824, larger than any model/);
+    refusedBeforeAllocation(() => loadBlipModel(withConfig(tmp, blip, 'blip2', (c) => ((c.vision_config as Record<string, unknown>).hidden_size = 2 ** 30))), /vision_config: 'hidden_size' is 1073741824, larger than any model/);
   });
 
   it('the shipped configs still load', function () {

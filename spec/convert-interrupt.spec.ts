@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { writeSafetensors } from '../lib/io/safetensors.js';
-import { removeStaleStaging, STALE_AFTER_MS } from '../lib/cli/convert-staging.js';
+import { removeStaleStaging, STALE_AFTER_MS } from '../lib/io/convert-staging.js';
 import { ROOT } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
 

@@ -322,27 +322,27 @@ describe('AutoencoderKL config and checkpoints', function () {
 
   it('rejects a bad or unsupported config, naming the field', function () {
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ block_out_channels: [8, 'x'] }, /block_out_channels must be a non-empty list of integers/],
-      [{ block_out_channels: [] }, /block_out_channels must be a non-empty list/],
-      [{ norm_num_groups: 3 }, /norm_num_groups \(3\) does not divide the block channels/],
-      [{ down_block_types: ['DownEncoderBlock2D'] }, /down_block_types must list one block per entry of block_out_channels \(4\)/],
-      [{ up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'AttnUpDecoderBlock2D', 'UpDecoderBlock2D'] }, /up_block_types has "AttnUpDecoderBlock2D"; only "UpDecoderBlock2D"/],
-      [{ act_fn: 'gelu' }, /act_fn is "gelu"; only "silu"/],
-      [{ layers_per_block: 0 }, /layers_per_block must be an integer >= 1, got 0/],
-      [{ latent_channels: 2.5 }, /latent_channels must be an integer >= 1/],
-      [{ scaling_factor: -1 }, /scaling_factor must be a positive number/],
-      [{ mid_block_add_attention: 'yes' }, /mid_block_add_attention must be true or false/],
-      [{ use_quant_conv: null, use_post_quant_conv: 1 }, /use_post_quant_conv must be true or false/],
-      [{ shift_factor: 0.1159 }, /shift_factor \(0\.1159\) is not supported/],
-      [{ latents_mean: [0, 0, 0, 0] }, /latents_mean .* is not supported/],
-      [{ _class_name: 'AutoencoderTiny' }, /_class_name is "AutoencoderTiny"; only "AutoencoderKL"/],
+      [{ block_out_channels: [8, 'x'] }, /'block_out_channels' must be a non-empty list of integers/],
+      [{ block_out_channels: [] }, /'block_out_channels' must be a non-empty list/],
+      [{ norm_num_groups: 3 }, /'norm_num_groups' \(3\) does not divide the block channels/],
+      [{ down_block_types: ['DownEncoderBlock2D'] }, /'down_block_types' must list one block per entry of block_out_channels \(4\)/],
+      [{ up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'AttnUpDecoderBlock2D', 'UpDecoderBlock2D'] }, /'up_block_types' has "AttnUpDecoderBlock2D"; only "UpDecoderBlock2D"/],
+      [{ act_fn: 'gelu' }, /'act_fn' is "gelu"; only "silu"/],
+      [{ layers_per_block: 0 }, /'layers_per_block' must be an integer >= 1, got 0/],
+      [{ latent_channels: 2.5 }, /'latent_channels' must be an integer >= 1/],
+      [{ scaling_factor: -1 }, /'scaling_factor' must be a positive number/],
+      [{ mid_block_add_attention: 'yes' }, /'mid_block_add_attention' must be true or false/],
+      [{ use_quant_conv: null, use_post_quant_conv: 1 }, /'use_post_quant_conv' must be true or false/],
+      [{ shift_factor: 0.1159 }, /'shift_factor' \(0\.1159\) is not supported/],
+      [{ latents_mean: [0, 0, 0, 0] }, /'latents_mean' .* is not supported/],
+      [{ _class_name: 'AutoencoderTiny' }, /'_class_name' is "AutoencoderTiny"; only "AutoencoderKL"/],
     ];
     for (const [patch, message] of cases) {
       expect(() => parseVaeConfig({ ...config(), ...patch }, 'vae/config.json'), JSON.stringify(patch)).to.throw(message);
     }
     expect(() => parseVaeConfig({ ...config(), norm_num_groups: 3 }, 'vae/config.json')).to.throw(/^vae\/config\.json: /);
     const dir = vaeFolder(tmp, 'bad-config', original, JSON.stringify({ ...config(), act_fn: 'mish' }));
-    expect(() => AutoencoderKL.fromFolder(dir)).to.throw(/config\.json: act_fn is "mish"/);
+    expect(() => AutoencoderKL.fromFolder(dir)).to.throw(/config\.json: 'act_fn' is "mish"/);
   });
 
   it("takes diffusers' defaults for missing fields", function () {

@@ -1,6 +1,7 @@
 /** The worker thread of `pix2pix-zero convert`: runs one conversion and reports progress and the result. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type ConvertJob, type ConvertWorkerMessage, convertModelFolder } from './convert.js';
+import { convertModelFolder } from '../models/convert-folder.js';
+import type { ConvertJob, ConvertWorkerMessage } from './convert.js';
 
 const post = (m: ConvertWorkerMessage): void => parentPort?.postMessage(m);
 const job = workerData as ConvertJob;

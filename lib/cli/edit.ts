@@ -8,7 +8,7 @@ import { writePng } from '../io/image.js';
 import { saveInversion } from '../editing/artefacts.js';
 import { readSentenceFile, chatSentences } from '../editing/sentences.js';
 import type { Concept } from '../editing/services.js';
-import { Direction, Inversion, Pix2PixZero, type EditCallOptions } from '../pix2pix-zero.js';
+import { Direction, Inversion, Pix2PixZero, type Pix2PixZeroEditOptions } from '../pix2pix-zero.js';
 import {
   COMMON_OPTIONS,
   IMAGE_LIMITS,
@@ -198,7 +198,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
     refuseDirectionConflicts(v);
     // A saved inversion carries its own caption and inversion settings: giving others would be silently ignored.
     refuseTogether(v, [['inversion', Object.keys(INVERT_OPTIONS).filter((k) => k !== 'steps')]], 'do not go together (a saved inversion keeps the caption and settings it was made with)');
-    const opts: EditCallOptions = {
+    const opts: Pix2PixZeroEditOptions = {
       ...invertOptions(v),
       ...guidanceOptions(v),
       reconstruction: str(v, 'reconstruction') !== undefined,

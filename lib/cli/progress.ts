@@ -4,7 +4,7 @@
  * phase's duration. Off when stderr is not a terminal or with `--quiet`; the timings are recorded either way, and
  * the `--json` output carries them.
  */
-import type { ProgressEvent } from '../editing/services.js';
+import type { ProgressEvent } from '../progress.js';
 import type { CliIO } from './command.js';
 
 const WIDTH = 24;

@@ -10,7 +10,7 @@ import type { BlipForConditionalGeneration } from '../models/blip/model.js';
 import { type BlipImageProcessorConfig, blipPixelValues, parseBlipImageProcessorConfig, tensorToRgb } from '../models/blip/processor.js';
 import { loadBlipModel } from '../models/blip/weights.js';
 import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
-import type { Captioner, LongCallOptions } from './services.js';
+import { type Captioner, type LongCallOptions, throwIfAborted } from './services.js';
 
 /** Options of one caption: generation settings, a text prefix, progress and cancellation. */
 export interface CaptionOptions extends LongCallOptions, GenerateOptions {
@@ -39,10 +39,6 @@ export const AUTHORS_CAPTION_OPTIONS: CaptionOptions = Object.freeze({
 export interface CaptionResult {
   readonly caption: string;
   readonly ids: readonly number[];
-}
-
-function checkSignal(signal: AbortSignal | undefined): void {
-  if (signal?.aborted === true) throw signal.reason instanceof Error ? signal.reason : new Error('caption aborted');
 }
 
 /**
@@ -82,7 +78,7 @@ export class BlipCaptioner implements Captioner {
   async captionImage(image: RgbImage, options: CaptionOptions = {}): Promise<CaptionResult> {
     if (this.disposed) throw new Error('BLIP captioner: used after dispose()');
     const o: CaptionOptions = { ...this.defaults, ...options };
-    checkSignal(o.signal);
+    throwIfAborted(o.signal, 'caption aborted');
     const bos = this.model.config.text.bosTokenId;
     let promptIds = [bos];
     if (o.prompt !== undefined && o.prompt.trim() !== '') {
@@ -97,7 +93,7 @@ export class BlipCaptioner implements Captioner {
     try {
       o.onProgress?.({ phase: 'caption', step: 1, total: 2 });
       await Promise.resolve();
-      checkSignal(o.signal);
+      throwIfAborted(o.signal, 'caption aborted');
       const ids = generateCaptionIds(this.model, feats, promptIds, o);
       o.onProgress?.({ phase: 'caption', step: 2, total: 2 });
       const generated = o.stripPrompt === true ? ids.slice(promptIds.length) : ids;

@@ -11,7 +11,8 @@ import { TorchGenerator } from '../random/torch-generator.js';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
 import { regularizeNoise } from './noise-regularization.js';
 import type { DenoiserPort } from './ports.js';
-import { type InversionOptions, type Inverter, TYPES, throwIfAborted } from './services.js';
+import { yieldToEventLoop } from './event-loop.js';
+import { type InverterOptions, type Inverter, TYPES, throwIfAborted } from './services.js';
 
 @injectable()
 export class DDIMInverter implements Inverter {
@@ -20,7 +21,7 @@ export class DDIMInverter implements Inverter {
     @inject(TYPES.SchedulerFactory) private readonly schedulers: SchedulerFactory,
   ) {}
 
-  async invert(latents: tf.Tensor4D, context: tf.Tensor3D, options: InversionOptions = {}): Promise<tf.Tensor4D[]> {
+  async invert(latents: tf.Tensor4D, context: tf.Tensor3D, options: InverterOptions = {}): Promise<tf.Tensor4D[]> {
     const scheduler = this.schedulers.create('inversion');
     const timesteps = scheduler.setTimesteps(options.steps ?? 50);
     const shifts = options.shifts ?? new TorchGenerator(options.seed ?? 0);
@@ -45,7 +46,7 @@ export class DDIMInverter implements Inverter {
         trajectory.push(next);
         options.onProgress?.({ phase: 'inversion', step: i + 1, total: timesteps.length });
         // Let timers, progress output and abort signals through between steps.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
       return trajectory;
     } catch (err) {

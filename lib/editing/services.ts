@@ -4,6 +4,7 @@
  * and are wired in `lib/container.ts`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ProgressEvent } from '../progress.js';
 
 /** Injection tokens (inversify service identifiers). */
 export const TYPES = {
@@ -22,13 +23,7 @@ export const TYPES = {
   DirectionDiscoverySettings: Symbol.for('pix2pix-zero.DirectionDiscoverySettings'),
 } as const;
 
-/** Progress of a long call: `step` of `total` done in `phase`. */
-export interface ProgressEvent {
-  /** e.g. `caption`, `direction`, `inversion`, `edit`, `decode`. */
-  readonly phase: string;
-  readonly step: number;
-  readonly total: number;
-}
+export type { ProgressEvent } from '../progress.js';
 
 /** Options every long call takes. */
 export interface LongCallOptions {
@@ -38,10 +33,13 @@ export interface LongCallOptions {
   signal?: AbortSignal;
 }
 
-/** Throws the signal's reason if it has been aborted. Long loops call it between steps. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+/**
+ * Throws the signal's reason if it has been aborted (an Error with `message` where the reason is not an Error).
+ * Long loops call it between steps.
+ */
+export function throwIfAborted(signal: AbortSignal | undefined, message = 'aborted'): void {
   if (signal?.aborted === true) {
-    throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    throw signal.reason instanceof Error ? signal.reason : new Error(message);
   }
 }
 
@@ -82,8 +80,8 @@ export interface DirectionDiscovery {
   conceptEmbedding(concept: Concept, options?: LongCallOptions): Promise<tf.Tensor3D>;
 }
 
-/** Options of {@link Inverter.invert}. */
-export interface InversionOptions extends LongCallOptions {
+/** Options of {@link Inverter.invert} (the service; the facade's are `Pix2PixZeroInvertOptions`). */
+export interface InverterOptions extends LongCallOptions {
   /** DDIM inversion steps (default 50). */
   steps?: number;
   /** Rounds of noise regularisation per step (default 5). */
@@ -102,6 +100,9 @@ export interface InversionOptions extends LongCallOptions {
   shifts?: { randint(high: number): number };
 }
 
+/** @deprecated use {@link InverterOptions} (the same options, named for the service). */
+export type InversionOptions = InverterOptions;
+
 /**
  * The latents of an inversion walk: `[z_0, z_1, ..., z_T]`, where z_0 is the encoded image
  * (`scaling_factor * VAE(image)`) and z_k the latent after inversion step k; z_T is the inverted noise x_T.
@@ -115,7 +116,7 @@ export interface Inverter {
    * [1, h, w, c] of an image, conditioned on `context` [1, 77, d] (the caption's embedding), without
    * classifier-free guidance. z_0 is a copy of `latents`. The caller disposes every latent.
    */
-  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InversionOptions): Promise<tf.Tensor4D[]>;
+  invert(latents: tf.Tensor4D, context: tf.Tensor3D, options?: InverterOptions): Promise<tf.Tensor4D[]>;
 }
 
 /** The text conditions of an edit. */
@@ -128,8 +129,8 @@ export interface EditConditions {
   readonly direction: tf.Tensor3D;
 }
 
-/** Options of {@link GuidedSampler.sample}. */
-export interface EditOptions extends LongCallOptions {
+/** Options of {@link GuidedSampler.sample} (the service; the facade's are `Pix2PixZeroEditOptions`). */
+export interface GuidedSamplerOptions extends LongCallOptions {
   /** DDIM steps (default 50). */
   steps?: number;
   /** Classifier-free guidance scale (default 5, as the authors; 1 or less turns CFG off). */
@@ -144,6 +145,9 @@ export interface EditOptions extends LongCallOptions {
    */
   onStepEnd?: StepEndHook;
 }
+
+/** @deprecated use {@link GuidedSamplerOptions} (the same options, named for the service). */
+export type EditOptions = GuidedSamplerOptions;
 
 /** What a {@link StepEndHook} is given after lock-step step `step`. */
 export interface StepEndState {
@@ -179,5 +183,5 @@ export interface EditLatents {
 /** Regenerates from inverted noise with cross-attention guidance: reference and edit passes in lock-step. */
 export interface GuidedSampler {
   /** Both passes from `noise` [1, h, w, c]. The caller disposes the results. */
-  sample(noise: tf.Tensor4D, conditions: EditConditions, options?: EditOptions): Promise<EditLatents>;
+  sample(noise: tf.Tensor4D, conditions: EditConditions, options?: GuidedSamplerOptions): Promise<EditLatents>;
 }

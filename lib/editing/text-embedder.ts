@@ -11,6 +11,7 @@ import { inject, injectable, optional } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
+import { yieldToEventLoop } from './event-loop.js';
 import { type LongCallOptions, type TextEmbedder, throwIfAborted } from './services.js';
 
 /** Injection token of the embedder's {@link TextEncoderSource} (default: the shipped model). */
@@ -43,9 +44,6 @@ export interface EmbedOptions extends LongCallOptions {
 
 /** The default batch size. */
 export const DEFAULT_BATCH_SIZE = 16;
-
-/** Yields to the event loop, so that an abort or other work can come in between batches. */
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function checkTexts(texts: readonly string[], what: string): void {
   if (!Array.isArray(texts) || texts.length === 0) throw new Error(`no ${what} to embed`);
@@ -167,7 +165,8 @@ export class ClipTextEmbedder implements TextEmbedder {
         if (free) lastHiddenState.dispose();
       }
       options.onProgress?.({ phase: 'embed', step: start + batch.length, total: texts.length });
-      if (start + batchSize < texts.length) await nextTick();
+      // An abort or other work can come in between batches.
+      if (start + batchSize < texts.length) await yieldToEventLoop();
     }
   }
 

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatsToHalfBits, isDType } from './dtypes.js';
 import { ensureDir } from './folders.js';
+import { readExactly } from './shard-files.js';
 
 /** The largest header this reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -197,7 +198,7 @@ export class SafetensorsFile {
       const size = fs.fstatSync(fd).size;
       if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short for a safetensors header`);
       const lenBuf = Buffer.alloc(8);
-      readExactly(fd, lenBuf, 0, file);
+      readExactly(fd, lenBuf, 0, 8, 0, () => new SafetensorsError(file, 'unexpected end of file'));
       const headerLen = lenBuf.readBigUInt64LE(0);
       if (headerLen > BigInt(size - 8)) {
         throw new SafetensorsError(file, `header length ${headerLen} is larger than the file (${size} bytes)`);
@@ -208,7 +209,7 @@ export class SafetensorsFile {
       const n = Number(headerLen);
       if (n < 2) throw new SafetensorsError(file, `header length ${n} is too short for a JSON object`);
       const header = Buffer.alloc(n);
-      readExactly(fd, header, 8, file);
+      readExactly(fd, header, 0, n, 8, () => new SafetensorsError(file, 'unexpected end of file'));
       const { tensors, metadata } = parseHeader(file, header, size - 8 - n);
       return new SafetensorsFile(file, fd, tensors, metadata, 8 + n);
     } catch (err) {
@@ -234,7 +235,7 @@ export class SafetensorsFile {
     const t = this.info(name);
     if (this.fd === undefined) throw new SafetensorsError(this.path, 'file is closed', name);
     const bytes = new Uint8Array(new ArrayBuffer(t.end - t.begin));
-    readExactly(this.fd, bytes, this.dataStart + t.begin, this.path, name);
+    readExactly(this.fd, bytes, 0, bytes.length, this.dataStart + t.begin, () => new SafetensorsError(this.path, 'unexpected end of file', name));
     return bytes;
   }
 
@@ -250,15 +251,6 @@ export class SafetensorsFile {
   close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
-  }
-}
-
-function readExactly(fd: number, into: Uint8Array, position: number, file: string, tensor?: string): void {
-  let done = 0;
-  while (done < into.length) {
-    const n = fs.readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) throw new SafetensorsError(file, 'unexpected end of file', tensor);
-    done += n;
   }
 }
 

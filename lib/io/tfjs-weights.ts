@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { type SafetensorsDType, decodeElements, floatsToHalfBits, isFloatDType } from './dtypes.js';
 import { type JsonObject, isJsonObject, readJsonObject } from './json.js';
 import type { TensorData } from './safetensors.js';
+import { isPlainFileName, readExactly } from './shard-files.js';
 import type { WeightSource } from './weights.js';
 
 /** The file name of a converted component's manifest. */
@@ -91,11 +92,6 @@ function storedDType(e: TfjsWeightEntry): SafetensorsDType {
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/** Whether a shard path stays inside the folder: a plain file name, no separators, not hidden. */
-function isPlainFileName(p: unknown): p is string {
-  return typeof p === 'string' && p.length > 0 && !p.includes('/') && !p.includes('\\') && !p.startsWith('.');
-}
 
 function parseEntry(file: string, g: number, raw: unknown): TfjsWeightEntry {
   if (!isJsonObject(raw)) throw new TfjsWeightsError(file, `weightsManifest[${g}].weights has an entry that is not an object`);
@@ -269,7 +265,7 @@ export class TfjsWeights implements WeightSource {
       if (s.start + s.size <= pos) continue;
       if (s.fd === undefined) throw new TfjsWeightsError(this.description, 'weights are closed', name);
       const n = Math.min(t.end, s.start + s.size) - pos;
-      readExactly(s.fd, out, pos - t.begin, n, pos - s.start, s.path, name);
+      readExactly(s.fd, out, pos - t.begin, n, pos - s.start, () => new TfjsWeightsError(s.path, 'unexpected end of file (the shard is truncated)', name));
       pos += n;
     }
     return out;
@@ -291,15 +287,6 @@ export class TfjsWeights implements WeightSource {
         s.fd = undefined;
       }
     }
-  }
-}
-
-function readExactly(fd: number, into: Uint8Array, at: number, length: number, position: number, file: string, tensor: string): void {
-  let done = 0;
-  while (done < length) {
-    const n = fs.readSync(fd, into, at + done, length - done, position + done);
-    if (n === 0) throw new TfjsWeightsError(file, 'unexpected end of file (the shard is truncated)', tensor);
-    done += n;
   }
 }
 

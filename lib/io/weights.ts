@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonObject, isJsonObject } from './json.js';
 import { SafetensorsFile, type TensorData, type TensorInfo } from './safetensors.js';
+import { isPlainFileName } from './shard-files.js';
 
 /** A read-only collection of named tensors. */
 export interface WeightSource {
@@ -62,7 +63,7 @@ export class ShardedSafetensorsWeights implements WeightSource {
     const dir = path.dirname(indexFile);
     try {
       for (const [name, shard] of Object.entries(map)) {
-        if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
+        if (!isPlainFileName(shard)) {
           throw new Error(`safetensors index ${indexFile}: tensor '${name}' names an invalid shard ${JSON.stringify(shard)}`);
         }
         let file = this.shards.get(shard);

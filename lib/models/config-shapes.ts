@@ -2,14 +2,11 @@
  * Configs checked against their weights before a model is built. A model allocates what its config says (a
  * 2048-channel block, a vocabulary of 10^12), so each model lists which config key fixes which dimension of which
  * checkpoint tensor (and which counts fix which tensors exist), and {@link checkConfigShapes} compares them with
- * the weights' headers, which cost nothing to read, before any allocation. {@link MAX_CONFIG_SIZE} bounds every
- * size a config may give at all.
+ * the weights' headers, which cost nothing to read, before any allocation. `MAX_CONFIG_SIZE` (in
+ * `io/config-fields.ts`) bounds every size a config may give at all.
  */
 import type { WeightSource } from '../io/weights.js';
 import type { WeightNameMap } from './load-weights.js';
-
-/** The largest size (channels, width, vocabulary, layers, positions) a config may give. */
-export const MAX_CONFIG_SIZE = 1 << 20;
 
 /**
  * What a config key says about the checkpoint: tensor `tensor` (the model's name) has `value` as its dimension
@@ -22,11 +19,6 @@ export interface ShapeBinding {
   readonly tensor: string;
   readonly dim?: number;
   readonly absent?: string;
-}
-
-/** Throws naming `key` (of `source`, the config file) when `value` is not a size below {@link MAX_CONFIG_SIZE}. */
-export function assertConfigSize(source: string, key: string, value: number): void {
-  if (value > MAX_CONFIG_SIZE) throw new Error(`${source}: ${key} is ${value}, larger than any model this library runs (at most ${MAX_CONFIG_SIZE})`);
 }
 
 /**

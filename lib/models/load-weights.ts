@@ -3,7 +3,10 @@
  * names and shapes); a model's weight-name map says where each one is in the file. Anything missing, left over or
  * mis-shaped fails the load with one error that lists every problem, before any weight is changed.
  */
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type { JsonObject } from '../io/json.js';
+import { type ComponentFolder, readComponentFolder } from '../io/model-folder.js';
 import type { WeightSource } from '../io/weights.js';
 import { type ShapeBinding, checkConfigShapes } from './config-shapes.js';
 import { type Module, fromTorchLayout } from './layers/module.js';
@@ -93,4 +96,34 @@ export function loadFromComponent<M extends Module>(
   } finally {
     source.close();
   }
+}
+
+/** How one model is built from its component folder, for {@link loadComponentModel}. */
+export interface ComponentModelSpec<C, M extends Module> {
+  /** Names the component in errors ("UNet", "VAE", "text encoder"). */
+  readonly what: string;
+  /** Parses and checks the config; `configFile` names it in errors. */
+  parse(json: JsonObject, configFile: string): C;
+  /** Builds the model (its weights uninitialised). */
+  build(config: C): M;
+  /** Copies the weights in: the model's own loader, which applies its weight-name map. */
+  load(model: M, source: WeightSource, config: C): void;
+  /** What the config says about the weights' shapes, checked before the model is built. */
+  bindings(config: C): readonly ShapeBinding[];
+  /** The weight-name map the shape check reads the checkpoint through (default: the model's names). */
+  map?(config: C, checkpointNames: string[]): WeightNameMap;
+}
+
+/**
+ * Builds a model from a component folder (a path, read here, or an already read {@link ComponentFolder}): parses
+ * its `config.json`, checks the config against the weights' headers, builds the model and loads the weights.
+ * The caller frees it with `disposeAll()`.
+ * @throws Error naming the file and field of a bad config, or listing every missing/unexpected/mis-shaped tensor.
+ */
+export function loadComponentModel<C, M extends Module>(folder: string | ComponentFolder, spec: ComponentModelSpec<C, M>): M {
+  const component = typeof folder === 'string' ? readComponentFolder(folder, spec.what) : folder;
+  const configFile = path.join(component.dir, 'config.json');
+  const config = spec.parse(component.config, configFile);
+  const map = spec.map === undefined ? undefined : (names: string[]) => spec.map!(config, names);
+  return loadFromComponent(() => spec.build(config), component, (model, source) => spec.load(model, source, config), { configFile, bindings: spec.bindings(config), map });
 }

@@ -3,7 +3,7 @@
  * service takes them (form fields of the same long names): one parser, so both accept the same values and refuse
  * the others with the same messages.
  */
-import type { EditCallOptions, InvertOptions } from '../pix2pix-zero.js';
+import type { Pix2PixZeroEditOptions, Pix2PixZeroInvertOptions } from '../pix2pix-zero.js';
 import { UsageError, intOption, numberOption, refuseTogether } from './values.js';
 
 /** Option values by long name, as `util.parseArgs` gives them (strings, flags as booleans). */
@@ -39,7 +39,7 @@ export const GUIDANCE_OPTIONS = {
 } as const;
 
 /** Parses the inversion options shared by `edit` and `invert`. */
-export function invertOptions(v: OptionValues): InvertOptions {
+export function invertOptions(v: OptionValues): Pix2PixZeroInvertOptions {
   const vae = stringValue(v, 'vae-encode') ?? 'mean';
   if (vae !== 'mean' && vae !== 'sample') throw new UsageError(`--vae-encode must be 'mean' or 'sample', got '${vae}'`);
   const fit = stringValue(v, 'fit') ?? 'resize';
@@ -66,7 +66,7 @@ export function invertOptions(v: OptionValues): InvertOptions {
 }
 
 /** The options of the editing pass that `edit` adds to the inversion's. */
-export type GuidanceOptions = Pick<EditCallOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion'>;
+export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion'>;
 
 /** Parses the guidance options of `edit`. */
 export function guidanceOptions(v: OptionValues): GuidanceOptions {

@@ -3,6 +3,7 @@
  * noise schedule it defines (betas -> cumulative alphas), computed in float32 as PyTorch does.
  */
 import type { JsonObject } from '../io/json.js';
+import { ConfigFields, isFiniteNumber, isIntegerAtLeast, isOneOf } from '../io/config-fields.js';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
@@ -39,44 +40,31 @@ export const DDIM_DEFAULTS: DDIMConfig = {
   rescaleBetasZeroSnr: false,
 };
 
-function field<T>(json: JsonObject, key: string, ok: (v: unknown) => v is T, expected: string, fallback: T): T {
-  const v = json[key];
-  if (v === undefined || v === null) return fallback;
-  if (!ok(v)) throw new Error(`scheduler config: '${key}' must be ${expected}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
-const oneOf =
-  <T extends string>(...values: T[]) =>
-  (v: unknown): v is T =>
-    typeof v === 'string' && (values as string[]).includes(v);
-
 /** Reads a diffusers scheduler config (DDIM, DDIM inverse, PNDM, ... share these fields). */
 export function parseDDIMConfig(json: JsonObject): DDIMConfig {
   const d = DDIM_DEFAULTS;
-  if (json.thresholding === true) throw new Error(`scheduler config: 'thresholding' (dynamic thresholding) is not supported`);
+  const r = new ConfigFields(json, 'scheduler config');
+  if (json.thresholding === true) throw r.error('thresholding', '(dynamic thresholding) is not supported');
   const betas = json.trained_betas;
-  if (betas !== undefined && betas !== null && !(Array.isArray(betas) && betas.every(isNum))) {
-    throw new Error(`scheduler config: 'trained_betas' must be a list of numbers`);
+  if (betas !== undefined && betas !== null && !(Array.isArray(betas) && betas.every(isFiniteNumber))) {
+    throw r.error('trained_betas', 'must be a list of numbers');
   }
   const cfg: DDIMConfig = {
-    numTrainTimesteps: field(json, 'num_train_timesteps', (v): v is number => isNum(v) && Number.isInteger(v) && v > 0, 'a positive integer', d.numTrainTimesteps),
-    betaStart: field(json, 'beta_start', isNum, 'a number', d.betaStart),
-    betaEnd: field(json, 'beta_end', isNum, 'a number', d.betaEnd),
-    betaSchedule: field(json, 'beta_schedule', oneOf<BetaSchedule>('linear', 'scaled_linear', 'squaredcos_cap_v2'), "'linear', 'scaled_linear' or 'squaredcos_cap_v2'", d.betaSchedule),
+    numTrainTimesteps: r.field('num_train_timesteps', isIntegerAtLeast(1), 'a positive integer', d.numTrainTimesteps),
+    betaStart: r.field('beta_start', isFiniteNumber, 'a number', d.betaStart),
+    betaEnd: r.field('beta_end', isFiniteNumber, 'a number', d.betaEnd),
+    betaSchedule: r.field('beta_schedule', isOneOf<BetaSchedule>('linear', 'scaled_linear', 'squaredcos_cap_v2'), "'linear', 'scaled_linear' or 'squaredcos_cap_v2'", d.betaSchedule),
     trainedBetas: Array.isArray(betas) ? (betas as number[]) : undefined,
-    clipSample: field(json, 'clip_sample', isBool, 'a boolean', d.clipSample),
-    clipSampleRange: field(json, 'clip_sample_range', isNum, 'a number', d.clipSampleRange),
-    setAlphaToOne: field(json, 'set_alpha_to_one', isBool, 'a boolean', d.setAlphaToOne),
-    stepsOffset: field(json, 'steps_offset', (v): v is number => isNum(v) && Number.isInteger(v) && v >= 0, 'a non-negative integer', d.stepsOffset),
-    predictionType: field(json, 'prediction_type', oneOf<PredictionType>('epsilon', 'v_prediction', 'sample'), "'epsilon', 'v_prediction' or 'sample'", d.predictionType),
-    timestepSpacing: field(json, 'timestep_spacing', oneOf<TimestepSpacing>('leading', 'trailing', 'linspace'), "'leading', 'trailing' or 'linspace'", d.timestepSpacing),
-    rescaleBetasZeroSnr: field(json, 'rescale_betas_zero_snr', isBool, 'a boolean', d.rescaleBetasZeroSnr),
+    clipSample: r.bool('clip_sample', d.clipSample, 'a boolean'),
+    clipSampleRange: r.field('clip_sample_range', isFiniteNumber, 'a number', d.clipSampleRange),
+    setAlphaToOne: r.bool('set_alpha_to_one', d.setAlphaToOne, 'a boolean'),
+    stepsOffset: r.field('steps_offset', isIntegerAtLeast(0), 'a non-negative integer', d.stepsOffset),
+    predictionType: r.field('prediction_type', isOneOf<PredictionType>('epsilon', 'v_prediction', 'sample'), "'epsilon', 'v_prediction' or 'sample'", d.predictionType),
+    timestepSpacing: r.field('timestep_spacing', isOneOf<TimestepSpacing>('leading', 'trailing', 'linspace'), "'leading', 'trailing' or 'linspace'", d.timestepSpacing),
+    rescaleBetasZeroSnr: r.bool('rescale_betas_zero_snr', d.rescaleBetasZeroSnr, 'a boolean'),
   };
   if (cfg.trainedBetas !== undefined && cfg.trainedBetas.length !== cfg.numTrainTimesteps) {
-    throw new Error(`scheduler config: 'trained_betas' has ${cfg.trainedBetas.length} values, expected num_train_timesteps = ${cfg.numTrainTimesteps}`);
+    throw r.error('trained_betas', `has ${cfg.trainedBetas.length} values, expected num_train_timesteps = ${cfg.numTrainTimesteps}`);
   }
   return cfg;
 }

@@ -9,6 +9,7 @@
  * registered as {@link DDIM_COMPATIBLE}.
  */
 import type { JsonObject } from '../io/json.js';
+import { ConfigFields } from '../io/config-fields.js';
 import { type DDIMConfig, parseDDIMConfig } from './config.js';
 import { DDIMInverseScheduler } from './ddim-inverse.js';
 import { DDIMScheduler } from './ddim.js';
@@ -70,11 +71,11 @@ export class ConfigSchedulerFactory implements SchedulerFactory {
 
   /** @throws Error naming `_class_name` when it is not a registered scheduler class, or a bad config field. */
   constructor(json: JsonObject) {
-    const name = json._class_name ?? DEFAULT_SCHEDULER_CLASS;
-    if (typeof name !== 'string') throw new Error(`scheduler config: '_class_name' must be a string, got ${JSON.stringify(name)}`);
+    const r = new ConfigFields(json, 'scheduler config');
+    const name = r.string('_class_name', DEFAULT_SCHEDULER_CLASS);
     const entry = REGISTRY.get(name);
     if (entry === undefined) {
-      throw new Error(`scheduler config: '_class_name' ${JSON.stringify(name)} is not a supported scheduler (supported: ${registeredSchedulers().join(', ')})`);
+      throw r.error('_class_name', `${JSON.stringify(name)} is not a supported scheduler (supported: ${registeredSchedulers().join(', ')})`);
     }
     this.className = name;
     this.entry = entry;

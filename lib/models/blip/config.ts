@@ -5,7 +5,7 @@
  */
 import type { JsonObject } from '../../io/json.js';
 import { isJsonObject } from '../../io/json.js';
-import { assertConfigSize } from '../config-shapes.js';
+import { ConfigFields } from '../../io/config-fields.js';
 import { activation } from '../layers/activations.js';
 
 /** The fields of `BlipVisionConfig` that shape the vision encoder. */
@@ -45,40 +45,22 @@ export interface BlipConfig {
   readonly text: BlipTextConfig;
 }
 
-function reader(json: JsonObject, source: string) {
-  const bad = (field: string, why: string): Error => new Error(`${source}: ${field} ${why}`);
-  const int = (field: string, fallback: number, min = 1): number => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(field, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    assertConfigSize(source, field, v);
-    return v;
-  };
-  const positive = (field: string, fallback: number): number => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'number' || !(v > 0)) throw bad(field, `must be a positive number, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const act = (field: string, fallback: string): string => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'string') throw bad(field, `must be a string, got ${JSON.stringify(v)}`);
-    activation(v, `${source}: ${field}`);
-    return v;
-  };
-  const heads = (hidden: number, h: number): void => {
-    if (hidden % h !== 0) throw bad('hidden_size', `(${hidden}) is not a multiple of num_attention_heads (${h})`);
-  };
-  return { bad, int, positive, act, heads };
+/** The activation named by `key` (checked against those implemented). */
+function activationField(r: ConfigFields, key: string, fallback: string): string {
+  const v = r.string(key, fallback);
+  activation(v, `${r.source}: ${key}`);
+  return v;
 }
 
 /** Parses `vision_config` (missing fields take `BlipVisionConfig`'s defaults). */
 export function parseBlipVisionConfig(json: JsonObject, source = 'BLIP vision_config'): BlipVisionConfig {
-  const r = reader(json, source);
+  const r = new ConfigFields(json, source);
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 12);
-  r.heads(hiddenSize, numAttentionHeads);
+  r.assertMultiple('hidden_size', hiddenSize, 'num_attention_heads', numAttentionHeads);
   const imageSize = r.int('image_size', 384);
   const patchSize = r.int('patch_size', 16);
-  if (imageSize % patchSize !== 0) throw r.bad('image_size', `(${imageSize}) is not a multiple of patch_size (${patchSize})`);
+  r.assertMultiple('image_size', imageSize, 'patch_size', patchSize);
   return {
     hiddenSize,
     intermediateSize: r.int('intermediate_size', 3072),
@@ -87,26 +69,26 @@ export function parseBlipVisionConfig(json: JsonObject, source = 'BLIP vision_co
     imageSize,
     patchSize,
     numChannels: r.int('num_channels', 3),
-    hiddenAct: r.act('hidden_act', 'gelu'),
+    hiddenAct: activationField(r, 'hidden_act', 'gelu'),
     layerNormEps: r.positive('layer_norm_eps', 1e-5),
   };
 }
 
 /** Parses `text_config` (missing fields take `BlipTextConfig`'s defaults). */
 export function parseBlipTextConfig(json: JsonObject, source = 'BLIP text_config'): BlipTextConfig {
-  const r = reader(json, source);
+  const r = new ConfigFields(json, source);
   const hiddenSize = r.int('hidden_size', 768);
   const numAttentionHeads = r.int('num_attention_heads', 8);
-  r.heads(hiddenSize, numAttentionHeads);
+  r.assertMultiple('hidden_size', hiddenSize, 'num_attention_heads', numAttentionHeads);
   const vocabSize = r.int('vocab_size', 30524);
   const token = (field: string, fallback: number): number => {
     const v = r.int(field, fallback, 0);
-    if (v >= vocabSize) throw r.bad(field, `(${v}) is not below vocab_size (${vocabSize})`);
+    if (v >= vocabSize) throw r.error(field, `(${v}) is not below vocab_size (${vocabSize})`);
     return v;
   };
   for (const field of ['position_embedding_type']) {
     const v = json[field];
-    if (v !== undefined && v !== null && v !== 'absolute') throw r.bad(field, `is ${JSON.stringify(v)}; only "absolute" is supported`);
+    if (v !== undefined && v !== null && v !== 'absolute') throw r.error(field, `is ${JSON.stringify(v)}; only "absolute" is supported`);
   }
   return {
     vocabSize,
@@ -116,7 +98,7 @@ export function parseBlipTextConfig(json: JsonObject, source = 'BLIP text_config
     numHiddenLayers: r.int('num_hidden_layers', 12, 0),
     numAttentionHeads,
     maxPositionEmbeddings: r.int('max_position_embeddings', 512),
-    hiddenAct: r.act('hidden_act', 'gelu'),
+    hiddenAct: activationField(r, 'hidden_act', 'gelu'),
     layerNormEps: r.positive('layer_norm_eps', 1e-12),
     bosTokenId: token('bos_token_id', 30522),
     sepTokenId: token('sep_token_id', 102),
@@ -129,18 +111,15 @@ export function parseBlipTextConfig(json: JsonObject, source = 'BLIP text_config
  * @throws Error naming the field for a wrong type, an impossible value or an unsupported feature.
  */
 export function parseBlipConfig(json: JsonObject, source = 'BLIP config'): BlipConfig {
+  const r = new ConfigFields(json, source);
   if (json.model_type !== undefined && json.model_type !== 'blip') {
-    throw new Error(`${source}: model_type is ${JSON.stringify(json.model_type)}; expected "blip"`);
+    throw r.error('model_type', `is ${JSON.stringify(json.model_type)}; expected "blip"`);
   }
   const arch = json.architectures;
   if (Array.isArray(arch) && arch.length > 0 && !arch.includes('BlipForConditionalGeneration')) {
-    throw new Error(`${source}: architectures is ${JSON.stringify(arch)}; expected BlipForConditionalGeneration (a captioning model)`);
+    throw r.error('architectures', `is ${JSON.stringify(arch)}; expected BlipForConditionalGeneration (a captioning model)`);
   }
-  const part = (field: string): JsonObject => {
-    const v = json[field] ?? {};
-    if (!isJsonObject(v)) throw new Error(`${source}: ${field} must be an object, got ${JSON.stringify(v)}`);
-    return v;
-  };
+  const part = (field: string): JsonObject => r.field(field, isJsonObject, 'an object', {});
   const vision = parseBlipVisionConfig(part('vision_config'), `${source}: vision_config`);
   // BlipConfig sets the decoder's cross-attention input size to the vision width, whatever text_config says.
   const text = { ...parseBlipTextConfig(part('text_config'), `${source}: text_config`), encoderHiddenSize: vision.hiddenSize };

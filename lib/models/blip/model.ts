@@ -13,6 +13,7 @@ import { Conv2d } from '../layers/conv2d.js';
 import { Embedding } from '../layers/embedding.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { Linear } from '../layers/linear.js';
+import { Mlp } from '../layers/mlp.js';
 import { Module } from '../layers/module.js';
 import type { BlipConfig, BlipTextConfig, BlipVisionConfig } from './config.js';
 
@@ -71,34 +72,17 @@ class BlipVisionAttention extends Module {
   }
 }
 
-class BlipMlp extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  private readonly act: (x: tf.Tensor) => tf.Tensor;
-
-  constructor(hidden: number, intermediate: number, act: string) {
-    super();
-    this.fc1 = this.child('fc1', new Linear(hidden, intermediate));
-    this.fc2 = this.child('fc2', new Linear(intermediate, hidden));
-    this.act = activation(act);
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.fc2.forward(this.act(this.fc1.forward(x))));
-  }
-}
-
 class BlipEncoderLayer extends Module {
   readonly selfAttn: BlipVisionAttention;
   readonly layerNorm1: LayerNorm;
-  readonly mlp: BlipMlp;
+  readonly mlp: Mlp;
   readonly layerNorm2: LayerNorm;
 
   constructor(config: BlipVisionConfig) {
     super();
     this.selfAttn = this.child('self_attn', new BlipVisionAttention(config));
     this.layerNorm1 = this.child('layer_norm1', new LayerNorm(config.hiddenSize, config.layerNormEps));
-    this.mlp = this.child('mlp', new BlipMlp(config.hiddenSize, config.intermediateSize, config.hiddenAct));
+    this.mlp = this.child('mlp', new Mlp(config.hiddenSize, config.intermediateSize, config.hiddenAct));
     this.layerNorm2 = this.child('layer_norm2', new LayerNorm(config.hiddenSize, config.layerNormEps));
   }
 

@@ -4,6 +4,7 @@
  * std. The result is NHWC ([1, H, W, 3]), where transformers' `pixel_values` are NCHW.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ConfigFields } from '../../io/config-fields.js';
 import type { JsonObject } from '../../io/json.js';
 import type { RgbImage } from '../../io/image.js';
 import { resizeImage } from '../../io/image.js';
@@ -30,17 +31,12 @@ const PIL_FILTERS: Record<number, ResampleFilter> = { 0: 'nearest', 1: 'lanczos'
  * bicubic, 1/255, OpenAI CLIP's mean and std). `source` names the file in errors.
  */
 export function parseBlipImageProcessorConfig(json: JsonObject, source = 'BLIP preprocessor config'): BlipImageProcessorConfig {
-  const bad = (field: string, why: string): Error => new Error(`${source}: ${field} ${why}`);
-  const bool = (field: string): boolean => {
-    const v = json[field] ?? true;
-    if (typeof v !== 'boolean') throw bad(field, `must be true or false, got ${JSON.stringify(v)}`);
-    return v;
-  };
+  const r = new ConfigFields(json, source);
   const triple = (field: string, fallback: [number, number, number]): [number, number, number] => {
     const v = json[field] ?? fallback;
     const arr = typeof v === 'number' ? [v, v, v] : v;
     if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      throw bad(field, `must be 3 numbers, got ${JSON.stringify(v)}`);
+      throw r.error(field, `must be 3 numbers, got ${JSON.stringify(v)}`);
     }
     return arr as [number, number, number];
   };
@@ -52,29 +48,28 @@ export function parseBlipImageProcessorConfig(json: JsonObject, source = 'BLIP p
   } else if (typeof size === 'object' && size !== null && !Array.isArray(size)) {
     const s = size as JsonObject;
     if (typeof s.height !== 'number' || typeof s.width !== 'number') {
-      throw bad('size', `must be {"height": H, "width": W} (BLIP resizes to a fixed size), got ${JSON.stringify(size)}`);
+      throw r.error('size', `must be {"height": H, "width": W} (BLIP resizes to a fixed size), got ${JSON.stringify(size)}`);
     }
     width = s.width;
     height = s.height;
   } else {
-    throw bad('size', `must be {"height": H, "width": W}, got ${JSON.stringify(size)}`);
+    throw r.error('size', `must be {"height": H, "width": W}, got ${JSON.stringify(size)}`);
   }
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw bad('size', `must be positive integers, got ${JSON.stringify(size)}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw r.error('size', `must be positive integers, got ${JSON.stringify(size)}`);
   const code = json.resample ?? 3;
   const resample = typeof code === 'number' ? PIL_FILTERS[code] : undefined;
-  if (resample === undefined) throw bad('resample', `is ${JSON.stringify(code)}; supported: 0 (nearest), 1 (lanczos), 2 (bilinear), 3 (bicubic)`);
-  const factor = json.rescale_factor ?? 1 / 255;
-  if (typeof factor !== 'number' || !(factor > 0)) throw bad('rescale_factor', `must be a positive number, got ${JSON.stringify(factor)}`);
+  if (resample === undefined) throw r.error('resample', `is ${JSON.stringify(code)}; supported: 0 (nearest), 1 (lanczos), 2 (bilinear), 3 (bicubic)`);
+  const factor = r.positive('rescale_factor', 1 / 255);
   const std = triple('image_std', [0.26862954, 0.26130258, 0.27577711]);
-  if (std.some((s) => s === 0)) throw bad('image_std', 'must not contain 0');
+  if (std.some((s) => s === 0)) throw r.error('image_std', 'must not contain 0');
   return {
-    doResize: bool('do_resize'),
+    doResize: r.bool('do_resize', true),
     width,
     height,
     resample,
-    doRescale: bool('do_rescale'),
+    doRescale: r.bool('do_rescale', true),
     rescaleFactor: factor,
-    doNormalize: bool('do_normalize'),
+    doNormalize: r.bool('do_normalize', true),
     mean: triple('image_mean', [0.48145466, 0.4578275, 0.40821073]),
     std,
   };

@@ -4,10 +4,9 @@
  * The LM head's output matrix is tied to the word embeddings (`cls.predictions.decoder.weight`); checkpoints that
  * still store it (or its bias copy), and buffers such as `position_ids`, are not used.
  */
-import * as path from 'node:path';
 import type { WeightSource } from '../../io/weights.js';
-import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
-import { type WeightNameMap, loadFromComponent, loadWeights } from '../load-weights.js';
+import type { ComponentFolder } from '../../io/model-folder.js';
+import { type WeightNameMap, loadComponentModel, loadWeights } from '../load-weights.js';
 import { type ShapeBinding, countBinding } from '../config-shapes.js';
 import { type BlipConfig, parseBlipConfig } from './config.js';
 import { BlipForConditionalGeneration } from './model.js';
@@ -27,10 +26,7 @@ export function loadBlipWeights(model: BlipForConditionalGeneration, source: Wei
  * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
  */
 export function loadBlipModel(folder: string | ComponentFolder): BlipForConditionalGeneration {
-  const component = typeof folder === 'string' ? readComponentFolder(folder, 'BLIP') : folder;
-  const configFile = path.join(component.dir, 'config.json');
-  const config = parseBlipConfig(component.config, configFile);
-  return loadFromComponent(() => new BlipForConditionalGeneration(config), component, loadBlipWeights, { configFile, bindings: blipShapeBindings(config) });
+  return loadComponentModel(folder, { what: 'BLIP', parse: parseBlipConfig, build: (c) => new BlipForConditionalGeneration(c), load: loadBlipWeights, bindings: blipShapeBindings });
 }
 
 /** What the BLIP config says about its checkpoint's shapes (checked before the model is built). */

@@ -3,7 +3,7 @@
  * (`CLIPTextConfig`), with every value this implementation cannot honour rejected by name.
  */
 import type { JsonObject } from '../../io/json.js';
-import { assertConfigSize } from '../config-shapes.js';
+import { ConfigFields, isInteger } from '../../io/config-fields.js';
 import { activation } from '../layers/activations.js';
 
 /** The fields of `CLIPTextConfig` that shape the model. */
@@ -36,62 +36,47 @@ const MODEL_TYPES = ['clip_text_model', 'clip'];
  * @throws Error naming the field for a wrong type, an impossible value or an unsupported feature.
  */
 export function parseClipTextConfig(json: JsonObject, source = 'text encoder config'): ClipTextConfig {
-  const bad = (field: string, why: string): Error => new Error(`${source}: ${field} ${why}`);
-  const int = (field: string, fallback: number, min = 1): number => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(field, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    assertConfigSize(source, field, v);
-    return v;
-  };
-  const optInt = (field: string): number | undefined => {
-    const v = json[field];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(field, `must be an integer or null, got ${JSON.stringify(v)}`);
-    return v;
-  };
+  const r = new ConfigFields(json, source);
+  const optInt = (field: string): number | undefined => r.optional(field, isInteger, 'an integer or null');
 
   const type = json.model_type;
   if (type !== undefined && !(typeof type === 'string' && MODEL_TYPES.includes(type))) {
-    throw bad('model_type', `is ${JSON.stringify(type)}; expected "clip_text_model" (a CLIP text encoder)`);
+    throw r.error('model_type', `is ${JSON.stringify(type)}; expected "clip_text_model" (a CLIP text encoder)`);
   }
   const arch = json.architectures;
   if (Array.isArray(arch) && arch.length > 0 && !arch.some((a) => typeof a === 'string' && ARCHITECTURES.includes(a))) {
-    throw bad('architectures', `is ${JSON.stringify(arch)}; expected one of ${ARCHITECTURES.join(', ')}`);
+    throw r.error('architectures', `is ${JSON.stringify(arch)}; expected one of ${ARCHITECTURES.join(', ')}`);
   }
   if (type === 'clip' || json.text_config !== undefined) {
-    throw bad('model_type', 'is a full CLIP model config; point at the text encoder folder (a CLIPTextConfig)');
+    throw r.error('model_type', 'is a full CLIP model config; point at the text encoder folder (a CLIPTextConfig)');
   }
 
-  const hiddenSize = int('hidden_size', 512);
-  const numAttentionHeads = int('num_attention_heads', 8);
-  if (hiddenSize % numAttentionHeads !== 0) {
-    throw bad('hidden_size', `(${hiddenSize}) is not a multiple of num_attention_heads (${numAttentionHeads})`);
-  }
-  const hiddenAct = json.hidden_act ?? 'quick_gelu';
-  if (typeof hiddenAct !== 'string') throw bad('hidden_act', `must be a string, got ${JSON.stringify(hiddenAct)}`);
+  const hiddenSize = r.int('hidden_size', 512);
+  const numAttentionHeads = r.int('num_attention_heads', 8);
+  r.assertMultiple('hidden_size', hiddenSize, 'num_attention_heads', numAttentionHeads);
+  const hiddenAct = r.string('hidden_act', 'quick_gelu');
   activation(hiddenAct, `${source}: hidden_act`); // throws for an unknown activation
-  const eps = json.layer_norm_eps ?? 1e-5;
-  if (typeof eps !== 'number' || !(eps > 0)) throw bad('layer_norm_eps', `must be a positive number, got ${JSON.stringify(eps)}`);
+  const eps = r.positive('layer_norm_eps', 1e-5);
 
   const eos = json.eos_token_id ?? 49407;
   let eosTokenId: number;
   if (typeof eos === 'number' && Number.isInteger(eos)) eosTokenId = eos;
   else if (Array.isArray(eos) && eos.length === 1 && typeof eos[0] === 'number' && Number.isInteger(eos[0])) eosTokenId = eos[0];
-  else throw bad('eos_token_id', `must be one integer, got ${JSON.stringify(eos)}`);
+  else throw r.error('eos_token_id', `must be one integer, got ${JSON.stringify(eos)}`);
 
   for (const field of ['position_embedding_type', 'rope_scaling', 'rope_theta']) {
     if (json[field] !== undefined && json[field] !== null && json[field] !== 'absolute') {
-      throw bad(field, `(${JSON.stringify(json[field])}) is not supported: CLIP uses learned absolute positions`);
+      throw r.error(field, `(${JSON.stringify(json[field])}) is not supported: CLIP uses learned absolute positions`);
     }
   }
 
   return {
-    vocabSize: int('vocab_size', 49408),
+    vocabSize: r.int('vocab_size', 49408),
     hiddenSize,
-    intermediateSize: int('intermediate_size', 2048),
-    numHiddenLayers: int('num_hidden_layers', 12),
+    intermediateSize: r.int('intermediate_size', 2048),
+    numHiddenLayers: r.int('num_hidden_layers', 12),
     numAttentionHeads,
-    maxPositionEmbeddings: int('max_position_embeddings', 77),
+    maxPositionEmbeddings: r.int('max_position_embeddings', 77),
     hiddenAct,
     layerNormEps: eps,
     eosTokenId,

@@ -1,6 +1,7 @@
 /**
  * The public API of Stable Diffusion's text side: the CLIP tokenizer, the CLIP text model (config, blocks,
- * weight loading), the tokenizer + model pair, and the text-embedding service built on them.
+ * weight loading) and the tokenizer + model pair. The text-embedding service built on them is editing's
+ * (`editing/text-embedder.ts`).
  */
 export { parseClipTextConfig, type ClipTextConfig } from './config.js';
 export {
@@ -34,12 +35,3 @@ export {
   type ClipTokenizerOptions,
   type Merge,
 } from '../../tokenizers/clip-tokenizer.js';
-export {
-  ClipTextEmbedder,
-  TEXT_ENCODER_SOURCE,
-  TEXT_EMBEDDER_OPTIONS,
-  DEFAULT_BATCH_SIZE,
-  type TextEncoderSource,
-  type TextEmbedderOptions,
-  type EmbedOptions,
-} from '../../editing/text-embedder.js';

@@ -7,11 +7,11 @@
  * the expected state dict is `embeddings.token_embedding.weight`, `encoder.layers.0.self_attn.q_proj.weight`, ...
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { activation } from '../layers/activations.js';
 import { multiHeadAttention } from '../layers/attention-core.js';
 import { Embedding } from '../layers/embedding.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { Linear } from '../layers/linear.js';
+import { Mlp } from '../layers/mlp.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import type { ClipTextConfig } from './config.js';
 
@@ -65,21 +65,10 @@ export class CLIPAttention extends Module {
   }
 }
 
-/** `CLIPMLP`: `fc2(act(fc1(x)))`. */
-export class CLIPMLP extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
-  private readonly act: (x: tf.Tensor) => tf.Tensor;
-
+/** `CLIPMLP`: `fc2(act(fc1(x)))` (the shared {@link Mlp}, sized by the config). */
+export class CLIPMLP extends Mlp {
   constructor(config: ClipTextConfig) {
-    super();
-    this.act = activation(config.hiddenAct);
-    this.fc1 = this.child('fc1', new Linear(config.hiddenSize, config.intermediateSize));
-    this.fc2 = this.child('fc2', new Linear(config.intermediateSize, config.hiddenSize));
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.fc2.forward(this.act(this.fc1.forward(x))));
+    super(config.hiddenSize, config.intermediateSize, config.hiddenAct);
   }
 }
 

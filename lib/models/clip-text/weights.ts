@@ -5,10 +5,9 @@
  * (transformers 5.x saves `CLIPTextModel` without the prefix); both are read. The `position_ids` buffer that older
  * checkpoints hold, and the `text_projection` of a `CLIPTextModelWithProjection`, are not used.
  */
-import * as path from 'node:path';
 import type { WeightSource } from '../../io/weights.js';
-import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
-import { type WeightNameMap, loadFromComponent, loadWeights } from '../load-weights.js';
+import type { ComponentFolder } from '../../io/model-folder.js';
+import { type WeightNameMap, loadComponentModel, loadWeights } from '../load-weights.js';
 import { type ShapeBinding, countBinding } from '../config-shapes.js';
 import { type ClipTextConfig, parseClipTextConfig } from './config.js';
 import { CLIPTextModel } from './model.js';
@@ -37,10 +36,8 @@ export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource):
  * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
  */
 export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
-  const component = typeof folder === 'string' ? readComponentFolder(folder, 'text encoder') : folder;
-  const configFile = path.join(component.dir, 'config.json');
-  const config = parseClipTextConfig(component.config, configFile);
-  return loadFromComponent(() => new CLIPTextModel(config), component, loadClipTextWeights, { configFile, bindings: clipTextShapeBindings(config), map: clipTextWeightMap });
+  const map = (_config: ClipTextConfig, names: string[]): WeightNameMap => clipTextWeightMap(names);
+  return loadComponentModel(folder, { what: 'text encoder', parse: parseClipTextConfig, build: (c) => new CLIPTextModel(c), load: loadClipTextWeights, bindings: clipTextShapeBindings, map });
 }
 
 /** What the text encoder config says about its checkpoint's shapes (checked before the model is built). */

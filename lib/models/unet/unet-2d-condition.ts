@@ -4,11 +4,9 @@
  * (consuming the skips); `conv_norm_out` -> SiLU -> `conv_out`. Built from `unet/config.json`; latents are NHWC
  * [B, H, W, C] here (diffusers' are NCHW). Differentiable end to end with `tf.grad` with respect to the latents.
  */
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ComponentFolder } from '../../io/model-folder.js';
-import { readComponentFolder } from '../../io/model-folder.js';
-import { loadFromComponent, loadWeights } from '../load-weights.js';
+import { loadComponentModel, loadWeights } from '../load-weights.js';
 import { silu } from '../layers/activations.js';
 import { tapeIsOn } from '../layers/checkpoint.js';
 import { Conv2d } from '../layers/conv2d.js';
@@ -126,10 +124,13 @@ export class UNet2DConditionModel extends Module {
 
   /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
   static fromFolder(dir: string | ComponentFolder): UNet2DConditionModel {
-    const folder = typeof dir === 'string' ? readComponentFolder(dir, 'UNet') : dir;
-    const config = parseUNetConfig(folder.config);
-    const check = { configFile: path.join(folder.dir, 'config.json'), bindings: unetShapeBindings(config) };
-    return loadFromComponent(() => new UNet2DConditionModel(config), folder, (m, w) => loadWeights(m, w, unetWeightMap), check);
+    return loadComponentModel(dir, {
+      what: 'UNet',
+      parse: (json) => parseUNetConfig(json),
+      build: (config) => new UNet2DConditionModel(config),
+      load: (model, source) => loadWeights(model, source, unetWeightMap),
+      bindings: unetShapeBindings,
+    });
   }
 
   /**

@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type ComponentFolder, readComponentFolder } from '../../io/model-folder.js';
+import type { ComponentFolder } from '../../io/model-folder.js';
 import type { TorchGenerator } from '../../random/torch-generator.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
@@ -27,7 +27,7 @@ import { DiagonalGaussianDistribution } from './distribution.js';
 import { Encoder } from './encoder.js';
 import { conv2dLean } from './inference.js';
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from './config.js';
-import { loadFromComponent } from '../load-weights.js';
+import { loadComponentModel } from '../load-weights.js';
 import { loadVaeWeights, vaeShapeBindings, vaeWeightMap } from './weights.js';
 
 /** Options of {@link AutoencoderKL.encodeLatents}. */
@@ -67,18 +67,15 @@ export class AutoencoderKL extends Module {
    * @throws Error naming the file and field of a bad config, or listing every missing/unexpected/mis-shaped tensor.
    */
   static fromFolder(folder: string | ComponentFolder): AutoencoderKL {
-    let component: ComponentFolder;
-    if (typeof folder === 'string') {
-      const dir = fs.existsSync(path.join(folder, 'model_index.json')) ? path.join(folder, 'vae') : folder;
-      component = readComponentFolder(dir, 'VAE');
-    } else {
-      component = folder;
-    }
-    const configFile = path.join(component.dir, 'config.json');
-    const config = parseVaeConfig(component.config, configFile);
-    const n = config.blockOutChannels.length;
-    const check = { configFile, bindings: vaeShapeBindings(config), map: (names: string[]) => vaeWeightMap(names, n) };
-    return loadFromComponent(() => new AutoencoderKL(config), component, (model, source) => loadVaeWeights(model, source, n), check);
+    const isPipeline = typeof folder === 'string' && fs.existsSync(path.join(folder, 'model_index.json'));
+    return loadComponentModel(isPipeline ? path.join(folder, 'vae') : folder, {
+      what: 'VAE',
+      parse: parseVaeConfig,
+      build: (config) => new AutoencoderKL(config),
+      load: (model, source, config) => loadVaeWeights(model, source, config.blockOutChannels.length),
+      bindings: vaeShapeBindings,
+      map: (config, names) => vaeWeightMap(names, config.blockOutChannels.length),
+    });
   }
 
   /** `scaling_factor` of the config. */

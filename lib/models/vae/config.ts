@@ -4,7 +4,7 @@
  * diffusers does.
  */
 import type { JsonObject } from '../../io/json.js';
-import { assertConfigSize } from '../config-shapes.js';
+import { ConfigFields, isFiniteNumber, isIntegerAtLeast, showConfigValue as show } from '../../io/config-fields.js';
 
 /** The fields of an `AutoencoderKL` config that shape the model and its latents. */
 export interface VaeConfig {
@@ -40,77 +40,60 @@ export function vaeDownscale(config: VaeConfig): number {
  * @throws Error naming the field for a wrong type, an impossible value or an unsupported feature.
  */
 export function parseVaeConfig(json: JsonObject, source = 'VAE config'): VaeConfig {
-  const bad = (field: string, why: string): Error => new Error(`${source}: ${field} ${why}`);
-  const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
-  const int = (field: string, fallback: number): number => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw bad(field, `must be an integer >= 1, got ${show(v)}`);
-    assertConfigSize(source, field, v);
-    return v;
-  };
-  const bool = (field: string, fallback: boolean): boolean => {
-    const v = json[field] ?? fallback;
-    if (typeof v !== 'boolean') throw bad(field, `must be true or false, got ${show(v)}`);
-    return v;
-  };
+  const r = new ConfigFields(json, source);
 
   const cls = json._class_name;
   if (cls !== undefined && cls !== 'AutoencoderKL') {
-    throw bad('_class_name', `is ${show(cls)}; only "AutoencoderKL" (the Stable Diffusion VAE) is supported`);
+    throw r.error('_class_name', `is ${show(cls)}; only "AutoencoderKL" (the Stable Diffusion VAE) is supported`);
   }
 
-  const channels = json.block_out_channels ?? [64];
-  if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 1)) {
-    throw bad('block_out_channels', `must be a non-empty list of integers >= 1, got ${show(channels)}`);
-  }
-  const blockOutChannels = channels as number[];
-  blockOutChannels.forEach((c, i) => assertConfigSize(source, `block_out_channels[${i}]`, c));
+  const isChannels = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every(isIntegerAtLeast(1));
+  const blockOutChannels = r.sized('block_out_channels', isChannels, 'a non-empty list of integers >= 1', [64]);
   const n = blockOutChannels.length;
 
   const blockTypes = (field: string, expected: string): void => {
     const v = json[field] ?? [expected];
     if (!Array.isArray(v) || v.length !== n) {
-      throw bad(field, `must list one block per entry of block_out_channels (${n}), got ${show(v)}`);
+      throw r.error(field, `must list one block per entry of block_out_channels (${n}), got ${show(v)}`);
     }
     const other = v.find((t) => t !== expected);
-    if (other !== undefined) throw bad(field, `has ${show(other)}; only "${expected}" blocks are supported`);
+    if (other !== undefined) throw r.error(field, `has ${show(other)}; only "${expected}" blocks are supported`);
   };
   blockTypes('down_block_types', 'DownEncoderBlock2D');
   blockTypes('up_block_types', 'UpDecoderBlock2D');
 
-  const normNumGroups = int('norm_num_groups', 32);
+  const normNumGroups = r.int('norm_num_groups', 32);
   const notDivisible = blockOutChannels.find((c) => c % normNumGroups !== 0);
   if (notDivisible !== undefined) {
-    throw bad('norm_num_groups', `(${normNumGroups}) does not divide the block channels ${show(blockOutChannels)} (${notDivisible})`);
+    throw r.error('norm_num_groups', `(${normNumGroups}) does not divide the block channels ${show(blockOutChannels)} (${notDivisible})`);
   }
 
   const act = json.act_fn ?? 'silu';
-  if (act !== 'silu' && act !== 'swish') throw bad('act_fn', `is ${show(act)}; only "silu" is supported`);
+  if (act !== 'silu' && act !== 'swish') throw r.error('act_fn', `is ${show(act)}; only "silu" is supported`);
 
-  const sf = json.scaling_factor ?? 0.18215;
-  if (typeof sf !== 'number' || !Number.isFinite(sf) || sf <= 0) throw bad('scaling_factor', `must be a positive number, got ${show(sf)}`);
+  const sf = r.field('scaling_factor', (v): v is number => isFiniteNumber(v) && v > 0, 'a positive number', 0.18215);
 
   // Latent normalisations of other pipelines (SD3/Flux shift, per-channel statistics of SDXL variants): Stable
   // Diffusion 1.x/2.x pipelines scale by scaling_factor alone, so a VAE that needs more is not one of theirs.
   const shift = json.shift_factor;
   if (shift !== undefined && shift !== null && shift !== 0) {
-    throw bad('shift_factor', `(${show(shift)}) is not supported: Stable Diffusion 1.x/2.x latents are only scaled (SD3/Flux VAEs shift them)`);
+    throw r.error('shift_factor', `(${show(shift)}) is not supported: Stable Diffusion 1.x/2.x latents are only scaled (SD3/Flux VAEs shift them)`);
   }
   for (const field of ['latents_mean', 'latents_std']) {
     const v = json[field];
-    if (v !== undefined && v !== null) throw bad(field, `(${show(v)}) is not supported: Stable Diffusion 1.x/2.x latents are only scaled by scaling_factor`);
+    if (v !== undefined && v !== null) throw r.error(field, `(${show(v)}) is not supported: Stable Diffusion 1.x/2.x latents are only scaled by scaling_factor`);
   }
 
   return {
-    inChannels: int('in_channels', 3),
-    outChannels: int('out_channels', 3),
+    inChannels: r.int('in_channels', 3),
+    outChannels: r.int('out_channels', 3),
     blockOutChannels,
-    layersPerBlock: int('layers_per_block', 1),
-    latentChannels: int('latent_channels', 4),
+    layersPerBlock: r.int('layers_per_block', 1),
+    latentChannels: r.int('latent_channels', 4),
     normNumGroups,
     scalingFactor: sf,
-    midBlockAddAttention: bool('mid_block_add_attention', true),
-    useQuantConv: bool('use_quant_conv', true),
-    usePostQuantConv: bool('use_post_quant_conv', true),
+    midBlockAddAttention: r.bool('mid_block_add_attention', true),
+    useQuantConv: r.bool('use_quant_conv', true),
+    usePostQuantConv: r.bool('use_post_quant_conv', true),
   };
 }
