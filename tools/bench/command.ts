@@ -20,11 +20,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { BACKEND_NAMES, type BackendName } from '../../lib/backend.js';
+import type { BackendName } from '../../lib/backend.js';
 import { readSentenceFile } from '../../lib/editing/sentences.js';
 import { writePng } from '../../lib/io/image.js';
 import { SafetensorsFile } from '../../lib/io/safetensors.js';
-import { OMP_WAIT_POLICY, REFERENCE_PYTHON, ROOT, hasReferencePython, lastJsonLine, machineInfo, printTable, writeRecord } from './harness.js';
+import { OMP_WAIT_POLICY, REFERENCE_PYTHON, ROOT, hasReferencePython, lastJsonLine, machineInfo, backendArg, intArg, printTable, writeRecord } from './harness.js';
 import { SENTENCES, SETTINGS, fullSizeSubject, maxRelError, testImage } from './pipeline.js';
 
 const TIME = '/usr/bin/time';
@@ -56,17 +56,11 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { backend: 'tensorflow', size: 512, steps: 2, regSteps: 0, reference: true };
-  const int = (flag: string, v: string | undefined, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, got ${v}`);
-    return n;
-  };
+  const int = intArg;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--backend') {
-      const v = argv[++i] ?? '';
-      if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${v}`);
-      args.backend = v as BackendName;
+      args.backend = backendArg(argv[++i]);
     } else if (a === '--size') {
       args.size = int('--size', argv[++i], 64, 1024);
       if (args.size % 8 !== 0) throw new Error(`--size must be a multiple of 8, got ${args.size}`);

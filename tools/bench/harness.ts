@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../../lib/models/layers/module.js';
+import { BACKEND_NAMES, type BackendName } from '../../lib/backend.js';
 
 /** The repository root (this file runs from dist/tools/bench). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -196,4 +197,17 @@ export function runReferencePython(script: string, args: string[]): ChildRun {
 export function lastJsonLine<T>(stdout: string): T | undefined {
   const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
   return line !== undefined ? (JSON.parse(line) as T) : undefined;
+}
+
+/** A command-line integer in [min, max], or an error naming the flag. */
+export function intArg(flag: string, v: string | undefined, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, got ${v}`);
+  return n;
+}
+
+/** A `--backend` value, or an error listing the backends. */
+export function backendArg(v: string | undefined): BackendName {
+  if (!(BACKEND_NAMES as readonly string[]).includes(v ?? '')) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${v ?? ''}`);
+  return v as BackendName;
 }

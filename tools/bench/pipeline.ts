@@ -33,7 +33,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { BACKEND_NAMES, type BackendName } from '../../lib/backend.js';
+import type { BackendName } from '../../lib/backend.js';
 import type { ProgressEvent } from '../../lib/editing/services.js';
 import { readSentenceFile } from '../../lib/editing/sentences.js';
 import { type RgbImage, writePng } from '../../lib/io/image.js';
@@ -41,6 +41,8 @@ import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
 import {
   OMP_WAIT_POLICY,
   REFERENCE_PYTHON,
+  backendArg,
+  intArg,
   ROOT,
   fmtMs,
   hasReferencePython,
@@ -295,17 +297,11 @@ function parseArgs(argv: string[]): Args {
   let threads = [1, 2];
   let reference = true;
   let worker: Args['worker'];
-  const int = (flag: string, v: string | undefined, min: number, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, got ${v}`);
-    return n;
-  };
+  const int = intArg;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--backend') {
-      const v = argv[++i] ?? '';
-      if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got ${v}`);
-      backend = v as BackendName;
+      backend = backendArg(argv[++i]);
     } else if (a === '--full-size') {
       fullSize = true;
     } else if (a === '--size') {
