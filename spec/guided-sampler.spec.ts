@@ -69,6 +69,24 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
     tf.dispose([r.edited, r.reconstruction, expected.edited, expected.reconstruction, unguided.edited, unguided.reconstruction]);
   });
 
+  it("takes CFG's gradient one half at a time (gradientSplitMinElements) with the same latents as the batch-2 gradient", async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
+    // Another negative prompt, and the caption as the negative (the reference pass's batch-1 shortcut).
+    for (const neg of [negative, caption]) {
+      const expected = tf.tidy(() => twoPass(unet, noise, caption, neg, direction, 6, 5, 0.1));
+      for (const split of [0, Infinity]) {
+        const r = await sampler.sample(noise, { caption, negative: neg, direction }, { steps: 6, guidanceScale: 5, xaGuidance: 0.1, gradientSplitMinElements: split });
+        expect(relativeError(r.edited, expected.edited), `edited, split from ${split}, ${neg === caption ? 'caption' : 'other'} negative`).to.be.below(1e-5);
+        tf.dispose([r.edited, r.reconstruction]);
+      }
+      tf.dispose([expected.edited, expected.reconstruction]);
+    }
+    await sampler.sample(noise, { caption, negative, direction }, { gradientSplitMinElements: -1 }).then(
+      () => expect.fail('no error'),
+      (err: Error) => expect(err.message).to.match(/gradientSplitMinElements must be a non-negative number/),
+    );
+  });
+
   it('holds one timestep of attention maps, frees every tensor, and reports progress', async function () {
     const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     const start = tf.memory().numTensors;

@@ -44,7 +44,16 @@ export function validateEditOptions(o: EditOptions): void {
   if (o.xaGuidance !== undefined && !(Number.isFinite(o.xaGuidance) && o.xaGuidance >= 0)) {
     throw new Error(`xaGuidance must be a non-negative number, got ${o.xaGuidance}`);
   }
+  if (o.gradientSplitMinElements !== undefined && !(o.gradientSplitMinElements >= 0)) {
+    throw new Error(`gradientSplitMinElements must be a non-negative number (or Infinity), got ${o.gradientSplitMinElements}`);
+  }
 }
+
+/**
+ * Latent elements per image from which CFG's gradient is taken one half at a time: 32 x 32 x 4 (a 256 px image).
+ * At 512 px it keeps the full-size edit under 8 GiB (docs/benchmarks.md); below, memory is no concern.
+ */
+export const CFG_GRADIENT_SPLIT_MIN_ELEMENTS = 32 * 32 * 4;
 
 /** Whether two tensors hold the same values (the same shape and every element equal). */
 function sameValues(a: tf.Tensor, b: tf.Tensor): boolean {
@@ -80,9 +89,11 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, context, maps))(x) as tf.Tensor4D;
     // The loss is a mean over batch x heads and the UNet treats batch items apart, so CFG's batch-2 gradient is
     // each half's own batch-1 gradient times 1/2 (as diffusers computes it: one backward pass of both halves).
-    // Taken one half at a time, the backward pass holds one half's activations: half the peak, the same values.
+    // Taken one half at a time, the backward pass holds one half's activations: half the peak, the same values,
+    // twice the kernels (which a small model, bound by per-kernel overhead, would pay for nothing).
+    const splitFrom = options.gradientSplitMinElements ?? CFG_GRADIENT_SPLIT_MIN_ELEMENTS;
     const lossGrad = (x: tf.Tensor4D, t: number, maps: AttentionMaps): tf.Tensor4D => {
-      if (!cfg) return gradient(x, t, editContext, maps);
+      if (!cfg || x.size / x.shape[0] < splitFrom) return gradient(x, t, editContext, maps);
       const halves = [0, 1].map((i) =>
         tf.tidy(() => {
           const half = <T extends tf.Tensor>(m: T): T => {

@@ -137,6 +137,12 @@ export interface GuidedSamplerOptions extends LongCallOptions {
   guidanceScale?: number;
   /** Step size of the cross-attention guidance, lambda_xa (default 0.1; 0 turns guidance off). */
   xaGuidance?: number;
+  /**
+   * From how many latent elements per image CFG's gradient is taken one half at a time (half the backward pass's
+   * memory, the same values, twice the kernels): default `CFG_GRADIENT_SPLIT_MIN_ELEMENTS` (32 x 32 x 4 latents, a
+   * 256 px image); 0 always, `Infinity` never.
+   */
+  gradientSplitMinElements?: number;
   /** Called after each timestep with the reference pass's attention maps (tests and visualisation). */
   onReferenceMaps?: (step: number, maps: ReadonlyMap<string, tf.Tensor3D>) => void;
   /**
