@@ -11,11 +11,12 @@ tensor exactly too.
 
 As a program, for the full-size check (streamed one tensor at a time, so a 4 GB pipeline needs little memory):
   python tools/reference/single_file_outputs.py write <diffusers folder> <out.safetensors>
+  python tools/reference/single_file_outputs.py check <out.safetensors> <diffusers folder>
   python tools/reference/single_file_outputs.py compare <diffusers folder> <other diffusers folder>
-`compare` checks that every tensor of unet/, vae/ and text_encoder/ is equal (names, dtypes, shapes, bytes), that
-the configs are equal, and that diffusers loads the second folder's VAE and text encoder and reads the UNet config
-(the whole pipeline is loaded from the tiny fixture; a full-size UNet would need more memory than this check may
-take).
+`check` loads the checkpoint with diffusers' `from_single_file` (configs from the folder) and asserts every tensor
+equals the folder's (about 2 x the pipeline's size in memory: 8 GB at full size). `compare` checks that every tensor
+of unet/, vae/ and text_encoder/ is equal (names, dtypes, shapes, bytes), that the configs are equal, and that
+diffusers loads the second folder as a whole StableDiffusionPipeline.
 """
 import json
 import struct
@@ -236,22 +237,22 @@ def compare(a: Path, b: Path) -> None:
                     assert fa.read(step) == fb.read(step), (comp, k)
                     left -= step
                 total += 1
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel
-    AutoencoderKL.from_pretrained(b / "vae")
-    CLIPTextModel.from_pretrained(b / "text_encoder")
-    UNet2DConditionModel.load_config(b / "unet")
+    from diffusers import StableDiffusionPipeline
+    StableDiffusionPipeline.from_pretrained(b, safety_checker=None, requires_safety_checker=False)
     for c in ("unet", "vae", "text_encoder", "scheduler"):
         name = "scheduler_config.json" if c == "scheduler" else "config.json"
         ca, cb = json.loads((a / c / name).read_text()), json.loads((b / c / name).read_text())
         assert ca == cb, (c, {k: (ca.get(k), cb.get(k)) for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)})
-    print(f"{total} tensors equal (names, dtypes, shapes, bytes) and the configs equal; diffusers loads {b}'s VAE and text "
-          "encoder and reads its UNet config")
+    print(f"{total} tensors equal (names, dtypes, shapes, bytes) and the configs equal; diffusers loads {b} as a "
+          "StableDiffusionPipeline")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "write":
         print(f"{write_original(Path(sys.argv[2]), Path(sys.argv[3]))} tensors written to {sys.argv[3]}")
+    elif len(sys.argv) == 4 and sys.argv[1] == "check":
+        print(f"from_single_file gives {check_from_single_file(Path(sys.argv[2]), Path(sys.argv[3]))} tensors, every one "
+              f"equal to {sys.argv[3]}'s")
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         compare(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
