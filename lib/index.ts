@@ -40,6 +40,7 @@ export {
   type EmbedOptions,
 } from './editing/text-embedder.js';
 export { AUTHORS_CAPTION_OPTIONS, BlipCaptioner, blipCaptionerFactory, type CaptionOptions, type CaptionResult } from './editing/captioner.js';
+export { SETTINGS, inRange, isStepCount, assertStepCount, rangeText, flagWithDefault, type PipelineSettings, type RangeSetting, type NumberSetting, type ChoiceSetting, type CaptionSettings } from './settings.js';
 export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type Pix2PixZeroInvertOptions, type Pix2PixZeroEditOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
 export { DDIMScheduler } from './schedulers/ddim.js';

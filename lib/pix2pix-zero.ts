@@ -25,6 +25,7 @@ import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoi
 import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
 import { TorchGenerator } from './random/torch-generator.js';
 import { assertDdimSteps } from './schedulers/step-limit.js';
+import { SETTINGS } from './settings.js';
 import { assertFiniteValues } from './io/finite.js';
 import { MAX_ARTEFACT_ABS, loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { assertRegularizable } from './editing/noise-regularization.js';
@@ -278,7 +279,7 @@ export class Pix2PixZero {
   async prepare(image: ImageInput, options: Pick<Pix2PixZeroInvertOptions, 'size' | 'fit'> = {}): Promise<tf.Tensor4D> {
     if (image instanceof tf.Tensor) return tf.clone(image);
     const rgb = typeof image === 'string' ? await readImage(image) : image;
-    return imageToTensor(prepareImage(rgb, { size: options.size ?? this.ports.defaultImageSize, fit: options.fit }));
+    return imageToTensor(prepareImage(rgb, { size: options.size ?? this.ports.defaultImageSize, fit: options.fit ?? SETTINGS.fit.default }));
   }
 
   /** The BLIP caption of an image. Needs a captioner folder at load time. */
@@ -317,7 +318,7 @@ export class Pix2PixZero {
    * encoder is freed once, before the inversion, and an edit needs no second load of it.
    */
   private async invertImage(image: ImageInput, options: Pix2PixZeroInvertOptions, extraPrompts: readonly string[]): Promise<{ inversion: Inversion; prompts: tf.Tensor3D[] }> {
-    const steps = options.steps ?? 50;
+    const steps = options.steps ?? SETTINGS.steps.default;
     assertDdimSteps(this.folder.schedulerConfig, steps);
     const input = await this.prepare(image, options);
     let latents: tf.Tensor4D | undefined;
@@ -330,10 +331,10 @@ export class Pix2PixZero {
       throwIfAborted(options.signal);
       for (const prompt of [caption, ...extraPrompts]) prompts.push(await this.embedder.embed([prompt], { signal: options.signal }));
       await this.ports.releaseTextEncoder();
-      const mode = options.vaeEncode ?? 'mean';
+      const mode = options.vaeEncode ?? SETTINGS.vaeEncode.default;
       options.onProgress?.({ phase: 'encode', step: 0, total: 1 });
       // One generator for the posterior sample and then the roll shifts, as diffusers' invert(generator=...).
-      const generator = new TorchGenerator(options.seed ?? 0);
+      const generator = new TorchGenerator(options.seed ?? SETTINGS.seed.default);
       latents = tf.tidy(() => this.vae.encode(input, mode, generator));
       throwIfAborted(options.signal);
       options.onProgress?.({ phase: 'encode', step: 1, total: 1 });
@@ -353,12 +354,12 @@ export class Pix2PixZero {
         model: this.unetFingerprint,
         settings: {
           vaeEncode: mode,
-          seed: options.seed ?? 0,
-          numRegSteps: options.numRegSteps ?? 5,
-          numAutoCorrRolls: options.numAutoCorrRolls ?? 5,
-          lambdaAc: options.lambdaAc ?? 20,
-          lambdaKl: options.lambdaKl ?? 20,
-          minShift: options.minShift ?? 0,
+          seed: options.seed ?? SETTINGS.seed.default,
+          numRegSteps: options.numRegSteps ?? SETTINGS.numRegSteps.default,
+          numAutoCorrRolls: options.numAutoCorrRolls ?? SETTINGS.numAutoCorrRolls.default,
+          lambdaAc: options.lambdaAc ?? SETTINGS.lambdaAc.default,
+          lambdaKl: options.lambdaKl ?? SETTINGS.lambdaKl.default,
+          minShift: options.minShift ?? SETTINGS.minShift.default,
         },
       }, trajectory);
       return { inversion, prompts };

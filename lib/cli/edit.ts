@@ -8,6 +8,9 @@ import { writePng } from '../io/image.js';
 import { saveInversion } from '../editing/artefacts.js';
 import { readSentenceFile, chatSentences } from '../editing/sentences.js';
 import type { Concept } from '../editing/services.js';
+import { MIN_REGULARIZED_SIDE } from '../editing/noise-regularization.js';
+import { DEFAULT_GENERATED_SENTENCES } from '../editing/sentence-generator.js';
+import { SETTINGS as S, flagWithDefault as dflt } from '../settings.js';
 import { Direction, Inversion, Pix2PixZero, type Pix2PixZeroEditOptions } from '../pix2pix-zero.js';
 import {
   COMMON_OPTIONS,
@@ -156,15 +159,15 @@ Model:      --model <sd folder | checkpoint.safetensors> (default: $PIX2PIX_ZERO
             | --no-captioner;  --variant fp16 reads the folder's *.fp16.safetensors (as diffusers' variant=; a
             folder with only fp16 weights is read without it, said on stderr)
 Direction:  --task cat2dog | --source cat --target dog | --source-sentences a.txt --target-sentences b.txt
-            | --direction d.safetensors;  a concept without a built-in bank gets 1000 generated template
+            | --direction d.safetensors;  a concept without a built-in bank gets ${DEFAULT_GENERATED_SENTENCES} generated template
             sentences (said on stderr; pix2pix-zero sentences <word> prints them), or --chat-url <openai-compatible
-            base url> --chat-model <name> has a language model write them;  --direction-scale k (default 1)
-Inversion:  --steps 50 (1 to 1000, at most the scheduler's: 999 for SD 1.x)  --reg-steps 5 --ac-rolls 5
-            --lambda-ac 20 --lambda-kl 20 --min-shift 0|1 --vae-encode mean|sample --seed 0
-            --size <model's size, 512 for SD 1.x; 8 to 4096, a multiple of 8; with regularisation on, at least
-            8 latent pixels a side: 64 for SD> --fit resize|crop
+            base url> --chat-model <name> has a language model write them;  --direction-scale k (default ${S.directionScale.default})
+Inversion:  ${dflt(S.steps)} (${S.steps.min} to ${S.steps.max}, at most the scheduler's: 999 for SD 1.x)  ${dflt(S.numRegSteps)} ${dflt(S.numAutoCorrRolls)}
+            ${dflt(S.lambdaAc)} ${dflt(S.lambdaKl)} --min-shift ${S.minShift.min}|${S.minShift.max} ${dflt(S.vaeEncode)} ${dflt(S.seed)}
+            --size <model's size, 512 for SD 1.x; ${S.size.min} to ${S.size.max}, a multiple of ${S.size.multipleOf}; with regularisation on, at least
+            ${MIN_REGULARIZED_SIDE} latent pixels a side: ${MIN_REGULARIZED_SIDE * 8} for SD> ${dflt(S.fit)}
             --inversion f (reuse a saved inversion; no other inversion option then)  --save-inversion f
-Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (default: the caption)
+Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..." (default: the caption)
             --direct-inversion (keep the reference pass on the inversion trajectory, Ju et al.: the
             reconstruction is the input's VAE round trip, the edit drifts less; no extra cost)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
@@ -258,8 +261,8 @@ export const invertCommand: Command = {
   name: 'invert',
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
   usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d [--variant fp16]] [--captioner d | --caption "..."]
-       [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
-       [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
+       [${dflt(S.steps)}] [${dflt(S.numRegSteps)}] [${dflt(S.numAutoCorrRolls)}] [${dflt(S.lambdaAc)}] [${dflt(S.lambdaKl)}] [--min-shift ${S.minShift.min}|${S.minShift.max}]
+       [${dflt(S.vaeEncode)}] [${dflt(S.seed)}] [--size <model's>] [${dflt(S.fit)}] [--json] [--quiet]
 Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
   async run(argv, io) {
     const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFiniteValues } from '../io/finite.js';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.js';
+import { SETTINGS, inRange, isStepCount, rangeText } from '../settings.js';
 
 /** Format tag written into every artefact's metadata. */
 const FORMAT = 'pix2pix-zero';
@@ -18,9 +19,6 @@ const FORMAT = 'pix2pix-zero';
  * within tens; anything this large is a corrupt (bit-flipped) or diverged tensor.
  */
 export const MAX_ARTEFACT_ABS = 1e4;
-
-/** The most DDIM steps any inversion can have been made with. */
-const MAX_STEPS = 1000;
 
 /** What a direction file records besides the tensor. */
 export interface DirectionMeta {
@@ -122,7 +120,7 @@ export function saveInversion(file: string, latent: tf.Tensor4D, meta: Inversion
   }
 }
 
-const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 8 && v <= 4096 && v % 8 === 0;
+const isSize = (v: unknown): v is number => inRange(SETTINGS.size, v);
 
 /** The inversion metadata of `file`, checked field by field. */
 function parseInversionMeta(file: string, text: string | undefined): InversionMeta {
@@ -135,11 +133,11 @@ function parseInversionMeta(file: string, text: string | undefined): InversionMe
   if (typeof meta !== 'object' || meta === null || typeof meta.caption !== 'string' || typeof meta.model !== 'string' || !Array.isArray(meta.imageSize)) {
     throw new Error(`${file}: the inversion metadata lacks caption, model or imageSize`);
   }
-  if (!Number.isInteger(meta.steps) || meta.steps < 1 || meta.steps > MAX_STEPS) {
-    throw new Error(`${file}: the inversion metadata says steps ${JSON.stringify(meta.steps)}, expected an integer in [1, ${MAX_STEPS}]`);
+  if (!isStepCount(meta.steps)) {
+    throw new Error(`${file}: the inversion metadata says steps ${JSON.stringify(meta.steps)}, expected ${rangeText(SETTINGS.steps)}`);
   }
   if (meta.imageSize.length !== 2 || !meta.imageSize.every(isSize)) {
-    throw new Error(`${file}: the inversion metadata says imageSize ${JSON.stringify(meta.imageSize)}, expected [height, width], multiples of 8 in [8, 4096]`);
+    throw new Error(`${file}: the inversion metadata says imageSize ${JSON.stringify(meta.imageSize)}, expected [height, width], multiples of ${SETTINGS.size.multipleOf} in [${SETTINGS.size.min}, ${SETTINGS.size.max}]`);
   }
   return meta;
 }

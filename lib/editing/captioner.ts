@@ -9,6 +9,7 @@ import { type GenerateOptions, generateCaptionIds } from '../models/blip/generat
 import type { BlipForConditionalGeneration } from '../models/blip/model.js';
 import { type BlipImageProcessorConfig, blipPixelValues, parseBlipImageProcessorConfig, tensorToRgb } from '../models/blip/processor.js';
 import { loadBlipModel } from '../models/blip/weights.js';
+import { SETTINGS } from '../settings.js';
 import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
 import { type Captioner, type LongCallOptions, throwIfAborted } from './services.js';
 
@@ -25,15 +26,10 @@ export interface CaptionOptions extends LongCallOptions, GenerateOptions {
 
 /**
  * The authors' caption settings (LAVIS `blip_caption` as pix2pix-zero calls it): the prefix "a picture of",
- * stripped from the result, beam search with 3 beams, at least 10 and at most 30 tokens. The facade's default.
+ * stripped from the result, beam search with 3 beams, at least 10 and at most 30 tokens. The facade's default;
+ * the values are `SETTINGS.caption` (lib/settings.ts).
  */
-export const AUTHORS_CAPTION_OPTIONS: CaptionOptions = Object.freeze({
-  prompt: 'a picture of',
-  stripPrompt: true,
-  numBeams: 3,
-  minLength: 10,
-  maxNewTokens: 26,
-});
+export const AUTHORS_CAPTION_OPTIONS: CaptionOptions = Object.freeze({ ...SETTINGS.caption });
 
 /** A caption and the token ids it was decoded from (prompt included, as `generate()` returns them). */
 export interface CaptionResult {

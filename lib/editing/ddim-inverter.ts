@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import { TorchGenerator } from '../random/torch-generator.js';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
+import { SETTINGS } from '../settings.js';
 import { regularizeNoise } from './noise-regularization.js';
 import type { DenoiserPort } from './ports.js';
 import { yieldToEventLoop } from './event-loop.js';
@@ -23,8 +24,8 @@ export class DDIMInverter implements Inverter {
 
   async invert(latents: tf.Tensor4D, context: tf.Tensor3D, options: InverterOptions = {}): Promise<tf.Tensor4D[]> {
     const scheduler = this.schedulers.create('inversion');
-    const timesteps = scheduler.setTimesteps(options.steps ?? 50);
-    const shifts = options.shifts ?? new TorchGenerator(options.seed ?? 0);
+    const timesteps = scheduler.setTimesteps(options.steps ?? SETTINGS.steps.default);
+    const shifts = options.shifts ?? new TorchGenerator(options.seed ?? SETTINGS.seed.default);
     const reg = {
       numRegSteps: options.numRegSteps,
       numAutoCorrRolls: options.numAutoCorrRolls,

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
+import { SETTINGS, assertStepCount } from '../settings.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
 import {
   type EditConditions,
@@ -35,9 +36,7 @@ function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
 
 /** Checks that the edit options are usable, naming the bad one. */
 export function validateEditOptions(o: EditOptions): void {
-  if (o.steps !== undefined && (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 1000)) {
-    throw new Error(`steps must be an integer in [1, 1000], got ${o.steps}`);
-  }
+  if (o.steps !== undefined) assertStepCount(o.steps);
   if (o.guidanceScale !== undefined && !(Number.isFinite(o.guidanceScale) && o.guidanceScale >= 0)) {
     throw new Error(`guidanceScale must be a non-negative number, got ${o.guidanceScale}`);
   }
@@ -52,8 +51,9 @@ export function validateEditOptions(o: EditOptions): void {
 /**
  * Latent elements per image from which CFG's gradient is taken one half at a time: 32 x 32 x 4 (a 256 px image).
  * At 512 px it keeps the full-size edit under 8 GiB (docs/benchmarks.md); below, memory is no concern.
+ * `SETTINGS.gradientSplitMinElements.default` (lib/settings.ts).
  */
-export const CFG_GRADIENT_SPLIT_MIN_ELEMENTS = 32 * 32 * 4;
+export const CFG_GRADIENT_SPLIT_MIN_ELEMENTS = SETTINGS.gradientSplitMinElements.default;
 
 /** Whether two tensors hold the same values (the same shape and every element equal). */
 function sameValues(a: tf.Tensor, b: tf.Tensor): boolean {
@@ -71,13 +71,14 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
 
   async sample(noise: tf.Tensor4D, c: EditConditions, options: EditOptions = {}): Promise<EditLatents> {
     validateEditOptions(options);
-    const scale = options.guidanceScale ?? 5;
-    const lambda = options.xaGuidance ?? 0.1;
+    const scale = options.guidanceScale ?? SETTINGS.guidanceScale.default;
+    const lambda = options.xaGuidance ?? SETTINGS.xaGuidance.default;
     const cfg = scale > 1;
     const refScheduler = this.schedulers.create('sampling');
     const editScheduler = this.schedulers.create('sampling');
-    const timesteps = refScheduler.setTimesteps(options.steps ?? 50);
-    editScheduler.setTimesteps(options.steps ?? 50);
+    const steps = options.steps ?? SETTINGS.steps.default;
+    const timesteps = refScheduler.setTimesteps(steps);
+    editScheduler.setTimesteps(steps);
 
     const [refContext, editContext] = tf.tidy(() => {
       const edited = tf.add(c.caption, c.direction) as tf.Tensor3D;

@@ -12,6 +12,7 @@
  * Gradients come from `tf.grad`. Tensors are NHWC: [batch, height, width, channels].
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { SETTINGS } from '../settings.js';
 
 /** Where the roll shifts come from: a seeded {@link TorchGenerator} or a recorded list. */
 export interface ShiftSource {
@@ -35,7 +36,7 @@ export class RecordedShifts implements ShiftSource {
   }
 }
 
-/** Hyperparameters of the regularisation (defaults as diffusers' `invert()` and the authors). */
+/** Hyperparameters of the regularisation (defaults as diffusers' `invert()` and the authors: `SETTINGS` of lib/settings.ts). */
 export interface NoiseRegularizationOptions {
   /** Rounds of regularisation per inversion step (default 5). */
   numRegSteps?: number;
@@ -52,14 +53,14 @@ export interface NoiseRegularizationOptions {
   minShift?: 0 | 1;
 }
 
-/** The defaults of {@link NoiseRegularizationOptions}. */
-export const NOISE_REGULARIZATION_DEFAULTS: Required<NoiseRegularizationOptions> = {
-  numRegSteps: 5,
-  numAutoCorrRolls: 5,
-  lambdaAc: 20,
-  lambdaKl: 20,
-  minShift: 0,
-};
+/** The defaults of {@link NoiseRegularizationOptions}, as `SETTINGS` (lib/settings.ts) holds them. */
+export const NOISE_REGULARIZATION_DEFAULTS: Readonly<Required<NoiseRegularizationOptions>> = Object.freeze({
+  numRegSteps: SETTINGS.numRegSteps.default,
+  numAutoCorrRolls: SETTINGS.numAutoCorrRolls.default,
+  lambdaAc: SETTINGS.lambdaAc.default,
+  lambdaKl: SETTINGS.lambdaKl.default,
+  minShift: SETTINGS.minShift.default,
+});
 
 /**
  * The smallest latent side the regularisation is run on. Both losses are minimised by plain gradient steps of a

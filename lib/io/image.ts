@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Jimp } from 'jimp';
 import { type ResampleFilter, resample } from './resample.js';
 import { ensureDir } from './folders.js';
+import { SETTINGS, inRange } from '../settings.js';
 
 /** The most pixels an input image may have (64 megapixels). */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
@@ -148,8 +149,9 @@ export function cropImage(img: RgbImage, left: number, top: number, width: numbe
 export function targetSize(size: PrepareOptions['size'] = 512): [number, number] {
   const [w, h] = typeof size === 'number' ? [size, size] : size;
   for (const v of [w, h]) {
-    if (!Number.isInteger(v) || v < 8 || v > 4096 || v % 8 !== 0) {
-      throw new Error(`image size must be a multiple of 8 between 8 and 4096, got ${v}`);
+    if (!inRange(SETTINGS.size, v)) {
+      const { multipleOf, min, max } = SETTINGS.size;
+      throw new Error(`image size must be a multiple of ${multipleOf} between ${min} and ${max}, got ${v}`);
     }
   }
   return [w, h];

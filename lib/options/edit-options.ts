@@ -1,9 +1,10 @@
 /**
  * The options of an edit, as the `edit` command takes them (`--steps 10`, `--guidance-scale 5`, ...) and as the HTTP
  * service takes them (form fields of the same long names): one parser, so both accept the same values and refuse
- * the others with the same messages.
+ * the others with the same messages. Defaults and ranges are those of `SETTINGS` (lib/settings.ts).
  */
 import type { Pix2PixZeroEditOptions, Pix2PixZeroInvertOptions } from '../pix2pix-zero.js';
+import { type ChoiceSetting, type NumberSetting, type RangeSetting, SETTINGS } from '../settings.js';
 import { UsageError, intOption, numberOption, refuseTogether } from './values.js';
 
 /** Option values by long name, as `util.parseArgs` gives them (strings, flags as booleans). */
@@ -13,6 +14,27 @@ export type OptionValues = Record<string, string | boolean | undefined>;
 export function stringValue(v: OptionValues, k: string): string | undefined {
   const x = v[k];
   return typeof x === 'string' ? x : undefined;
+}
+
+/** The value of a numeric setting's option (its default when not given), refused outside its range naming the option. */
+export function settingValue<N extends number>(v: OptionValues, setting: NumberSetting<N>): N {
+  return rangeValue(v, setting, setting.default) as N;
+}
+
+/** The value of a numeric option within `setting`'s range (`fallback` when not given), refused naming the option. */
+function rangeValue(v: OptionValues, setting: RangeSetting, fallback: number): number {
+  const parse = setting.integer ? intOption : numberOption;
+  const n = parse(stringValue(v, setting.flag), setting.flag, fallback, setting.min, setting.max);
+  if (setting.multipleOf !== undefined && n % setting.multipleOf !== 0) throw new UsageError(`--${setting.flag} must be a multiple of ${setting.multipleOf}, got ${n}`);
+  return n;
+}
+
+/** The value of a choice setting's option (its default when not given), refused naming the option and the choices. */
+export function choiceValue<T extends string>(v: OptionValues, setting: ChoiceSetting<T>): T {
+  const x = stringValue(v, setting.flag) ?? setting.default;
+  const found = setting.choices.find((c) => c === x);
+  if (found === undefined) throw new UsageError(`--${setting.flag} must be ${setting.choices.map((c) => `'${c}'`).join(' or ')}, got '${x}'`);
+  return found;
 }
 
 /** The inversion options of `edit` and `invert`, for `util.parseArgs`. */
@@ -40,26 +62,22 @@ export const GUIDANCE_OPTIONS = {
 
 /** Parses the inversion options shared by `edit` and `invert`. */
 export function invertOptions(v: OptionValues): Pix2PixZeroInvertOptions {
-  const vae = stringValue(v, 'vae-encode') ?? 'mean';
-  if (vae !== 'mean' && vae !== 'sample') throw new UsageError(`--vae-encode must be 'mean' or 'sample', got '${vae}'`);
-  const fit = stringValue(v, 'fit') ?? 'resize';
-  if (fit !== 'resize' && fit !== 'crop') throw new UsageError(`--fit must be 'resize' or 'crop', got '${fit}'`);
-  const minShift = intOption(stringValue(v, 'min-shift'), 'min-shift', 0, 0, 1) as 0 | 1;
-  const sizeArg = stringValue(v, 'size');
-  const size = sizeArg === undefined ? undefined : intOption(sizeArg, 'size', 512, 8, 4096);
-  if (size !== undefined && size % 8 !== 0) throw new UsageError(`--size must be a multiple of 8, got ${size}`);
-  const steps = stringValue(v, 'steps');
+  const vaeEncode = choiceValue(v, SETTINGS.vaeEncode);
+  const fit = choiceValue(v, SETTINGS.fit);
+  const minShift = settingValue(v, SETTINGS.minShift);
+  // Unset, the size is the model's own (the facade's).
+  const size = stringValue(v, SETTINGS.size.flag) === undefined ? undefined : rangeValue(v, SETTINGS.size, SETTINGS.size.min);
   return {
     caption: stringValue(v, 'caption'),
-    // Unset, an edit of a saved inversion takes the inversion's own step count; a new inversion takes 50.
-    steps: steps === undefined ? undefined : intOption(steps, 'steps', 50, 1, 1000),
-    numRegSteps: intOption(stringValue(v, 'reg-steps'), 'reg-steps', 5, 0, 100),
-    numAutoCorrRolls: intOption(stringValue(v, 'ac-rolls'), 'ac-rolls', 5, 0, 100),
-    lambdaAc: numberOption(stringValue(v, 'lambda-ac'), 'lambda-ac', 20, 0, 1e6),
-    lambdaKl: numberOption(stringValue(v, 'lambda-kl'), 'lambda-kl', 20, 0, 1e6),
+    // Unset, an edit of a saved inversion takes the inversion's own step count; a new inversion takes the default.
+    steps: stringValue(v, SETTINGS.steps.flag) === undefined ? undefined : settingValue(v, SETTINGS.steps),
+    numRegSteps: settingValue(v, SETTINGS.numRegSteps),
+    numAutoCorrRolls: settingValue(v, SETTINGS.numAutoCorrRolls),
+    lambdaAc: settingValue(v, SETTINGS.lambdaAc),
+    lambdaKl: settingValue(v, SETTINGS.lambdaKl),
     minShift,
-    vaeEncode: vae,
-    seed: intOption(stringValue(v, 'seed'), 'seed', 0, 0, 2 ** 32 - 1),
+    vaeEncode,
+    seed: settingValue(v, SETTINGS.seed),
     size,
     fit,
   };
@@ -71,8 +89,8 @@ export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xa
 /** Parses the guidance options of `edit`. */
 export function guidanceOptions(v: OptionValues): GuidanceOptions {
   return {
-    guidanceScale: numberOption(stringValue(v, 'guidance-scale'), 'guidance-scale', 5, 0, 100),
-    xaGuidance: numberOption(stringValue(v, 'xa-guidance'), 'xa-guidance', 0.1, 0, 100),
+    guidanceScale: settingValue(v, SETTINGS.guidanceScale),
+    xaGuidance: settingValue(v, SETTINGS.xaGuidance),
     negativePrompt: stringValue(v, 'negative-prompt'),
     directInversion: v['direct-inversion'] === true,
   };
@@ -102,6 +120,5 @@ export function missingConcept(which: 'source' | 'target'): UsageError {
 
 /** `--direction-scale`, parsed before any work (undefined: not given). */
 export function directionScale(v: OptionValues): number | undefined {
-  const scale = stringValue(v, 'direction-scale');
-  return scale === undefined ? undefined : numberOption(scale, 'direction-scale', 1, -10, 10);
+  return stringValue(v, SETTINGS.directionScale.flag) === undefined ? undefined : settingValue(v, SETTINGS.directionScale);
 }

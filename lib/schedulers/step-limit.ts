@@ -4,6 +4,7 @@
  * with an index error): Stable Diffusion 1.x's config (T = 1000, offset 1) allows 999 steps, not 1000.
  */
 import type { JsonObject } from '../io/json.js';
+import { SETTINGS, isStepCount } from '../settings.js';
 import { type DDIMConfig, parseDDIMConfig } from './config.js';
 import { ddimTimesteps } from './ddim.js';
 import { ddimInverseTimesteps } from './ddim-inverse.js';
@@ -18,8 +19,11 @@ function fits(cfg: DDIMConfig, n: number): boolean {
   }
 }
 
-/** The largest step count (at most `cap`) whose forward and inverse DDIM timesteps all exist in the schedule. */
-export function maxDdimSteps(config: JsonObject, cap = 1000): number {
+/**
+ * The largest step count (at most `cap`, by default `SETTINGS.steps.max`) whose forward and inverse DDIM
+ * timesteps all exist in the schedule.
+ */
+export function maxDdimSteps(config: JsonObject, cap = SETTINGS.steps.max): number {
   const cfg = parseDDIMConfig(config);
   for (let n = Math.min(cap, cfg.numTrainTimesteps); n >= 1; n--) if (fits(cfg, n)) return n;
   return 0;
@@ -31,7 +35,7 @@ export function maxDdimSteps(config: JsonObject, cap = 1000): number {
  */
 export function assertDdimSteps(config: JsonObject, steps: number): void {
   const max = maxDdimSteps(config);
-  if (!Number.isInteger(steps) || steps < 1 || steps > max) {
-    throw new Error(`steps ${steps}: this model's scheduler allows 1 to ${max} DDIM steps (num_train_timesteps and steps_offset of scheduler_config.json)`);
+  if (!isStepCount(steps, max)) {
+    throw new Error(`steps ${steps}: this model's scheduler allows ${SETTINGS.steps.min} to ${max} DDIM steps (num_train_timesteps and steps_offset of scheduler_config.json)`);
   }
 }

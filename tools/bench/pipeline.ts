@@ -38,6 +38,7 @@ import type { ProgressEvent } from '../../lib/editing/services.js';
 import { readSentenceFile } from '../../lib/editing/sentences.js';
 import { type RgbImage, writePng } from '../../lib/io/image.js';
 import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
+import { SETTINGS as PIPELINE } from '../../lib/settings.js';
 import {
   OMP_WAIT_POLICY,
   REFERENCE_PYTHON,
@@ -80,8 +81,16 @@ function medianPhases(runs: PhaseMs[]): PhaseMs {
   };
   return Object.fromEntries(PHASES.map((p) => [p, med(p)])) as PhaseMs;
 }
-/** The settings both sides use (the authors' and diffusers' defaults, guidance 5 as the authors). */
-export const SETTINGS = { guidanceScale: 5, xaGuidance: 0.1, numRegSteps: 5, numAutoCorrRolls: 5, lambdaAc: 20, lambdaKl: 20, seed: 0 };
+/** The settings both sides use: the pipeline's defaults (lib/settings.ts; the authors' and diffusers', guidance 5 as the authors). */
+export const SETTINGS = {
+  guidanceScale: PIPELINE.guidanceScale.default,
+  xaGuidance: PIPELINE.xaGuidance.default,
+  numRegSteps: PIPELINE.numRegSteps.default,
+  numAutoCorrRolls: PIPELINE.numAutoCorrRolls.default,
+  lambdaAc: PIPELINE.lambdaAc.default,
+  lambdaKl: PIPELINE.lambdaKl.default,
+  seed: PIPELINE.seed.default,
+};
 /** The phases, in order; `total` is their sum (caption + direction + the whole `edit` call); caption only with a captioner. */
 const PHASES = ['caption', 'direction', 'encode', 'inversion', 'edit', 'decode', 'total'] as const;
 type Phase = (typeof PHASES)[number];
