@@ -25,7 +25,7 @@ import { type ForwardArgs, Module } from '../layers/module.js';
 import { Decoder } from './decoder.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { Encoder } from './encoder.js';
-import { conv2dLean } from './inference.js';
+import { conv2dForInference } from './inference.js';
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from './config.js';
 import { loadComponentModel } from '../load-weights.js';
 import { loadVaeWeights, vaeShapeBindings, vaeWeightMap } from './weights.js';
@@ -102,7 +102,7 @@ export class AutoencoderKL extends Module {
     const params = this.perItem(image, (x) => {
       const h = this.encoder.forward(x);
       if (this.quantConv === undefined) return h;
-      const q = conv2dLean(this.quantConv, h);
+      const q = conv2dForInference(this.quantConv, h);
       h.dispose();
       return q;
     });
@@ -142,7 +142,7 @@ export class AutoencoderKL extends Module {
     this.checkInput(z, 'latents', this.config.latentChannels, 1);
     return this.perItem(z, (x) => {
       if (this.postQuantConv === undefined) return this.decoder.forward(x);
-      const h = conv2dLean(this.postQuantConv, x);
+      const h = conv2dForInference(this.postQuantConv, x);
       try {
         return this.decoder.forward(h);
       } finally {
