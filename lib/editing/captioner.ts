@@ -66,9 +66,8 @@ export class BlipCaptioner implements Captioner {
   }
 
   /**
-   * The caption of `image`: a [height, width, 3] tensor of RGB values in 0..255 (bytes as float32, what the
-   * pipeline facade passes; values are rounded and clamped to bytes, as the PIL image transformers reads).
-   * The tensor is not disposed.
+   * The caption of `image`: a [height, width, 3] tensor of RGB values in [0, 255], the {@link Captioner} contract
+   * (values are rounded and clamped to bytes, as the PIL image transformers reads). The tensor is not disposed.
    */
   async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
     return (await this.captionImage(tensorToRgb(image, 'caption image'), options)).caption;
@@ -135,6 +134,7 @@ export class LazyBlipCaptioner implements Captioner {
     return this.inner;
   }
 
+  /** The caption of `image`, [H, W, 3] RGB in [0, 255] (the {@link Captioner} contract). The tensor is not disposed. */
   async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
     try {
       return await this.captioner.caption(image, options);
