@@ -6,9 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { StableDiffusionFolder } from '../io/model-folder.js';
 import type { TorchGenerator } from '../random/torch-generator.js';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
-import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel } from '../models/unet/index.js';
+import { AttentionRecorder, UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { ClipTextEmbedder } from './text-embedder.js';
+import { CrossAttentionLoss } from './cross-attention-loss.js';
 import type { AttentionMaps, AutoencoderPort, DenoiserPort } from './ports.js';
 import type { Captioner, TextEmbedder } from './services.js';
 

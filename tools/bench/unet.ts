@@ -30,7 +30,8 @@ import { conv2dFastGrad, conv2dPadded } from '../../lib/models/layers/conv2d.js'
 import { matMul } from '../../lib/models/layers/matmul.js';
 import type { Module } from '../../lib/models/layers/module.js';
 import { DownBlock } from '../../lib/models/unet/down-blocks.js';
-import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
+import { AttentionRecorder, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
+import { CrossAttentionLoss } from '../../lib/editing/cross-attention-loss.js';
 import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
 import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
 import { parseUNetConfig } from '../../lib/models/unet/config.js';
