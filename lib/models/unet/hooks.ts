@@ -11,6 +11,8 @@
  * belongs to its user, e.g. pix2pix-zero's guidance loss (`lib/editing/cross-attention-loss.ts`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { Attention } from '../layers/attention.js';
+import type { Module } from '../layers/module.js';
 
 /** Receives each cross-attention layer's probabilities during one forward pass. */
 export interface CrossAttentionHook {
@@ -29,6 +31,17 @@ export interface SegmentedLossHook extends CrossAttentionHook {
   segmentLoss(): tf.Scalar;
   /** Adds a segment's loss to this hook's. */
   absorb(loss: tf.Scalar): void;
+}
+
+/**
+ * Every cross-attention layer under `root`, with the module path its hook reports it by: the path of the tree
+ * `root` registered with `child()` ({@link Module.namedModules}), as diffusers' `attn_processors` names them.
+ * The UNet computes this once for its whole tree; a block run on its own names its layers relative to itself.
+ */
+export function crossAttentionPaths(root: Module): Map<Module, string> {
+  const paths = new Map<Module, string>();
+  for (const [path, m] of root.namedModules()) if (m instanceof Attention && m.isCrossAttention) paths.set(m, path);
+  return paths;
 }
 
 /** Whether a hook can be split over checkpointed segments. */
