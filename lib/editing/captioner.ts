@@ -6,9 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RgbImage } from '../io/image.js';
 import { readBlipFolder } from '../io/model-folder.js';
 import { type GenerateOptions, generateCaptionIds } from '../models/blip/generate.js';
-import type { BlipForConditionalGeneration } from '../models/blip/model.js';
+import { BlipForConditionalGeneration } from '../models/blip/model.js';
 import { type BlipImageProcessorConfig, blipPixelValues, parseBlipImageProcessorConfig, tensorToRgb } from '../models/blip/processor.js';
-import { loadBlipModel } from '../models/blip/weights.js';
 import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
 import { type Captioner, type LongCallOptions, throwIfAborted } from './services.js';
 
@@ -61,7 +60,7 @@ export class BlipCaptioner implements Captioner {
     const folder = readBlipFolder(dir);
     const processor = parseBlipImageProcessorConfig(folder.preprocessorConfig, `${dir}/preprocessor_config.json`);
     const tokenizer = BertTokenizer.fromFiles(folder.tokenizer);
-    const model = loadBlipModel(folder.model);
+    const model = BlipForConditionalGeneration.fromFolder(folder.model);
     return new BlipCaptioner(model, tokenizer, processor, defaults);
   }
 

@@ -7,10 +7,13 @@
  * are computed once, and each new token costs one position of self-attention.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ComponentFolder } from '../../io/model-folder.js';
 import { Module } from '../layers/module.js';
-import type { BlipConfig } from './config.js';
+import { loadComponentModel } from '../load-weights.js';
+import { type BlipConfig, parseBlipConfig } from './config.js';
 import { BlipTextLMHeadModel } from './text-decoder.js';
 import { BlipVisionModel } from './vision-model.js';
+import { blipShapeBindings, loadBlipWeights } from './weights.js';
 
 /** `BlipForConditionalGeneration`: the captioning model. Free it with `disposeAll()`. */
 export class BlipForConditionalGeneration extends Module {
@@ -21,6 +24,14 @@ export class BlipForConditionalGeneration extends Module {
     super();
     this.visionModel = this.child('vision_model', new BlipVisionModel(config.vision));
     this.textDecoder = this.child('text_decoder', new BlipTextLMHeadModel(config.text));
+  }
+
+  /**
+   * Builds the model from a BLIP folder (`config.json` + `model.safetensors`, as a path or an already read
+   * {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
+   */
+  static fromFolder(folder: string | ComponentFolder): BlipForConditionalGeneration {
+    return loadComponentModel(folder, { what: 'BLIP', parse: parseBlipConfig, build: (c) => new BlipForConditionalGeneration(c), load: loadBlipWeights, bindings: blipShapeBindings });
   }
 
   /** Image features [B, 1 + patches, hidden] of normalised pixel values [B, S, S, 3] (NHWC). */
@@ -38,4 +49,9 @@ export class BlipForConditionalGeneration extends Module {
     const [pixels, ids] = inputs as [tf.Tensor4D, tf.Tensor2D];
     return tf.tidy(() => this.logits(ids, this.encodeImage(pixels)));
   }
+}
+
+/** @deprecated use {@link BlipForConditionalGeneration.fromFolder} (every model loads through its class's `fromFolder`). */
+export function loadBlipModel(folder: string | ComponentFolder): BlipForConditionalGeneration {
+  return BlipForConditionalGeneration.fromFolder(folder);
 }

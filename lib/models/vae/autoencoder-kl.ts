@@ -15,10 +15,9 @@
  * (spec/vae-memory.spec.ts): decoding a 64x64 latent to 512x512 peaks at 1,024 MB of tensors above the weights,
  * encoding 512x512 at 640 MB (the shared blocks' one-tidy forwards: 1,920 and 1,408 MB).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentFolder } from '../../io/model-folder.js';
+import { type ComponentFolder, detectFolderKind } from '../../io/model-folder.js';
 import type { TorchGenerator } from '../../random/torch-generator.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
@@ -67,7 +66,7 @@ export class AutoencoderKL extends Module {
    * @throws Error naming the file and field of a bad config, or listing every missing/unexpected/mis-shaped tensor.
    */
   static fromFolder(folder: string | ComponentFolder): AutoencoderKL {
-    const isPipeline = typeof folder === 'string' && fs.existsSync(path.join(folder, 'model_index.json'));
+    const isPipeline = typeof folder === 'string' && detectFolderKind(folder) === 'stable-diffusion';
     return loadComponentModel(isPipeline ? path.join(folder, 'vae') : folder, {
       what: 'VAE',
       parse: parseVaeConfig,
