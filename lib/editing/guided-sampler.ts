@@ -15,12 +15,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
+import { yieldToEventLoop } from './event-loop.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
 import {
   type EditConditions,
   type EditLatents,
-  type EditOptions,
   type GuidedSampler,
+  type GuidedSamplerOptions,
   type StepEndCorrection,
   TYPES,
   throwIfAborted,
@@ -34,7 +35,7 @@ function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
 }
 
 /** Checks that the edit options are usable, naming the bad one. */
-export function validateEditOptions(o: EditOptions): void {
+export function validateEditOptions(o: GuidedSamplerOptions): void {
   if (o.steps !== undefined && (!Number.isInteger(o.steps) || o.steps < 1 || o.steps > 1000)) {
     throw new Error(`steps must be an integer in [1, 1000], got ${o.steps}`);
   }
@@ -69,7 +70,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     @inject(TYPES.SchedulerFactory) private readonly schedulers: SchedulerFactory,
   ) {}
 
-  async sample(noise: tf.Tensor4D, c: EditConditions, options: EditOptions = {}): Promise<EditLatents> {
+  async sample(noise: tf.Tensor4D, c: EditConditions, options: GuidedSamplerOptions = {}): Promise<EditLatents> {
     validateEditOptions(options);
     const scale = options.guidanceScale ?? 5;
     const lambda = options.xaGuidance ?? 0.1;
@@ -165,7 +166,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           }
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
       return { edited: edit, reconstruction: ref };
     } catch (err) {
