@@ -10,8 +10,8 @@
  * {@link AutoencoderKL.decodeLatents} are the pipeline's conversions that include the scaling.
  *
  * Memory: batch items are encoded and decoded one at a time (as diffusers' `enable_slicing()`; results are
- * the same), and the blocks run lean inference forwards that free every intermediate as soon as it is used
- * (./inference.ts). Measured for a full-size SD 1.x VAE (83.7M parameters, 319 MB) on wasm, batch 1
+ * the same), and the blocks run inference-only forwards (`*ForInference`, ./inference.ts) that free every
+ * intermediate as soon as it is used. Measured for a full-size SD 1.x VAE (83.7M parameters, 319 MB) on wasm, batch 1
  * (spec/vae-memory.spec.ts): decoding a 64x64 latent to 512x512 peaks at 1,024 MB of tensors above the weights,
  * encoding 512x512 at 640 MB (the shared blocks' one-tidy forwards: 1,920 and 1,408 MB).
  */

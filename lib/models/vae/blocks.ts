@@ -4,7 +4,7 @@
  * them: no time embedding, GroupNorm eps 1e-6, one-head self-attention with its own GroupNorm and a residual).
  *
  * Memory: the VAE runs at image resolution (a 512x512 image has 128-256 channels at full size, 128-256 MB a
- * tensor), so these blocks run the shared blocks' lean inference forwards (./inference.ts) and free each
+ * tensor), so these blocks run the shared blocks' inference-only forwards (./inference.ts) and free each
  * intermediate as soon as the next one exists ({@link sequential}) instead of holding all of them to the end of
  * one `tf.tidy`. They are inference blocks; nothing differentiates the VAE.
  */
