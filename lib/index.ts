@@ -29,6 +29,7 @@ export * from './editing/services.js';
 export { DEFAULT_MODEL, MODEL_ENV, defaultModel } from './paths.js';
 export * from './models/clip-text/index.js';
 export * from './models/unet/index.js';
+export { CrossAttentionLoss } from './editing/cross-attention-loss.js';
 export * from './models/blip/index.js';
 export {
   ClipTextEmbedder,

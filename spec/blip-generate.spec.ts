@@ -10,8 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { readBlipFolder } from '../lib/io/model-folder.js';
 import { type GenerateOptions, generateCaptionIds } from '../lib/models/blip/generate.js';
-import type { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
-import { loadBlipModel } from '../lib/models/blip/weights.js';
+import { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
 import { BertTokenizer } from '../lib/tokenizers/bert-tokenizer.js';
 import { FIXTURES, forEachBackend, readReference } from './helpers/tensors.js';
 
@@ -49,7 +48,7 @@ forEachBackend('BLIP generate() matches transformers', () => {
     describe(modelName, function () {
       let model: BlipForConditionalGeneration;
       before(function () {
-        model = loadBlipModel(dir);
+        model = BlipForConditionalGeneration.fromFolder(dir);
       });
       after(function () {
         model?.disposeAll();

@@ -9,9 +9,8 @@ import { expect } from 'chai';
 import { readImage } from '../lib/io/image.js';
 import { readBlipFolder } from '../lib/io/model-folder.js';
 import { parseBlipConfig } from '../lib/models/blip/config.js';
-import type { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
+import { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
 import { blipPixelValues, parseBlipImageProcessorConfig } from '../lib/models/blip/processor.js';
-import { loadBlipModel } from '../lib/models/blip/weights.js';
 import { FIXTURES, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 
 export const TINY_BLIP = path.join(FIXTURES, 'models', 'tiny-blip');
@@ -25,7 +24,7 @@ forEachBackend('BLIP model matches transformers', (backend) => {
   let model: BlipForConditionalGeneration;
   let ref: Record<string, tf.Tensor>;
   before(function () {
-    model = loadBlipModel(TINY_BLIP);
+    model = BlipForConditionalGeneration.fromFolder(TINY_BLIP);
     ref = readReference(path.join('reference', 'blip', 'outputs.safetensors'));
   });
   after(function () {

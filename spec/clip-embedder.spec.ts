@@ -132,11 +132,11 @@ describe('text embedder: service behaviour', function () {
     await embedder.release();
     expect(tf.memory().numTensors).to.equal(base);
 
-    const transient = new ClipTextEmbedder(() => ClipTextEncoder.load(MODEL), { releaseAfterUse: true });
+    const transient = new ClipTextEmbedder(() => ClipTextEncoder.fromFolder(MODEL), { releaseAfterUse: true });
     (await transient.embed(['a cat'])).dispose();
     expect(tf.memory().numTensors).to.equal(base);
 
-    const shared = ClipTextEncoder.load(MODEL);
+    const shared = ClipTextEncoder.fromFolder(MODEL);
     const borrowing = new ClipTextEmbedder(shared);
     (await borrowing.embed(['a cat'])).dispose();
     await borrowing.release();

@@ -13,7 +13,7 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../lib/io
 import { parseClipTextConfig } from '../lib/models/clip-text/config.js';
 import { CLIPTextModel, causalMask, endTokenPositions } from '../lib/models/clip-text/model.js';
 import { ClipTextEncoder } from '../lib/models/clip-text/text-encoder.js';
-import { clipTextWeightMap, loadClipTextModel } from '../lib/models/clip-text/weights.js';
+import { clipTextWeightMap } from '../lib/models/clip-text/weights.js';
 import { FIXTURES, ROOT, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 
 /** The reference models: name -> the folder the fixture was made from. */
@@ -34,7 +34,7 @@ forEachBackend('CLIP text encoder matches transformers', (backend) => {
       let ref: Record<string, tf.Tensor>;
 
       before(function () {
-        encoder = ClipTextEncoder.load(dir);
+        encoder = ClipTextEncoder.fromFolder(dir);
         ref = readReference(path.join('reference', 'clip', `${name}.safetensors`));
       });
       after(function () {
@@ -138,10 +138,10 @@ describe('CLIP text encoder: config, weights and inputs', function () {
       fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(dir, 'model.safetensors'));
       const before = tf.memory().numTensors;
       // The config is checked against the header shapes before the model is built, naming the key (issue 18).
-      expect(() => loadClipTextModel(dir)).to.throw(/num_hidden_layers is 2, but .* also has 'text_model\.encoder\.layers\.2\./);
+      expect(() => CLIPTextModel.fromFolder(dir)).to.throw(/num_hidden_layers is 2, but .* also has 'text_model\.encoder\.layers\.2\./);
       expect(tf.memory().numTensors).to.equal(before);
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, hidden_size: 48, num_attention_heads: 3 }));
-      expect(() => loadClipTextModel(dir)).to.throw(/hidden_size is 48, but 'text_model\.embeddings\.token_embedding\.weight' .* has 24 there/);
+      expect(() => CLIPTextModel.fromFolder(dir)).to.throw(/hidden_size is 48, but 'text_model\.embeddings\.token_embedding\.weight' .* has 24 there/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -160,7 +160,7 @@ describe('CLIP text encoder: config, weights and inputs', function () {
       }
       f.close();
       writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-      const model = loadClipTextModel(dir);
+      const model = CLIPTextModel.fromFolder(dir);
       expect(model).to.be.instanceOf(CLIPTextModel);
       expect(model.parameterCount()).to.be.greaterThan(10000);
       model.disposeAll();
@@ -170,7 +170,7 @@ describe('CLIP text encoder: config, weights and inputs', function () {
   });
 
   it('rejects bad inputs: clip skip out of range, sequences longer than the positions, missing folders', function () {
-    const encoder = ClipTextEncoder.load(MODELS.gelu_sd2!);
+    const encoder = ClipTextEncoder.fromFolder(MODELS.gelu_sd2!);
     try {
       const ids = encoder.tokenize(['a cat']);
       expect(() => encoder.model.encode(ids, { clipSkip: 4 })).to.throw(/clipSkip must be an integer in \[0, 3\]/);
@@ -180,7 +180,7 @@ describe('CLIP text encoder: config, weights and inputs', function () {
     } finally {
       encoder.dispose();
     }
-    expect(() => ClipTextEncoder.load(path.join(FIXTURES, 'models', 'no-such-model'))).to.throw(/model folder not found/);
-    expect(() => ClipTextEncoder.load(FIXTURES)).to.throw(/no text_encoder\/ and no tokenizer\//);
+    expect(() => ClipTextEncoder.fromFolder(path.join(FIXTURES, 'models', 'no-such-model'))).to.throw(/model folder not found/);
+    expect(() => ClipTextEncoder.fromFolder(FIXTURES)).to.throw(/no text_encoder\/ and no tokenizer\//);
   });
 });

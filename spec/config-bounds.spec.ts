@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { loadBlipModel } from '../lib/models/blip/weights.js';
-import { loadClipTextModel } from '../lib/models/clip-text/weights.js';
+import { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
+import { CLIPTextModel } from '../lib/models/clip-text/model.js';
 import { UNet2DConditionModel } from '../lib/models/unet/index.js';
 import { AutoencoderKL } from '../lib/models/vae/autoencoder-kl.js';
 import { FIXTURES, TINY_SD } from './helpers/tensors.js';
@@ -62,7 +62,7 @@ describe('configs are checked against the weights before anything is allocated (
       [(c) => (c.intermediate_size = 8192), /intermediate_size is 8192, but .*fc1\.weight/],
       [(c) => (c.num_hidden_layers = 1), /num_hidden_layers is 1, but .* also has 'encoder\.layers\.1\./],
     ];
-    cases.forEach(([change, message], i) => refusedBeforeAllocation(() => loadClipTextModel(withConfig(tmp, te, `te${i}`, change)), message));
+    cases.forEach(([change, message], i) => refusedBeforeAllocation(() => CLIPTextModel.fromFolder(withConfig(tmp, te, `te${i}`, change)), message));
   });
 
   it('VAE and BLIP: the same check, naming the key', function () {
@@ -70,17 +70,17 @@ describe('configs are checked against the weights before anything is allocated (
     refusedBeforeAllocation(() => AutoencoderKL.fromFolder(withConfig(tmp, path.join(TINY_SD, 'vae'), 'vae2', (c) => (c.layers_per_block = 3))), /layers_per_block is 3/);
     const blip = path.join(FIXTURES, 'models', 'tiny-blip');
     refusedBeforeAllocation(
-      () => loadBlipModel(withConfig(tmp, blip, 'blip', (c) => ((c.text_config as Record<string, unknown>).vocab_size = 1_000_000))),
+      () => BlipForConditionalGeneration.fromFolder(withConfig(tmp, blip, 'blip', (c) => ((c.text_config as Record<string, unknown>).vocab_size = 1_000_000))),
       /text_config\.vocab_size is 1000000, but 'text_decoder\.bert\.embeddings\.word_embeddings\.weight' .* has 154 there/,
     );
-    refusedBeforeAllocation(() => loadBlipModel(withConfig(tmp, blip, 'blip2', (c) => ((c.vision_config as Record<string, unknown>).hidden_size = 2 ** 30))), /vision_config: 'hidden_size' is 1073741824, larger than any model/);
+    refusedBeforeAllocation(() => BlipForConditionalGeneration.fromFolder(withConfig(tmp, blip, 'blip2', (c) => ((c.vision_config as Record<string, unknown>).hidden_size = 2 ** 30))), /vision_config: 'hidden_size' is 1073741824, larger than any model/);
   });
 
   it('the shipped configs still load', function () {
     const unet = UNet2DConditionModel.fromFolder(path.join(TINY_SD, 'unet'));
     unet.disposeAll();
     AutoencoderKL.fromFolder(path.join(TINY_SD, 'vae')).disposeAll();
-    loadClipTextModel(path.join(TINY_SD, 'text_encoder')).disposeAll();
-    loadBlipModel(path.join(FIXTURES, 'models', 'tiny-blip')).disposeAll();
+    CLIPTextModel.fromFolder(path.join(TINY_SD, 'text_encoder')).disposeAll();
+    BlipForConditionalGeneration.fromFolder(path.join(FIXTURES, 'models', 'tiny-blip')).disposeAll();
   });
 });

@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { writeSafetensors, SafetensorsFile } from '../lib/io/safetensors.js';
 import { conv2dFastGrad } from '../lib/models/layers/conv2d.js';
-import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel, parseUNetConfig } from '../lib/models/unet/index.js';
+import { AttentionRecorder, UNet2DConditionModel, parseUNetConfig } from '../lib/models/unet/index.js';
+import { CrossAttentionLoss } from '../lib/editing/cross-attention-loss.js';
 import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
 
 const MODELS = {

@@ -16,7 +16,7 @@ import { AutoencoderKL } from '../lib/models/vae/autoencoder-kl.js';
 import { parseVaeConfig } from '../lib/models/vae/config.js';
 import { DiagonalGaussianDistribution } from '../lib/models/vae/distribution.js';
 import { torchRandn } from '../lib/models/vae/torch-randn.js';
-import { conv2dLean, downsampleLean, groupNormLean, resnetLean, siluLean, upsampleLean } from '../lib/models/vae/inference.js';
+import { conv2dForInference, downsampleForInference, groupNormForInference, resnetForInference, siluForInference, upsampleForInference } from '../lib/models/vae/inference.js';
 import { detectVaeCheckpointFormat, diffusersToLdmName } from '../lib/models/vae/weights.js';
 import { silu } from '../lib/models/layers/activations.js';
 import { Conv2d } from '../lib/models/layers/conv2d.js';
@@ -180,7 +180,7 @@ forEachBackend('lean inference forwards equal the shared blocks', () => {
     ].entries()) {
       const block = new ResnetBlock2D(config);
       randomize(block, 100 * i);
-      same(resnetLean(block, input), block.forward(input), `resnet ${i}`);
+      same(resnetForInference(block, input), block.forward(input), `resnet ${i}`);
       block.disposeAll();
     }
     expect(tf.memory().numTensors).to.equal(before);
@@ -197,12 +197,12 @@ forEachBackend('lean inference forwards equal the shared blocks', () => {
     const modules: Module[] = [norm, conv, conv1, down, up];
     modules.forEach((m, i) => randomize(m, 10 * i));
     const before = tf.memory().numTensors;
-    same(groupNormLean(norm, input), norm.forward(input), 'group norm');
-    same(siluLean(input), silu(input), 'silu');
-    same(conv2dLean(conv, input), conv.forward(input), 'conv 3x3 stride 2');
-    same(conv2dLean(conv1, input), conv1.forward(input), 'conv 1x1');
-    same(downsampleLean(down, input), down.forward(input), 'downsample');
-    same(upsampleLean(up, input), up.forward(input), 'upsample');
+    same(groupNormForInference(norm, input), norm.forward(input), 'group norm');
+    same(siluForInference(input), silu(input), 'silu');
+    same(conv2dForInference(conv, input), conv.forward(input), 'conv 3x3 stride 2');
+    same(conv2dForInference(conv1, input), conv1.forward(input), 'conv 1x1');
+    same(downsampleForInference(down, input), down.forward(input), 'downsample');
+    same(upsampleForInference(up, input), up.forward(input), 'upsample');
     expect(tf.memory().numTensors).to.equal(before);
     modules.forEach((m) => m.disposeAll());
     input.dispose();

@@ -6,9 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { StableDiffusionFolder } from '../io/model-folder.js';
 import type { TorchGenerator } from '../random/torch-generator.js';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
-import { AttentionRecorder, CrossAttentionLoss, UNet2DConditionModel } from '../models/unet/index.js';
+import { AttentionRecorder, UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { ClipTextEmbedder } from './text-embedder.js';
+import { CrossAttentionLoss } from './cross-attention-loss.js';
 import type { AttentionMaps, AutoencoderPort, DenoiserPort } from './ports.js';
 import type { Captioner, TextEmbedder } from './services.js';
 
@@ -99,13 +100,13 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
     const spec = { dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer };
     // Loaded now to check it against the UNet; with releaseAfterUse the embedder takes this copy on its first
     // call, and after releaseTextEncoder() reads the folder again when next needed.
-    const encoder = ClipTextEncoder.load(spec);
+    const encoder = ClipTextEncoder.fromFolder(spec);
     let unused: ClipTextEncoder | undefined = encoder;
     owned.push({ dispose: () => unused?.dispose() });
     const lean = options.releaseAfterUse === true;
     const textEmbedder = lean
       ? new ClipTextEmbedder(() => {
-          const e = unused ?? ClipTextEncoder.load(spec);
+          const e = unused ?? ClipTextEncoder.fromFolder(spec);
           unused = undefined;
           return e;
         })

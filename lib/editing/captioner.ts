@@ -6,9 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RgbImage } from '../io/image.js';
 import { readBlipFolder } from '../io/model-folder.js';
 import { type GenerateOptions, generateCaptionIds } from '../models/blip/generate.js';
-import type { BlipForConditionalGeneration } from '../models/blip/model.js';
+import { BlipForConditionalGeneration } from '../models/blip/model.js';
 import { type BlipImageProcessorConfig, blipPixelValues, parseBlipImageProcessorConfig, tensorToRgb } from '../models/blip/processor.js';
-import { loadBlipModel } from '../models/blip/weights.js';
 import { SETTINGS } from '../settings.js';
 import { BertTokenizer } from '../tokenizers/bert-tokenizer.js';
 import { type Captioner, type LongCallOptions, throwIfAborted } from './services.js';
@@ -57,14 +56,13 @@ export class BlipCaptioner implements Captioner {
     const folder = readBlipFolder(dir);
     const processor = parseBlipImageProcessorConfig(folder.preprocessorConfig, `${dir}/preprocessor_config.json`);
     const tokenizer = BertTokenizer.fromFiles(folder.tokenizer);
-    const model = loadBlipModel(folder.model);
+    const model = BlipForConditionalGeneration.fromFolder(folder.model);
     return new BlipCaptioner(model, tokenizer, processor, defaults);
   }
 
   /**
-   * The caption of `image`: a [height, width, 3] tensor of RGB values in 0..255 (bytes as float32, what the
-   * pipeline facade passes; values are rounded and clamped to bytes, as the PIL image transformers reads).
-   * The tensor is not disposed.
+   * The caption of `image`: a [height, width, 3] tensor of RGB values in [0, 255], the {@link Captioner} contract
+   * (values are rounded and clamped to bytes, as the PIL image transformers reads). The tensor is not disposed.
    */
   async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
     return (await this.captionImage(tensorToRgb(image, 'caption image'), options)).caption;
@@ -131,6 +129,7 @@ export class LazyBlipCaptioner implements Captioner {
     return this.inner;
   }
 
+  /** The caption of `image`, [H, W, 3] RGB in [0, 255] (the {@link Captioner} contract). The tensor is not disposed. */
   async caption(image: tf.Tensor3D, options: CaptionOptions = {}): Promise<string> {
     try {
       return await this.captioner.caption(image, options);

@@ -16,12 +16,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
 import { SETTINGS, assertStepCount } from '../settings.js';
+import { yieldToEventLoop } from './event-loop.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
 import {
   type EditConditions,
   type EditLatents,
-  type EditOptions,
   type GuidedSampler,
+  type GuidedSamplerOptions,
   type StepEndCorrection,
   TYPES,
   throwIfAborted,
@@ -35,7 +36,7 @@ function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
 }
 
 /** Checks that the edit options are usable, naming the bad one. */
-export function validateEditOptions(o: EditOptions): void {
+export function validateEditOptions(o: GuidedSamplerOptions): void {
   if (o.steps !== undefined) assertStepCount(o.steps);
   if (o.guidanceScale !== undefined && !(Number.isFinite(o.guidanceScale) && o.guidanceScale >= 0)) {
     throw new Error(`guidanceScale must be a non-negative number, got ${o.guidanceScale}`);
@@ -69,7 +70,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     @inject(TYPES.SchedulerFactory) private readonly schedulers: SchedulerFactory,
   ) {}
 
-  async sample(noise: tf.Tensor4D, c: EditConditions, options: EditOptions = {}): Promise<EditLatents> {
+  async sample(noise: tf.Tensor4D, c: EditConditions, options: GuidedSamplerOptions = {}): Promise<EditLatents> {
     validateEditOptions(options);
     const scale = options.guidanceScale ?? SETTINGS.guidanceScale.default;
     const lambda = options.xaGuidance ?? SETTINGS.xaGuidance.default;
@@ -166,7 +167,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           }
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
       return { edited: edit, reconstruction: ref };
     } catch (err) {

@@ -43,9 +43,13 @@ export function throwIfAborted(signal: AbortSignal | undefined, message = 'abort
   }
 }
 
-/** Writes the caption of an image (BLIP). */
+/**
+ * Writes the caption of an image (BLIP). Every implementation takes the image in one range, 8-bit RGB values:
+ * a [height, width, 3] float32 tensor in [0, 255] (the bytes of a decoded image as floats, what the pipeline
+ * facade passes; not the model's [-1, 1] input, which a captioner computes with its own preprocessing).
+ */
 export interface Captioner {
-  /** The caption of `image` ([H, W, 3] in [-1, 1] or [0, 255] as documented by the implementation). */
+  /** The caption of `image`, [H, W, 3] RGB in [0, 255] (see {@link Captioner}). The tensor is not disposed. */
   caption(image: tf.Tensor3D, options?: LongCallOptions): Promise<string>;
 }
 

@@ -79,7 +79,7 @@ export class ClipTextEmbedder implements TextEmbedder {
   async encoder(): Promise<ClipTextEncoder> {
     if (this.loading === undefined) {
       const src = this.source;
-      this.loading = Promise.resolve().then(() => (typeof src === 'string' ? ClipTextEncoder.load(src) : typeof src === 'function' ? src() : src));
+      this.loading = Promise.resolve().then(() => (typeof src === 'string' ? ClipTextEncoder.fromFolder(src) : typeof src === 'function' ? src() : src));
       this.loading.catch(() => {
         this.loading = undefined; // a failed load can be retried
       });

@@ -75,8 +75,9 @@ export function loadWeights(model: Module, source: WeightSource, map: WeightName
  * Builds a model with `build` and fills it from a component folder's weights with `load` (a model's own loader,
  * which applies its weight-name map), closing the files either way and freeing the model if the weights do not
  * fit. With `check`, the config is first compared with the weights' header shapes, before anything is allocated.
+ * (The step of {@link loadComponentModel}, which every model's `fromFolder` goes through.)
  */
-export function loadFromComponent<M extends Module>(
+function buildAndLoad<M extends Module>(
   build: () => M,
   component: { openWeights(): WeightSource },
   load: (model: M, source: WeightSource) => void,
@@ -125,5 +126,5 @@ export function loadComponentModel<C, M extends Module>(folder: string | Compone
   const configFile = path.join(component.dir, 'config.json');
   const config = spec.parse(component.config, configFile);
   const map = spec.map === undefined ? undefined : (names: string[]) => spec.map!(config, names);
-  return loadFromComponent(() => spec.build(config), component, (model, source) => spec.load(model, source, config), { configFile, bindings: spec.bindings(config), map });
+  return buildAndLoad(() => spec.build(config), component, (model, source) => spec.load(model, source, config), { configFile, bindings: spec.bindings(config), map });
 }

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JsonObject } from '../io/json.js';
 import { type DDIMConfig, alphasCumprod, parseDDIMConfig, roundHalfEven } from './config.js';
-import { alphaAt, epsilonOf, predict, recombine } from './ddim-step.js';
+import { alphaAt, epsilonOf, predictOriginalSample, previousSampleFrom } from './ddim-step.js';
 import type { Scheduler, SchedulerStepOutput } from './scheduler.js';
 
 /** The ascending timesteps of `n` inverse steps (diffusers' `DDIMInverseScheduler.set_timesteps`). */
@@ -69,8 +69,8 @@ export class DDIMInverseScheduler implements Scheduler {
     const alphaFrom = from >= 0 ? this.alphasCumprod[from]! : this.initialAlphaCumprod;
     const alphaTo = this.alphasCumprod[timestep]!;
     return tf.tidy(() => {
-      const p = predict(this.config, modelOutput, sample, alphaFrom);
-      const prevSample = recombine(p, alphaTo);
+      const p = predictOriginalSample(this.config, modelOutput, sample, alphaFrom);
+      const prevSample = previousSampleFrom(p, alphaTo);
       return { prevSample, predOriginalSample: p.predOriginalSample === modelOutput ? tf.clone(modelOutput) : p.predOriginalSample };
     });
   }

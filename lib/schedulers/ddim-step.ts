@@ -28,7 +28,7 @@ export function epsilonOf(predictionType: PredictionType, alphaProdT: number, mo
  * Converts the model output at a timestep with cumulative alpha `alphaProdT` into (x_0, epsilon) predictions,
  * for the config's `prediction_type`, with `clip_sample` applied to x_0.
  */
-export function predict(cfg: DDIMConfig, modelOutput: tf.Tensor, sample: tf.Tensor, alphaProdT: number): Predictions {
+export function predictOriginalSample(cfg: DDIMConfig, modelOutput: tf.Tensor, sample: tf.Tensor, alphaProdT: number): Predictions {
   const a = Math.sqrt(alphaProdT);
   const b = Math.sqrt(1 - alphaProdT);
   const eps = epsilonOf(cfg.predictionType, alphaProdT, modelOutput, sample);
@@ -48,8 +48,12 @@ export function predict(cfg: DDIMConfig, modelOutput: tf.Tensor, sample: tf.Tens
   return { predOriginalSample: x0, predEpsilon: eps };
 }
 
-/** `sqrt(alphaPrev) * x0 + sqrt(1 - alphaPrev) * eps`: the sample at the next timestep of the walk. */
-export function recombine(p: Predictions, alphaProdNext: number): tf.Tensor {
+/**
+ * The sample at the next timestep of the walk from the (x_0, epsilon) predictions:
+ * `sqrt(alphaNext) * x0 + sqrt(1 - alphaNext) * eps` (diffusers' `prev_sample`; for the inverse walk the next
+ * timestep is the noisier one).
+ */
+export function previousSampleFrom(p: Predictions, alphaProdNext: number): tf.Tensor {
   return tf.add(tf.mul(p.predOriginalSample, Math.sqrt(alphaProdNext)), tf.mul(p.predEpsilon, Math.sqrt(1 - alphaProdNext)));
 }
 

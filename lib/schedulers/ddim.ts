@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { JsonObject } from '../io/json.js';
 import { type DDIMConfig, alphasCumprod, parseDDIMConfig, roundHalfEven } from './config.js';
-import { alphaAt, epsilonOf, predict, recombine } from './ddim-step.js';
+import { alphaAt, epsilonOf, predictOriginalSample, previousSampleFrom } from './ddim-step.js';
 import type { Scheduler, SchedulerStepOutput } from './scheduler.js';
 
 export type { SchedulerStepOutput } from './scheduler.js';
@@ -73,8 +73,8 @@ export class DDIMScheduler implements Scheduler {
     const alphaT = this.alphasCumprod[timestep]!;
     const alphaPrev = prev >= 0 ? this.alphasCumprod[prev]! : this.finalAlphaCumprod;
     return tf.tidy(() => {
-      const p = predict(this.config, modelOutput, sample, alphaT);
-      const prevSample = recombine(p, alphaPrev);
+      const p = predictOriginalSample(this.config, modelOutput, sample, alphaT);
+      const prevSample = previousSampleFrom(p, alphaPrev);
       return { prevSample, predOriginalSample: p.predOriginalSample === modelOutput ? tf.clone(modelOutput) : p.predOriginalSample };
     });
   }

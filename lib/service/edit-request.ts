@@ -3,7 +3,7 @@
  * the CLI's own parser (lib/options/edit-options.ts), so a field the CLI would refuse is refused with the CLI's
  * message. The result is plain JSON: it travels through a queue to a worker unchanged.
  */
-import type { EditCallOptions } from '../pix2pix-zero.js';
+import type { Pix2PixZeroEditOptions } from '../pix2pix-zero.js';
 import {
   GUIDANCE_OPTIONS,
   INVERT_OPTIONS,
@@ -21,7 +21,7 @@ import { UsageError } from '../options/values.js';
 export const EDIT_FIELDS: readonly string[] = ['task', 'source', 'target', ...Object.keys(INVERT_OPTIONS), ...Object.keys(GUIDANCE_OPTIONS), 'direction-scale'];
 
 /** The options of an edit that are plain values (no callbacks, no signal): what a job carries. */
-export type EditJobOptions = Omit<EditCallOptions, 'onProgress' | 'signal' | 'onStepEnd' | 'shifts' | 'reconstruction'>;
+export type EditJobOptions = Omit<Pix2PixZeroEditOptions, 'onProgress' | 'signal' | 'onStepEnd' | 'shifts' | 'reconstruction'>;
 
 /** A validated edit: the two concept words and the options. */
 export interface EditRequest {

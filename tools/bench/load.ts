@@ -47,7 +47,7 @@ async function worker(backend: BackendName, component: Component, model: string,
       ? () => unet.disposeAll()
       : component === 'vae'
         ? ((v) => () => v.dispose())(AutoencoderKL.fromFolder(folder.vae))
-        : ((e) => () => e.dispose())(ClipTextEncoder.load({ dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer }));
+        : ((e) => () => e.dispose())(ClipTextEncoder.fromFolder({ dir: folder.dir, textEncoder: folder.textEncoder, tokenizer: folder.tokenizer }));
   const result: LoadResult = {
     backend,
     component,

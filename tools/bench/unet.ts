@@ -30,7 +30,8 @@ import { conv2dFastGrad, conv2dPadded } from '../../lib/models/layers/conv2d.js'
 import { matMul } from '../../lib/models/layers/matmul.js';
 import type { Module } from '../../lib/models/layers/module.js';
 import { DownBlock } from '../../lib/models/unet/down-blocks.js';
-import { AttentionRecorder, CrossAttentionLoss, type CrossAttentionHook } from '../../lib/models/unet/hooks.js';
+import { AttentionRecorder, type CrossAttentionHook, crossAttentionPaths } from '../../lib/models/unet/hooks.js';
+import { CrossAttentionLoss } from '../../lib/editing/cross-attention-loss.js';
 import { UNetMidBlock2DCrossAttn } from '../../lib/models/unet/mid-block.js';
 import { UNet2DConditionModel } from '../../lib/models/unet/unet-2d-condition.js';
 import { parseUNetConfig } from '../../lib/models/unet/config.js';
@@ -213,13 +214,15 @@ function blockSubject(
 ): Subject {
   randomizeWeights(block, 7);
   const temb = seeded([batch, 1280], 4);
+  // The block's own module tree names its layers for the hook (the recorder's and the loss's names agree).
+  const layerPaths = crossAttentionPaths(block);
   return {
     name,
     input: `${batch}x${size}x${size}x${channels}, temb ${batch}x1280, context ${batch}x77x768`,
     x: seeded([batch, size, size, channels], 1) as tf.Tensor4D,
     refContext: seeded([batch, 77, 768], 2) as tf.Tensor3D,
     context: seeded([batch, 77, 768], 3) as tf.Tensor3D,
-    forward: (v, context, hook) => block.forward(v, { temb, context, hook }),
+    forward: (v, context, hook) => block.forward(v, { temb, context, hook, layerPaths }),
     dispose() {
       block.disposeAll();
       tf.dispose([this.x, this.refContext, this.context, temb]);
@@ -229,20 +232,17 @@ function blockSubject(
 
 /** SD 1.x's first down level: one CrossAttnDownBlock2D layer (resnet + transformer), 320 channels, 8 heads. */
 const down64 = (): DownBlock =>
-  new DownBlock(
-    {
-      inChannels: 320,
-      outChannels: 320,
-      tembChannels: 1280,
-      numLayers: 1,
-      addDownsample: false,
-      groups: 32,
-      eps: 1e-5,
-      downsamplePadding: 1,
-      attention: { heads: 8, crossAttentionDim: 768, useLinearProjection: false },
-    },
-    'down_blocks.0',
-  );
+  new DownBlock({
+    inChannels: 320,
+    outChannels: 320,
+    tembChannels: 1280,
+    numLayers: 1,
+    addDownsample: false,
+    groups: 32,
+    eps: 1e-5,
+    downsamplePadding: 1,
+    attention: { heads: 8, crossAttentionDim: 768, useLinearProjection: false },
+  });
 
 /** SD 1.x's mid block: resnet, transformer, resnet at 1280 channels, 8 heads. */
 const mid8 = (): UNetMidBlock2DCrossAttn =>

@@ -7,7 +7,8 @@
  * Scores are handled in float32 as PyTorch does (`Math.fround`), so that ties and the -1e9 sentinels order alike.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type DecoderCache, type BlipForConditionalGeneration, disposeCache } from './model.js';
+import { type DecoderCache, disposeCache } from './kv-cache.js';
+import type { BlipForConditionalGeneration } from './model.js';
 
 /** Options of {@link generateCaptionIds} (transformers' names in brackets). */
 export interface GenerateOptions {

@@ -1,15 +1,15 @@
 /**
- * Where a `BlipForConditionalGeneration`'s tensors are in its checkpoint, and loading the model from a BLIP folder.
+ * Where a `BlipForConditionalGeneration`'s tensors are in its checkpoint, and how they are loaded
+ * (`BlipForConditionalGeneration.fromFolder` builds the model from a BLIP folder with them).
  *
  * The LM head's output matrix is tied to the word embeddings (`cls.predictions.decoder.weight`); checkpoints that
  * still store it (or its bias copy), and buffers such as `position_ids`, are not used.
  */
 import type { WeightSource } from '../../io/weights.js';
-import type { ComponentFolder } from '../../io/model-folder.js';
-import { type WeightNameMap, loadComponentModel, loadWeights } from '../load-weights.js';
+import { type WeightNameMap, loadWeights } from '../load-weights.js';
 import { type ShapeBinding, countBinding } from '../config-shapes.js';
-import { type BlipConfig, parseBlipConfig } from './config.js';
-import { BlipForConditionalGeneration } from './model.js';
+import type { BlipConfig } from './config.js';
+import type { BlipForConditionalGeneration } from './model.js';
 
 const UNUSED = /(^|\.)position_ids$|^text_decoder\.cls\.predictions\.decoder\.(weight|bias)$/;
 
@@ -19,14 +19,6 @@ export const BLIP_WEIGHT_MAP: WeightNameMap = { ignore: (name) => UNUSED.test(na
 /** Copies `source`'s tensors into `model` (strict: anything missing, extra or mis-shaped is one error). */
 export function loadBlipWeights(model: BlipForConditionalGeneration, source: WeightSource): void {
   loadWeights(model, source, BLIP_WEIGHT_MAP);
-}
-
-/**
- * Builds a `BlipForConditionalGeneration` from a BLIP folder (`config.json` + `model.safetensors`, as a path or an
- * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
- */
-export function loadBlipModel(folder: string | ComponentFolder): BlipForConditionalGeneration {
-  return loadComponentModel(folder, { what: 'BLIP', parse: parseBlipConfig, build: (c) => new BlipForConditionalGeneration(c), load: loadBlipWeights, bindings: blipShapeBindings });
 }
 
 /** What the BLIP config says about its checkpoint's shapes (checked before the model is built). */

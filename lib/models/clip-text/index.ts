@@ -6,6 +6,7 @@
 export { parseClipTextConfig, type ClipTextConfig } from './config.js';
 export {
   CLIPTextModel,
+  loadClipTextModel,
   CLIPTextEmbeddings,
   CLIPAttention,
   CLIPMLP,
@@ -15,7 +16,7 @@ export {
   type ClipTextEncodeOptions,
   type ClipTextOutput,
 } from './model.js';
-export { clipTextWeightMap, loadClipTextWeights, loadClipTextModel, TEXT_MODEL_PREFIX } from './weights.js';
+export { clipTextWeightMap, loadClipTextWeights, TEXT_MODEL_PREFIX } from './weights.js';
 export { ClipTextEncoder, readClipTextFolder, type ClipTextFolder } from './text-encoder.js';
 export {
   ClipTokenizer,

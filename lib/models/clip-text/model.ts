@@ -12,8 +12,11 @@ import { Embedding } from '../layers/embedding.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { Linear } from '../layers/linear.js';
 import { Mlp } from '../layers/mlp.js';
+import type { ComponentFolder } from '../../io/model-folder.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
-import type { ClipTextConfig } from './config.js';
+import { type WeightNameMap, loadComponentModel } from '../load-weights.js';
+import { type ClipTextConfig, parseClipTextConfig } from './config.js';
+import { clipTextShapeBindings, clipTextWeightMap, loadClipTextWeights } from './weights.js';
 
 /** A large negative score for masked attention entries (their softmax weight is exactly 0 in float32). */
 const MASKED = -1e9;
@@ -158,6 +161,15 @@ export class CLIPTextModel extends Module {
     this.finalLayerNorm = this.child('final_layer_norm', new LayerNorm(config.hiddenSize, config.layerNormEps));
   }
 
+  /**
+   * Builds the model from a text encoder folder (`config.json` + `model.safetensors`, as a path or an already read
+   * {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
+   */
+  static fromFolder(folder: string | ComponentFolder): CLIPTextModel {
+    const map = (_config: ClipTextConfig, names: string[]): WeightNameMap => clipTextWeightMap(names);
+    return loadComponentModel(folder, { what: 'text encoder', parse: parseClipTextConfig, build: (c) => new CLIPTextModel(c), load: loadClipTextWeights, bindings: clipTextShapeBindings, map });
+  }
+
   /** int32 ids [B, L] -> [B, L, hidden] (`last_hidden_state`, or clip-skipped with `args.clipSkip`). */
   forward(ids: tf.Tensor, args: ForwardArgs = {}): tf.Tensor {
     const clipSkip = typeof args.clipSkip === 'number' ? args.clipSkip : 0;
@@ -203,4 +215,9 @@ export class CLIPTextModel extends Module {
       return { lastHiddenState, pooledOutput: tf.gather(rows, index) as tf.Tensor2D };
     });
   }
+}
+
+/** @deprecated use {@link CLIPTextModel.fromFolder} (every model loads through its class's `fromFolder`). */
+export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
+  return CLIPTextModel.fromFolder(folder);
 }

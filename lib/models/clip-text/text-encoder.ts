@@ -8,8 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type ComponentFolder, type TokenizerFiles, type WeightVariantOptions, readComponentFolder, readTokenizerFolder } from '../../io/model-folder.js';
 import { configMaxLength } from '../../tokenizers/common.js';
 import { ClipTokenizer } from '../../tokenizers/clip-tokenizer.js';
-import type { CLIPTextModel, ClipTextEncodeOptions, ClipTextOutput } from './model.js';
-import { loadClipTextModel } from './weights.js';
+import { CLIPTextModel, type ClipTextEncodeOptions, type ClipTextOutput } from './model.js';
 
 /** The text side of a Stable Diffusion pipeline folder. */
 export interface ClipTextFolder {
@@ -51,9 +50,9 @@ export class ClipTextEncoder {
   }
 
   /** Loads the tokenizer and text encoder of a Stable Diffusion pipeline folder. */
-  static load(dir: string | ClipTextFolder): ClipTextEncoder {
+  static fromFolder(dir: string | ClipTextFolder): ClipTextEncoder {
     const folder = typeof dir === 'string' ? readClipTextFolder(dir) : dir;
-    const model = loadClipTextModel(folder.textEncoder);
+    const model = CLIPTextModel.fromFolder(folder.textEncoder);
     try {
       const tokenizer = ClipTokenizer.fromFolder(folder.tokenizer, {
         modelMaxLength: configMaxLength(folder.tokenizer.config) ?? model.config.maxPositionEmbeddings,
@@ -63,6 +62,11 @@ export class ClipTextEncoder {
       model.disposeAll();
       throw err;
     }
+  }
+
+  /** @deprecated use {@link ClipTextEncoder.fromFolder} (every model loads through its class's `fromFolder`). */
+  static load(dir: string | ClipTextFolder): ClipTextEncoder {
+    return ClipTextEncoder.fromFolder(dir);
   }
 
   /** The embedding width (768 for SD 1.x, 1024 for SD 2.x). */

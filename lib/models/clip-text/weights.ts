@@ -1,16 +1,16 @@
 /**
- * Where a `CLIPTextModel`'s tensors are in its checkpoint, and loading a model from a `text_encoder/` folder.
+ * Where a `CLIPTextModel`'s tensors are in its checkpoint, and how they are loaded (`CLIPTextModel.fromFolder`
+ * builds a model from a `text_encoder/` folder with them).
  *
  * Checkpoints name the tensors `text_model.<name>` (diffusers pipelines, transformers 4.x) or `<name>`
  * (transformers 5.x saves `CLIPTextModel` without the prefix); both are read. The `position_ids` buffer that older
  * checkpoints hold, and the `text_projection` of a `CLIPTextModelWithProjection`, are not used.
  */
 import type { WeightSource } from '../../io/weights.js';
-import type { ComponentFolder } from '../../io/model-folder.js';
-import { type WeightNameMap, loadComponentModel, loadWeights } from '../load-weights.js';
+import { type WeightNameMap, loadWeights } from '../load-weights.js';
 import { type ShapeBinding, countBinding } from '../config-shapes.js';
-import { type ClipTextConfig, parseClipTextConfig } from './config.js';
-import { CLIPTextModel } from './model.js';
+import type { ClipTextConfig } from './config.js';
+import type { CLIPTextModel } from './model.js';
 
 /** The prefix of the text tower's tensors in transformers 4.x / diffusers checkpoints. */
 export const TEXT_MODEL_PREFIX = 'text_model.';
@@ -29,15 +29,6 @@ export function clipTextWeightMap(checkpointNames: readonly string[]): WeightNam
 /** Copies `source`'s tensors into `model` (strict: anything missing, extra or mis-shaped is one error). */
 export function loadClipTextWeights(model: CLIPTextModel, source: WeightSource): void {
   loadWeights(model, source, clipTextWeightMap(source.names()));
-}
-
-/**
- * Builds a `CLIPTextModel` from a text encoder folder (`config.json` + `model.safetensors`, as a path or an
- * already read {@link ComponentFolder}) and loads its weights. The caller frees it with `disposeAll()`.
- */
-export function loadClipTextModel(folder: string | ComponentFolder): CLIPTextModel {
-  const map = (_config: ClipTextConfig, names: string[]): WeightNameMap => clipTextWeightMap(names);
-  return loadComponentModel(folder, { what: 'text encoder', parse: parseClipTextConfig, build: (c) => new CLIPTextModel(c), load: loadClipTextWeights, bindings: clipTextShapeBindings, map });
 }
 
 /** What the text encoder config says about its checkpoint's shapes (checked before the model is built). */

@@ -99,12 +99,21 @@ export abstract class Module extends layers.Layer {
     return modules;
   }
 
+  /**
+   * This block and every block under it, depth first in registration order, by module path (PyTorch's
+   * `named_modules()`): `prefix` (default '') for this block, then `down_blocks.0`, `down_blocks.0.resnets.0`, ...
+   * The paths are the state-dict names' prefixes, and what hooks name the layers by.
+   */
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, m] of this.children) yield* m.namedModules(prefix === '' ? name : `${prefix}.${name}`);
+  }
+
   /** Every weight of this block and its sub-blocks, by PyTorch state-dict name. */
   namedWeights(prefix = ''): Map<string, NamedWeight> {
     const out = new Map<string, NamedWeight>();
-    for (const [name, w] of this.ownWeights) out.set(prefix + name, w);
-    for (const [name, m] of this.children) {
-      for (const [n, w] of m.namedWeights(`${prefix}${name}.`)) out.set(n, w);
+    for (const [path, m] of this.namedModules()) {
+      for (const [name, w] of m.ownWeights) out.set(`${prefix}${path === '' ? '' : `${path}.`}${name}`, w);
     }
     return out;
   }

@@ -1,7 +1,7 @@
 /**
  * diffusers' `BasicTransformerBlock` (layer-norm variant): self-attention, cross-attention to the text, GEGLU
  * feed-forward, each pre-normalised and residual. The cross-attention (`attn2`) reports its probabilities to the
- * forward's hook under this block's module path.
+ * forward's hook under its module path in the model's tree (`UNetBlockArgs.layerPaths`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Attention } from '../layers/attention.js';
@@ -18,6 +18,11 @@ export interface UNetBlockArgs extends ForwardArgs {
   context: tf.Tensor;
   /** Observer of the cross-attention maps. */
   hook?: CrossAttentionHook;
+  /**
+   * The module path of each cross-attention layer, the names the hook receives (`crossAttentionPaths` of the
+   * model run; the UNet passes its own). Needed with a hook.
+   */
+  layerPaths?: ReadonlyMap<Module, string>;
   /** Recompute each layer's activations in the backward pass instead of keeping them (`recompute.ts`). */
   checkpoint?: boolean;
 }
@@ -30,14 +35,7 @@ export class BasicTransformerBlock extends Module {
   readonly norm3: LayerNorm;
   readonly ff: FeedForward;
 
-  /** @param path this block's diffusers module path (its `attn2` is `${path}.attn2`). */
-  constructor(
-    dim: number,
-    heads: number,
-    headDim: number,
-    crossAttentionDim: number,
-    readonly path: string,
-  ) {
+  constructor(dim: number, heads: number, headDim: number, crossAttentionDim: number) {
     super();
     this.norm1 = this.child('norm1', new LayerNorm(dim));
     this.attn1 = this.child('attn1', new Attention({ queryDim: dim, heads, dimHead: headDim }));
@@ -50,10 +48,18 @@ export class BasicTransformerBlock extends Module {
   forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
     return tf.tidy(() => {
       let h = tf.add(this.attn1.forward(this.norm1.forward(x)), x);
-      const hook = args.hook;
-      const onProbs = hook !== undefined ? (p: tf.Tensor3D) => hook.crossAttention(`${this.path}.attn2`, p) : undefined;
+      const onProbs = this.crossAttentionObserver(args);
       h = tf.add(this.attn2.forward([this.norm2.forward(h), args.context], { onProbs }), h);
       return tf.add(this.ff.forward(this.norm3.forward(h)), h);
     });
+  }
+
+  /** What `attn2` tells the hook, under its module path; nothing without a hook. */
+  private crossAttentionObserver(args: UNetBlockArgs): ((probs: tf.Tensor3D) => void) | undefined {
+    const hook = args.hook;
+    if (hook === undefined) return undefined;
+    const layer = args.layerPaths?.get(this.attn2);
+    if (layer === undefined) throw new Error('BasicTransformerBlock: a hook needs the module paths of the cross-attention layers (UNetBlockArgs.layerPaths)');
+    return (probs) => hook.crossAttention(layer, probs);
   }
 }

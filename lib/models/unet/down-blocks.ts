@@ -30,8 +30,7 @@ export class DownBlock extends Module {
   readonly attentions: Transformer2DModel[];
   readonly downsampler?: Downsample2D;
 
-  /** `path`: the block's diffusers path (`down_blocks.0`). */
-  constructor(cfg: DownBlockConfig, path: string) {
+  constructor(cfg: DownBlockConfig) {
     super();
     this.resnets = this.childList(
       'resnets',
@@ -45,7 +44,7 @@ export class DownBlock extends Module {
         ? []
         : this.childList(
             'attentions',
-            Array.from({ length: cfg.numLayers }, (_, i) => blockTransformer(cfg.outChannels, att, cfg.groups, `${path}.attentions.${i}`)),
+            Array.from({ length: cfg.numLayers }, () => blockTransformer(cfg.outChannels, att, cfg.groups)),
           );
     if (cfg.addDownsample) this.downsampler = this.child('downsamplers.0', new Downsample2D(cfg.outChannels, cfg.outChannels, cfg.downsamplePadding));
   }

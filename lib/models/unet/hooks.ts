@@ -6,8 +6,13 @@
  *
  * The probabilities are made inside the layer's `tf.tidy`; a hook that keeps something must `tf.keep` it (and
  * dispose it later).
+ *
+ * This file holds only the mechanism (the hook contracts and a recorder); what a hook computes from the maps
+ * belongs to its user, e.g. pix2pix-zero's guidance loss (`lib/editing/cross-attention-loss.ts`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { Attention } from '../layers/attention.js';
+import type { Module } from '../layers/module.js';
 
 /** Receives each cross-attention layer's probabilities during one forward pass. */
 export interface CrossAttentionHook {
@@ -26,6 +31,17 @@ export interface SegmentedLossHook extends CrossAttentionHook {
   segmentLoss(): tf.Scalar;
   /** Adds a segment's loss to this hook's. */
   absorb(loss: tf.Scalar): void;
+}
+
+/**
+ * Every cross-attention layer under `root`, with the module path its hook reports it by: the path of the tree
+ * `root` registered with `child()` ({@link Module.namedModules}), as diffusers' `attn_processors` names them.
+ * The UNet computes this once for its whole tree; a block run on its own names its layers relative to itself.
+ */
+export function crossAttentionPaths(root: Module): Map<Module, string> {
+  const paths = new Map<Module, string>();
+  for (const [path, m] of root.namedModules()) if (m instanceof Attention && m.isCrossAttention) paths.set(m, path);
+  return paths;
 }
 
 /** Whether a hook can be split over checkpointed segments. */
@@ -50,49 +66,5 @@ export class AttentionRecorder implements CrossAttentionHook {
   dispose(): void {
     for (const m of this.maps.values()) m.dispose();
     this.maps.clear();
-  }
-}
-
-/**
- * Accumulates the pix2pix-zero cross-attention loss during a forward pass: for each layer, the mean over
- * (batch * heads) of the sum over (query, key) of (M - M_ref)^2, summed over layers (diffusers'
- * `Pix2PixZeroL2Loss`). Differentiable: call the forward and {@link loss} inside `tf.grad`.
- */
-export class CrossAttentionLoss implements SegmentedLossHook {
-  private readonly parts: tf.Scalar[] = [];
-
-  constructor(private readonly reference: ReadonlyMap<string, tf.Tensor3D>) {}
-
-  fork(): CrossAttentionLoss {
-    return new CrossAttentionLoss(this.reference);
-  }
-
-  /** Like {@link loss}, but 0 when no layer reported (a segment without cross-attention); frees the parts too. */
-  segmentLoss(): tf.Scalar {
-    return this.parts.length === 0 ? tf.scalar(0) : this.loss();
-  }
-
-  absorb(loss: tf.Scalar): void {
-    this.parts.push(tf.keep(loss));
-  }
-
-  crossAttention(layer: string, probs: tf.Tensor3D): void {
-    const ref = this.reference.get(layer);
-    if (ref === undefined) throw new Error(`CrossAttentionLoss: no reference map for layer ${layer}`);
-    if (!ref.shape.every((d, i) => d === probs.shape[i])) {
-      throw new Error(`CrossAttentionLoss: layer ${layer} has maps [${probs.shape.join(', ')}] but the reference is [${ref.shape.join(', ')}]`);
-    }
-    this.parts.push(tf.keep(tf.mean(tf.sum(tf.square(tf.sub(probs, ref)), [1, 2])) as tf.Scalar));
-  }
-
-  /**
-   * The summed loss. The per-layer parts are freed (backpropagating through a sum needs only its gradient), so
-   * call it once, after the forward pass.
-   */
-  loss(): tf.Scalar {
-    if (this.parts.length === 0) throw new Error('CrossAttentionLoss: the forward pass had no cross-attention layer');
-    const total = tf.addN(this.parts) as tf.Scalar;
-    tf.dispose(this.parts.splice(0));
-    return total;
   }
 }

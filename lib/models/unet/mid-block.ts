@@ -23,7 +23,7 @@ export class UNetMidBlock2DCrossAttn extends Module {
     this.resnets = this.childList('resnets', Array.from({ length: numLayers + 1 }, resnet));
     this.attentions = this.childList(
       'attentions',
-      Array.from({ length: numLayers }, (_, i) => blockTransformer(channels, attention, groups, `mid_block.attentions.${i}`)),
+      Array.from({ length: numLayers }, () => blockTransformer(channels, attention, groups)),
     );
   }
 

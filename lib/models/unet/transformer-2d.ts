@@ -26,11 +26,7 @@ export class Transformer2DModel extends Module {
   readonly blocks: BasicTransformerBlock[];
   readonly projOut: Conv2d | Linear;
 
-  /** @param path this module's diffusers path (e.g. `mid_block.attentions.0`). */
-  constructor(
-    readonly config: Transformer2DConfig,
-    path: string,
-  ) {
+  constructor(readonly config: Transformer2DConfig) {
     super();
     const inner = config.heads * config.headDim;
     const c = config.inChannels;
@@ -38,9 +34,7 @@ export class Transformer2DModel extends Module {
     this.projIn = this.child('proj_in', config.useLinearProjection ? new Linear(c, inner) : new Conv2d(c, inner, 1));
     this.blocks = this.childList(
       'transformer_blocks',
-      Array.from({ length: config.numLayers ?? 1 }, (_, i) =>
-        new BasicTransformerBlock(inner, config.heads, config.headDim, config.crossAttentionDim, `${path}.transformer_blocks.${i}`),
-      ),
+      Array.from({ length: config.numLayers ?? 1 }, () => new BasicTransformerBlock(inner, config.heads, config.headDim, config.crossAttentionDim)),
     );
     this.projOut = this.child('proj_out', config.useLinearProjection ? new Linear(inner, c) : new Conv2d(inner, c, 1));
   }
@@ -67,10 +61,14 @@ export interface BlockAttention {
   useLinearProjection: boolean;
 }
 
-/** The `Transformer2DModel` a UNet block puts after a resnet: `channels / heads` per head, at `path`. */
-export function blockTransformer(channels: number, att: BlockAttention, groups: number, path: string): Transformer2DModel {
-  return new Transformer2DModel(
-    { heads: att.heads, headDim: channels / att.heads, inChannels: channels, crossAttentionDim: att.crossAttentionDim, normNumGroups: groups, useLinearProjection: att.useLinearProjection },
-    path,
-  );
+/** The `Transformer2DModel` a UNet block puts after a resnet: `channels / heads` per head. */
+export function blockTransformer(channels: number, att: BlockAttention, groups: number): Transformer2DModel {
+  return new Transformer2DModel({
+    heads: att.heads,
+    headDim: channels / att.heads,
+    inChannels: channels,
+    crossAttentionDim: att.crossAttentionDim,
+    normNumGroups: groups,
+    useLinearProjection: att.useLinearProjection,
+  });
 }

@@ -16,7 +16,7 @@ import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { type UNetConfig, parseUNetConfig } from './config.js';
 import { DownBlock } from './down-blocks.js';
 import { TimestepEmbedding, timestepFeatures } from './embeddings.js';
-import type { CrossAttentionHook } from './hooks.js';
+import { type CrossAttentionHook, crossAttentionPaths } from './hooks.js';
 import { UNetMidBlock2DCrossAttn } from './mid-block.js';
 import { UpBlock } from './up-blocks.js';
 import { unetShapeBindings, unetWeightMap } from './weights.js';
@@ -49,6 +49,11 @@ export class UNet2DConditionModel extends Module {
   readonly upBlocks: UpBlock[];
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
+  /**
+   * Every cross-attention layer (`attn2` of each transformer block) by its module path in this tree, the names
+   * hooks see (`down_blocks.0.attentions.0.transformer_blocks.0.attn2`).
+   */
+  readonly crossAttentionPaths: ReadonlyMap<Module, string>;
 
   constructor(config: UNetConfig) {
     super();
@@ -68,20 +73,17 @@ export class UNet2DConditionModel extends Module {
       const inCh = out;
       out = boc[i]!;
       down.push(
-        new DownBlock(
-          {
-            inChannels: inCh,
-            outChannels: out,
-            tembChannels: tembDim,
-            numLayers: config.layersPerBlock,
-            addDownsample: i < boc.length - 1,
-            groups,
-            eps,
-            downsamplePadding: config.downsamplePadding,
-            attention: type === 'CrossAttnDownBlock2D' ? attention(config.numAttentionHeads[i]!) : undefined,
-          },
-          `down_blocks.${i}`,
-        ),
+        new DownBlock({
+          inChannels: inCh,
+          outChannels: out,
+          tembChannels: tembDim,
+          numLayers: config.layersPerBlock,
+          addDownsample: i < boc.length - 1,
+          groups,
+          eps,
+          downsamplePadding: config.downsamplePadding,
+          attention: type === 'CrossAttnDownBlock2D' ? attention(config.numAttentionHeads[i]!) : undefined,
+        }),
       );
     });
     this.downBlocks = this.childList('down_blocks', down);
@@ -99,20 +101,17 @@ export class UNet2DConditionModel extends Module {
       const outCh = rev[i]!;
       const inCh = rev[Math.min(i + 1, rev.length - 1)]!;
       up.push(
-        new UpBlock(
-          {
-            inChannels: inCh,
-            outChannels: outCh,
-            prevOutputChannels: prevOut,
-            tembChannels: tembDim,
-            numLayers: config.layersPerBlock + 1,
-            addUpsample: i < rev.length - 1,
-            groups,
-            eps,
-            attention: type === 'CrossAttnUpBlock2D' ? attention(revHeads[i]!) : undefined,
-          },
-          `up_blocks.${i}`,
-        ),
+        new UpBlock({
+          inChannels: inCh,
+          outChannels: outCh,
+          prevOutputChannels: prevOut,
+          tembChannels: tembDim,
+          numLayers: config.layersPerBlock + 1,
+          addUpsample: i < rev.length - 1,
+          groups,
+          eps,
+          attention: type === 'CrossAttnUpBlock2D' ? attention(revHeads[i]!) : undefined,
+        }),
       );
       prevOut = outCh;
     });
@@ -120,6 +119,7 @@ export class UNet2DConditionModel extends Module {
 
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(groups, boc[0]!, eps));
     this.convOut = this.child('conv_out', new Conv2d(boc[0]!, config.outChannels, 3, 1, 1));
+    this.crossAttentionPaths = crossAttentionPaths(this);
   }
 
   /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
@@ -165,7 +165,7 @@ export class UNet2DConditionModel extends Module {
       const temb = this.timeEmbedding.forward(timestepFeatures(t, cfg.blockOutChannels[0]!, cfg.flipSinToCos, cfg.freqShift));
       const want = options.checkpoint ?? 'auto';
       const checkpoint = tapeIsOn() && (want === true || (want === 'auto' && b * h * w * cfg.blockOutChannels[0]! >= CHECKPOINT_MIN_ELEMENTS));
-      const args: UNetBlockArgs = { temb, context, hook: options.hook, checkpoint };
+      const args: UNetBlockArgs = { temb, context, hook: options.hook, layerPaths: this.crossAttentionPaths, checkpoint };
       let x: tf.Tensor = cfg.centerInputSample ? tf.sub(tf.mul(latents, 2), 1) : latents;
       x = this.convIn.forward(x);
       const skips: tf.Tensor[] = [x];

@@ -30,7 +30,7 @@ export class UpBlock extends Module {
   readonly attentions: Transformer2DModel[];
   readonly upsampler?: Upsample2D;
 
-  constructor(cfg: UpBlockConfig, path: string) {
+  constructor(cfg: UpBlockConfig) {
     super();
     this.resnets = this.childList(
       'resnets',
@@ -46,7 +46,7 @@ export class UpBlock extends Module {
         ? []
         : this.childList(
             'attentions',
-            Array.from({ length: cfg.numLayers }, (_, i) => blockTransformer(cfg.outChannels, att, cfg.groups, `${path}.attentions.${i}`)),
+            Array.from({ length: cfg.numLayers }, () => blockTransformer(cfg.outChannels, att, cfg.groups)),
           );
     if (cfg.addUpsample) this.upsampler = this.child('upsamplers.0', new Upsample2D(cfg.outChannels, cfg.outChannels));
   }

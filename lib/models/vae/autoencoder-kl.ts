@@ -10,22 +10,21 @@
  * {@link AutoencoderKL.decodeLatents} are the pipeline's conversions that include the scaling.
  *
  * Memory: batch items are encoded and decoded one at a time (as diffusers' `enable_slicing()`; results are
- * the same), and the blocks run lean inference forwards that free every intermediate as soon as it is used
- * (./inference.ts). Measured for a full-size SD 1.x VAE (83.7M parameters, 319 MB) on wasm, batch 1
+ * the same), and the blocks run inference-only forwards (`*ForInference`, ./inference.ts) that free every
+ * intermediate as soon as it is used. Measured for a full-size SD 1.x VAE (83.7M parameters, 319 MB) on wasm, batch 1
  * (spec/vae-memory.spec.ts): decoding a 64x64 latent to 512x512 peaks at 1,024 MB of tensors above the weights,
  * encoding 512x512 at 640 MB (the shared blocks' one-tidy forwards: 1,920 and 1,408 MB).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ComponentFolder } from '../../io/model-folder.js';
+import { type ComponentFolder, detectFolderKind } from '../../io/model-folder.js';
 import type { TorchGenerator } from '../../random/torch-generator.js';
 import { Conv2d } from '../layers/conv2d.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { Decoder } from './decoder.js';
 import { DiagonalGaussianDistribution } from './distribution.js';
 import { Encoder } from './encoder.js';
-import { conv2dLean } from './inference.js';
+import { conv2dForInference } from './inference.js';
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from './config.js';
 import { loadComponentModel } from '../load-weights.js';
 import { loadVaeWeights, vaeShapeBindings, vaeWeightMap } from './weights.js';
@@ -67,7 +66,7 @@ export class AutoencoderKL extends Module {
    * @throws Error naming the file and field of a bad config, or listing every missing/unexpected/mis-shaped tensor.
    */
   static fromFolder(folder: string | ComponentFolder): AutoencoderKL {
-    const isPipeline = typeof folder === 'string' && fs.existsSync(path.join(folder, 'model_index.json'));
+    const isPipeline = typeof folder === 'string' && detectFolderKind(folder) === 'stable-diffusion';
     return loadComponentModel(isPipeline ? path.join(folder, 'vae') : folder, {
       what: 'VAE',
       parse: parseVaeConfig,
@@ -102,7 +101,7 @@ export class AutoencoderKL extends Module {
     const params = this.perItem(image, (x) => {
       const h = this.encoder.forward(x);
       if (this.quantConv === undefined) return h;
-      const q = conv2dLean(this.quantConv, h);
+      const q = conv2dForInference(this.quantConv, h);
       h.dispose();
       return q;
     });
@@ -142,7 +141,7 @@ export class AutoencoderKL extends Module {
     this.checkInput(z, 'latents', this.config.latentChannels, 1);
     return this.perItem(z, (x) => {
       if (this.postQuantConv === undefined) return this.decoder.forward(x);
-      const h = conv2dLean(this.postQuantConv, x);
+      const h = conv2dForInference(this.postQuantConv, x);
       try {
         return this.decoder.forward(h);
       } finally {

@@ -4,7 +4,7 @@
  * them: no time embedding, GroupNorm eps 1e-6, one-head self-attention with its own GroupNorm and a residual).
  *
  * Memory: the VAE runs at image resolution (a 512x512 image has 128-256 channels at full size, 128-256 MB a
- * tensor), so these blocks run the shared blocks' lean inference forwards (./inference.ts) and free each
+ * tensor), so these blocks run the shared blocks' inference-only forwards (./inference.ts) and free each
  * intermediate as soon as the next one exists ({@link sequential}) instead of holding all of them to the end of
  * one `tf.tidy`. They are inference blocks; nothing differentiates the VAE.
  */
@@ -13,7 +13,7 @@ import { Attention } from '../layers/attention.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Downsample2D, Upsample2D } from '../layers/sampling.js';
-import { downsampleLean, resnetLean, upsampleLean } from './inference.js';
+import { downsampleForInference, resnetForInference, upsampleForInference } from './inference.js';
 
 /** GroupNorm and resnet eps of every VAE block (diffusers' `resnet_eps=1e-6`). */
 export const VAE_EPS = 1e-6;
@@ -62,9 +62,9 @@ export class DownEncoderBlock2D extends Module {
 
   /** [N, H, W, in] -> [N, H/2, W/2, out] (no downsampling in the last block). */
   forward(x: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
-    const steps: Step[] = this.resnets.map((r) => (h: tf.Tensor) => resnetLean(r, h));
+    const steps: Step[] = this.resnets.map((r) => (h: tf.Tensor) => resnetForInference(r, h));
     const down = this.downsampler;
-    if (down !== undefined) steps.push((h) => downsampleLean(down, h));
+    if (down !== undefined) steps.push((h) => downsampleForInference(down, h));
     return sequential(x, steps);
   }
 }
@@ -96,9 +96,9 @@ export class UpDecoderBlock2D extends Module {
 
   /** [N, H, W, in] -> [N, 2H, 2W, out] (no upsampling in the last block). */
   forward(x: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
-    const steps: Step[] = this.resnets.map((r) => (h: tf.Tensor) => resnetLean(r, h));
+    const steps: Step[] = this.resnets.map((r) => (h: tf.Tensor) => resnetForInference(r, h));
     const up = this.upsampler;
-    if (up !== undefined) steps.push((h) => upsampleLean(up, h));
+    if (up !== undefined) steps.push((h) => upsampleForInference(up, h));
     return sequential(x, steps);
   }
 }
@@ -147,9 +147,9 @@ export class UNetMidBlock2D extends Module {
   forward(x: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
     const [first, second] = this.resnets as [ResnetBlock2D, ResnetBlock2D];
     const attention = this.attention;
-    const steps: Step[] = [(h) => resnetLean(first, h)];
+    const steps: Step[] = [(h) => resnetForInference(first, h)];
     if (attention !== undefined) steps.push((h) => attention.forward(h));
-    steps.push((h) => resnetLean(second, h));
+    steps.push((h) => resnetForInference(second, h));
     return sequential(x, steps);
   }
 }

@@ -9,7 +9,7 @@ import { GroupNorm } from '../layers/group-norm.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { UNetMidBlock2D, UpDecoderBlock2D, VAE_EPS, sequential, type Step } from './blocks.js';
 import type { VaeConfig } from './config.js';
-import { conv2dLean, groupNormLean, siluLean } from './inference.js';
+import { conv2dForInference, groupNormForInference, siluForInference } from './inference.js';
 
 /** diffusers' `Decoder` with GroupNorm (`norm_type="group"`). */
 export class Decoder extends Module {
@@ -46,12 +46,12 @@ export class Decoder extends Module {
   /** Latents [N, h, w, latent] -> images [N, h*f, w*f, out]. */
   forward(z: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
     const steps: Step[] = [
-      (h) => conv2dLean(this.convIn, h),
+      (h) => conv2dForInference(this.convIn, h),
       (h) => this.midBlock.forward(h),
       ...this.upBlocks.map((b) => (h: tf.Tensor) => b.forward(h)),
-      (h) => groupNormLean(this.convNormOut, h),
-      siluLean,
-      (h) => conv2dLean(this.convOut, h),
+      (h) => groupNormForInference(this.convNormOut, h),
+      siluForInference,
+      (h) => conv2dForInference(this.convOut, h),
     ];
     return sequential(z, steps);
   }

@@ -9,7 +9,7 @@ import { GroupNorm } from '../layers/group-norm.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { DownEncoderBlock2D, UNetMidBlock2D, VAE_EPS, sequential, type Step } from './blocks.js';
 import type { VaeConfig } from './config.js';
-import { conv2dLean, groupNormLean, siluLean } from './inference.js';
+import { conv2dForInference, groupNormForInference, siluForInference } from './inference.js';
 
 /** diffusers' `Encoder` with `double_z=True`. */
 export class Encoder extends Module {
@@ -46,12 +46,12 @@ export class Encoder extends Module {
   /** Images [N, H, W, in] -> posterior parameters [N, H/f, W/f, 2 * latent] (mean, then log-variance). */
   forward(x: tf.Tensor, _args?: ForwardArgs): tf.Tensor {
     const steps: Step[] = [
-      (h) => conv2dLean(this.convIn, h),
+      (h) => conv2dForInference(this.convIn, h),
       ...this.downBlocks.map((b) => (h: tf.Tensor) => b.forward(h)),
       (h) => this.midBlock.forward(h),
-      (h) => groupNormLean(this.convNormOut, h),
-      siluLean,
-      (h) => conv2dLean(this.convOut, h),
+      (h) => groupNormForInference(this.convNormOut, h),
+      siluForInference,
+      (h) => conv2dForInference(this.convOut, h),
     ];
     return sequential(x, steps);
   }

@@ -4,7 +4,7 @@
 export { parseVaeConfig, vaeDownscale, type VaeConfig } from './config.js';
 export { DownEncoderBlock2D, UpDecoderBlock2D, UNetMidBlock2D, sequential, VAE_EPS, type Step } from './blocks.js';
 export type { DownEncoderBlock2DConfig, UpDecoderBlock2DConfig, UNetMidBlock2DConfig } from './blocks.js';
-export { conv2dLean, downsampleLean, groupNormLean, resnetLean, siluLean, upsampleLean } from './inference.js';
+export { conv2dForInference, downsampleForInference, groupNormForInference, resnetForInference, siluForInference, upsampleForInference } from './inference.js';
 export { Encoder } from './encoder.js';
 export { Decoder } from './decoder.js';
 export { DiagonalGaussianDistribution, LOGVAR_RANGE, torchRandnNHWC, type NoiseSource } from './distribution.js';

@@ -1,5 +1,6 @@
 /**
- * Memory-lean forward passes of the shared blocks, for the VAE.
+ * Inference-only forward passes of the shared blocks, for the VAE (`*ForInference`): no gradient, and every
+ * intermediate freed as soon as the next exists, so they hold far less memory than the blocks' own `forward`.
  *
  * The VAE runs at image resolution: at 512x512 one 256-channel activation is 256 MB. The shared blocks compute
  * each forward inside one `tf.tidy` (what the UNet needs under `tf.grad`), which keeps every intermediate alive
@@ -34,7 +35,7 @@ function consume(x: tf.Tensor, f: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
  * squared deviations); the normalisation two at a time; no reshaped view of `x` outlives the statistics (tfjs
  * counts a view's bytes again in `tf.memory()`).
  */
-export function groupNormLean(norm: GroupNorm, x: tf.Tensor): tf.Tensor {
+export function groupNormForInference(norm: GroupNorm, x: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const n = shape[0]!;
   const c = shape[shape.length - 1]!;
@@ -59,7 +60,7 @@ export function groupNormLean(norm: GroupNorm, x: tf.Tensor): tf.Tensor {
 }
 
 /** SiLU `x * sigmoid(x)` with one temporary. */
-export function siluLean(x: tf.Tensor): tf.Tensor {
+export function siluForInference(x: tf.Tensor): tf.Tensor {
   const s = tf.sigmoid(x);
   return consume(s, (t) => tf.mul(x, t));
 }
@@ -68,7 +69,7 @@ export function siluLean(x: tf.Tensor): tf.Tensor {
  * `conv(x)`: one fused convolution with its bias (no separate bias-add temporary), or where the backend table says
  * so (tensorflow) a stride-1 `'same'` convolution through the input-gradient kernel, then the bias.
  */
-export function conv2dLean(conv: Conv2d, x: tf.Tensor): tf.Tensor {
+export function conv2dForInference(conv: Conv2d, x: tf.Tensor): tf.Tensor {
   const kernel = conv.kernel.read() as tf.Tensor4D;
   if (kernelChoices().convByInputGradient && isSameStrideOne(kernel, conv.stride, conv.pad)) {
     const y = conv2dByInputGradient(x as tf.Tensor4D, kernel);
@@ -90,16 +91,16 @@ export function conv2dLean(conv: Conv2d, x: tf.Tensor): tf.Tensor {
  * `block(x)` for a `ResnetBlock2D` without time embedding (the VAE's):
  * `shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))))))`, divided by its output scale factor.
  */
-export function resnetLean(block: ResnetBlock2D, x: tf.Tensor): tf.Tensor {
-  if (block.timeEmbProj !== undefined) throw new Error('resnetLean: blocks with a time embedding are not supported');
-  let h = groupNormLean(block.norm1, x);
-  h = consume(h, siluLean);
-  h = consume(h, (t) => conv2dLean(block.conv1, t));
-  h = consume(h, (t) => groupNormLean(block.norm2, t));
-  h = consume(h, siluLean);
-  h = consume(h, (t) => conv2dLean(block.conv2, t));
+export function resnetForInference(block: ResnetBlock2D, x: tf.Tensor): tf.Tensor {
+  if (block.timeEmbProj !== undefined) throw new Error('resnetForInference: blocks with a time embedding are not supported');
+  let h = groupNormForInference(block.norm1, x);
+  h = consume(h, siluForInference);
+  h = consume(h, (t) => conv2dForInference(block.conv1, t));
+  h = consume(h, (t) => groupNormForInference(block.norm2, t));
+  h = consume(h, siluForInference);
+  h = consume(h, (t) => conv2dForInference(block.conv2, t));
   const shortcut = block.convShortcut;
-  const sc = shortcut !== undefined ? conv2dLean(shortcut, x) : x;
+  const sc = shortcut !== undefined ? conv2dForInference(shortcut, x) : x;
   try {
     h = consume(h, (t) => tf.add(sc, t));
   } finally {
@@ -110,8 +111,8 @@ export function resnetLean(block: ResnetBlock2D, x: tf.Tensor): tf.Tensor {
 }
 
 /** `down(x)`: the stride-2 convolution (with its padding). */
-export function downsampleLean(down: Downsample2D, x: tf.Tensor): tf.Tensor {
-  return conv2dLean(down.conv, x);
+export function downsampleForInference(down: Downsample2D, x: tf.Tensor): tf.Tensor {
+  return conv2dForInference(down.conv, x);
 }
 
 /**
@@ -119,8 +120,8 @@ export function downsampleLean(down: Downsample2D, x: tf.Tensor): tf.Tensor {
  * 2: source index `floor(i / 2)`), not the shared block's concatenations, which are there for a gradient the VAE
  * does not need and hold several copies.
  */
-export function upsampleLean(up: Upsample2D, x: tf.Tensor): tf.Tensor {
+export function upsampleForInference(up: Upsample2D, x: tf.Tensor): tf.Tensor {
   const [, h, w] = x.shape as [number, number, number, number];
   const big = tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2 * h, 2 * w], false, false);
-  return consume(big, (t) => conv2dLean(up.conv, t));
+  return consume(big, (t) => conv2dForInference(up.conv, t));
 }
