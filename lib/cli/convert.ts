@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { removeOwnStaging } from '../io/convert-staging.js';
-import { DEFAULT_SHARD_BYTES } from '../io/tfjs-weights.js';
+import { DEFAULT_SHARD_BYTES } from '../io/tfjs-weights/writer.js';
 import { type ConvertOptions, type ConvertReport } from '../models/convert-folder.js';
 import type { ProgressEvent } from '../progress.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
