@@ -10,7 +10,7 @@ import { LocalJobs } from '../service/local-jobs.js';
 import { QueueJobs } from '../service/queue-jobs.js';
 import { DEFAULT_RESULT_TTL_SECONDS, checkRedisUrl, probeRedis } from '../service/queue-names.js';
 import { type Command, EXIT, UsageError, intOption, numberOption, parseCommandLine } from './command.js';
-import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
+import { MODEL_OPTIONS, load, refuseModelConflicts } from './model-options.js';
 import { redactUrl, untilStopSignal } from './service-process.js';
 
 /** The seconds a command waits for a connection to Redis at start. */

@@ -6,7 +6,7 @@
 import { EditRunner } from '../service/edit-runner.js';
 import { startQueueWorker } from '../service/queue-worker.js';
 import { type Command, EXIT, UsageError, intOption, parseCommandLine } from './command.js';
-import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
+import { MODEL_OPTIONS, load, refuseModelConflicts } from './model-options.js';
 import { queueUrl, reachRedis, resultTtl } from './serve.js';
 import { redactUrl, untilStopSignal } from './service-process.js';
 
