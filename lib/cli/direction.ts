@@ -1,25 +1,21 @@
 /** `pix2pix-zero direction`: an edit direction computed from two concepts and saved. */
-import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
-import { type Command, EXIT, UsageError, parseCommandLine } from './command.js';
+import { type Command, UsageError } from './command.js';
 import { DIRECTION_OPTIONS, directionFrom } from './direction-options.js';
-import { MODEL_OPTIONS, cacheOutput, finish, load, refuseModelConflicts } from './model-options.js';
+import { MODEL_OPTIONS, cacheOutput, loadForCommand, refuseModelConflicts } from './model-options.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 import { type OptionValues as Values, directionScale, refuseDirectionConflicts, stringValue as str } from '../options/edit-options.js';
 
-export const directionCommand: Command = {
+/** `pix2pix-zero direction`. */
+export const directionCommand: Command = defineCommand({
   name: 'direction',
   summary: 'compute an edit direction (mean target - mean source sentence embedding) and save it',
   usage: `Usage: pix2pix-zero direction (--task cat2dog | --source cat --target dog | --source-sentences a.txt
        --target-sentences b.txt) --out direction.safetensors [--model d [--variant fp16]] [--chat-url u --chat-model m]
        [--direction-scale k] [--cache-dir d | --no-cache] [--json] [--quiet]`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...DIRECTION_OPTIONS, out: { type: 'string' } });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: { ...MODEL_OPTIONS, ...DIRECTION_OPTIONS, out: { type: 'string' } },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length > 0) throw new UsageError(`direction takes no positional arguments (got '${positionals[0]}')`);
     const v = values as Values;
     const out = str(v, 'out');
@@ -29,23 +25,18 @@ export const directionCommand: Command = {
     refuseDirectionConflicts(v);
     const scale = directionScale(v);
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }, cacheOutput(v)]);
-    const t0 = performance.now();
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
-    progress.start('load');
-    const p2p = await load(v, io, true);
-    progress.finish();
+    const { p2p, report } = await loadForCommand(v, io, progress);
     try {
       const d = await directionFrom(p2p, v, progress, scale);
       try {
         d.save(out);
         const norm = Math.sqrt(tf.sum(tf.square(d.tensor)).dataSync()[0]!);
-        return finish(io, values.json, { out, source: d.meta.source, target: d.meta.target, shape: d.tensor.shape, norm }, [`wrote ${out} (${d.meta.source} -> ${d.meta.target}, norm ${norm.toFixed(3)})`], progress, t0);
+        return report({ out, source: d.meta.source, target: d.meta.target, shape: d.tensor.shape, norm }, [`wrote ${out} (${d.meta.source} -> ${d.meta.target}, norm ${norm.toFixed(3)})`]);
       } finally {
         d.dispose();
       }
     } finally {
-      progress.close();
       p2p.dispose();
     }
   },
-};
+});

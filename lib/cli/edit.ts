@@ -2,23 +2,20 @@
  * `pix2pix-zero edit`: the pipeline from the command line. Progress bars on stderr, `--json` output with
  * per-phase timings, artefacts written atomically and only when the run succeeds.
  */
-import { performance } from 'node:perf_hooks';
 import { writePng } from '../io/image.js';
 import { saveInversion } from '../editing/artefacts.js';
 import { Inversion, type Pix2PixZeroEditOptions } from '../pix2pix-zero.js';
 import {
   IMAGE_LIMITS,
   type Command,
-  EXIT,
   UsageError,
   BACKEND_SYNOPSIS,
-  parseCommandLine,
   refuseTogether,
 } from './command.js';
 import { DIRECTION_OPTIONS, directionFrom } from './direction-options.js';
-import { MODEL_OPTIONS, cacheOutput, finish, load, refuseModelConflicts } from './model-options.js';
+import { MODEL_OPTIONS, cacheOutput, loadForCommand, refuseModelConflicts } from './model-options.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 import {
   GUIDANCE_OPTIONS,
   INVERT_OPTIONS,
@@ -30,7 +27,8 @@ import {
   stringValue as str,
 } from '../options/edit-options.js';
 
-export const editCommand: Command = {
+/** `pix2pix-zero edit`. */
+export const editCommand: Command = defineCommand({
   name: 'edit',
   summary: 'edit an image along a concept direction (e.g. cat -> dog), keeping its structure',
   usage: `Usage: pix2pix-zero edit <image> --out out.png [options]
@@ -56,23 +54,19 @@ Editing:    --guidance-scale 5 --xa-guidance 0.1 --negative-prompt "..." (defaul
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
             --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug
 ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...MODEL_OPTIONS,
-      ...DIRECTION_OPTIONS,
-      ...INVERT_OPTIONS,
-      inversion: { type: 'string' },
-      'save-inversion': { type: 'string' },
-      'save-latents': { type: 'string' },
-      'save-direction': { type: 'string' },
-      ...GUIDANCE_OPTIONS,
-      reconstruction: { type: 'string' },
-      out: { type: 'string' },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...MODEL_OPTIONS,
+    ...DIRECTION_OPTIONS,
+    ...INVERT_OPTIONS,
+    inversion: { type: 'string' },
+    'save-inversion': { type: 'string' },
+    'save-latents': { type: 'string' },
+    'save-direction': { type: 'string' },
+    ...GUIDANCE_OPTIONS,
+    reconstruction: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run({ values, positionals, io, progress }) {
     const v = values as Values;
     const inversionFile = str(v, 'inversion');
     if (positionals.length !== (inversionFile !== undefined ? 0 : 1)) {
@@ -98,11 +92,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
       { option: '--save-direction', path: str(v, 'save-direction'), kind: 'safetensors' },
       cacheOutput(v),
     ]);
-    const t0 = performance.now();
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
-    progress.start('load');
-    const p2p = await load(v, io, true);
-    progress.finish();
+    const { p2p, report } = await loadForCommand(v, io, progress);
     try {
       const direction = await directionFrom(p2p, v, progress, scale);
       try {
@@ -118,13 +108,9 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
           if (saveDir !== undefined) direction.save(saveDir);
           const saveLat = str(v, 'save-latents');
           if (saveLat !== undefined) saveInversion(saveLat, result.latents, result.inversion.meta, undefined, 'latents');
-          return finish(
-            io,
-            values.json,
+          return report(
             { out, caption: result.caption, reconstruction: rec, backend: p2p.backend.name, size: [result.image.width, result.image.height] },
             [`wrote ${out} (${result.image.width}x${result.image.height}; caption: "${result.caption}")`, ...(rec !== undefined ? [`wrote ${rec}`] : [])],
-            progress,
-            t0,
           );
         } finally {
           result.latents.dispose();
@@ -134,8 +120,7 @@ ${IMAGE_LIMITS} Outputs are checked before the model loads.`,
         direction.dispose();
       }
     } finally {
-      progress.close();
       p2p.dispose();
     }
   },
-};
+});

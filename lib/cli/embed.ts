@@ -10,9 +10,9 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { readTextFile } from '../io/text-file.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
-import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption } from './command.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 
 /** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
 export function readSentenceLines(file: string): string[] {
@@ -25,7 +25,8 @@ export function readSentenceLines(file: string): string[] {
   return lines;
 }
 
-export const embedCommand: Command = {
+/** `pix2pix-zero embed`. */
+export const embedCommand: Command = defineCommand({
   name: 'embed',
   summary: 'encode prompts or a sentence file with the model\'s CLIP text encoder (to safetensors)',
   usage: `Usage: pix2pix-zero embed [--model <folder>] [--variant fp16] (--text "..." [--text "..."] | --file sentences.txt)
@@ -45,23 +46,19 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   ${BACKEND_HELP}
   --json        print a machine-readable summary on stdout
   --quiet, -q   no progress bar on stderr`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...COMMON_OPTIONS,
-      model: { type: 'string' },
-      variant: { type: 'string' },
-      text: { type: 'string', multiple: true },
-      file: { type: 'string' },
-      out: { type: 'string' },
-      mean: { type: 'boolean', default: false },
-      'batch-size': { type: 'string' },
-      'clip-skip': { type: 'string' },
-      quiet: { type: 'boolean', short: 'q', default: false },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...COMMON_OPTIONS,
+    model: { type: 'string' },
+    variant: { type: 'string' },
+    text: { type: 'string', multiple: true },
+    file: { type: 'string' },
+    out: { type: 'string' },
+    mean: { type: 'boolean', default: false },
+    'batch-size': { type: 'string' },
+    'clip-skip': { type: 'string' },
+    quiet: { type: 'boolean', short: 'q', default: false },
+  },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length > 0) throw new UsageError(`embed takes no positional arguments (got '${positionals[0]}'); pass texts with --text`);
     const texts = values.text ?? [];
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
@@ -79,7 +76,6 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const backend = await initBackend(backendChoice);
     const encoder = ClipTextEncoder.load(folder);
     const started = Date.now();
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     try {
       const layers = encoder.model.config.numHiddenLayers;
       if (clipSkip > layers) throw new UsageError(`--clip-skip ${clipSkip} is more than the text encoder's ${layers} layers`);
@@ -113,4 +109,4 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
       encoder.dispose();
     }
   },
-};
+});

@@ -5,7 +5,8 @@ import { readSafetensorsHeader } from '../io/safetensors.js';
 import { detectFolderKind, findWeights, readBlipFolder, readComponentFolder, readStableDiffusionFolder } from '../io/model-folder.js';
 import type { JsonObject } from '../io/json.js';
 import { openWeights } from '../io/model-folder.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, parseCommandLine } from './command.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError } from './command.js';
+import { defineCommand } from './run-command.js';
 
 interface TensorRow {
   name: string;
@@ -109,7 +110,8 @@ export function inspectPath(target: string): { kind: string; path: string; compo
 
 const fmtShape = (s: number[]): string => `[${s.join(', ')}]`;
 
-export const inspectCommand: Command = {
+/** `pix2pix-zero inspect`. */
+export const inspectCommand: Command = defineCommand({
   name: 'inspect',
   summary: 'list the tensors of a safetensors file, or the components and configs of a model folder',
   usage: `Usage: pix2pix-zero inspect <file.safetensors | model folder> [--json] [--config] [--debug]
@@ -118,12 +120,8 @@ Prints every tensor's name, dtype and shape. For a folder (a Stable Diffusion pi
 single diffusers/transformers component) prints each component, its class, parameter count and tensors.
   --config   also print each component's config
   --json     machine-readable output on stdout`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { ...COMMON_OPTIONS, config: { type: 'boolean', default: false } });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: { ...COMMON_OPTIONS, config: { type: 'boolean', default: false } },
+  async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw new UsageError('inspect takes exactly one path');
     const report = inspectPath(positionals[0]!);
     if (values.json) {
@@ -145,4 +143,4 @@ single diffusers/transformers component) prints each component, its class, param
     io.out(lines.join('\n'));
     return EXIT.ok;
   },
-};
+});

@@ -1,24 +1,20 @@
 /** `pix2pix-zero invert`: an image inverted to noise and saved, to edit it many times without inverting again. */
-import { performance } from 'node:perf_hooks';
-import { IMAGE_LIMITS, type Command, EXIT, UsageError, parseCommandLine } from './command.js';
-import { MODEL_OPTIONS, finish, load, refuseModelConflicts } from './model-options.js';
+import { IMAGE_LIMITS, type Command, UsageError } from './command.js';
+import { MODEL_OPTIONS, loadForCommand, refuseModelConflicts } from './model-options.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 import { INVERT_OPTIONS, type OptionValues as Values, invertOptions, stringValue as str } from '../options/edit-options.js';
 
-export const invertCommand: Command = {
+/** `pix2pix-zero invert`. */
+export const invertCommand: Command = defineCommand({
   name: 'invert',
   summary: 'invert an image to noise and save it, to edit it many times without inverting again',
   usage: `Usage: pix2pix-zero invert <image> --out inversion.safetensors [--model d [--variant fp16]] [--captioner d | --caption "..."]
        [--steps 50] [--reg-steps 5] [--ac-rolls 5] [--lambda-ac 20] [--lambda-kl 20] [--min-shift 0|1]
        [--vae-encode mean|sample] [--seed 0] [--size <model's>] [--fit resize|crop] [--json] [--quiet]
 Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: { ...MODEL_OPTIONS, ...INVERT_OPTIONS, out: { type: 'string' } },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length !== 1) throw new UsageError('invert takes one image');
     const v = values as Values;
     const out = str(v, 'out');
@@ -26,22 +22,17 @@ Ranges as edit's (pix2pix-zero edit --help). ${IMAGE_LIMITS}`,
     refuseModelConflicts(v);
     const opts = invertOptions(v);
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
-    const t0 = performance.now();
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
-    progress.start('load');
-    const p2p = await load(v, io, true);
-    progress.finish();
+    const { p2p, report } = await loadForCommand(v, io, progress);
     try {
       const inv = await p2p.invert(positionals[0]!, { ...opts, onProgress: progress.onProgress });
       try {
         inv.save(out);
-        return finish(io, values.json, { out, caption: inv.caption, steps: inv.meta.steps }, [`wrote ${out} (caption: "${inv.caption}")`], progress, t0);
+        return report({ out, caption: inv.caption, steps: inv.meta.steps }, [`wrote ${out} (caption: "${inv.caption}")`]);
       } finally {
         inv.dispose();
       }
     } finally {
-      progress.close();
       p2p.dispose();
     }
   },
-};
+});

@@ -1,6 +1,6 @@
 /**
  * The options that load a model (`edit`, `invert`, `direction`, `serve`, `worker`), their checks, the load
- * itself, and how the pipeline commands print a result with its timings.
+ * itself, and the load of the pipeline commands, which print their result with its timings.
  */
 import { performance } from 'node:perf_hooks';
 import { Pix2PixZero } from '../pix2pix-zero.js';
@@ -64,10 +64,30 @@ function predictionType(value: string | undefined): 'epsilon' | 'v_prediction' |
   throw new UsageError(`--prediction-type must be 'epsilon' or 'v_prediction', got '${value}'`);
 }
 
-/** Prints a pipeline command's result: under `--json` with the phase timings and the total since `t0`, else the text lines. */
-export function finish(io: CliIO, json: boolean, result: Record<string, unknown>, text: string[], progress: ProgressReporter, t0: number): number {
+/** A model loaded for one pipeline command, and how that command prints its result. */
+export interface CommandModel {
+  readonly p2p: Pix2PixZero;
+  /**
+   * Prints the result: under `--json` the result with the phase timings and the total since the load began,
+   * else the text lines. Returns the success exit code.
+   */
+  readonly report: (result: Record<string, unknown>, text: string[]) => number;
+}
+
+/**
+ * {@link load}s the model once through (`oneShot`) as the `load` phase of `progress`, for `edit`, `invert` and
+ * `direction`. The caller disposes the model.
+ */
+export async function loadForCommand(v: Values, io: CliIO, progress: ProgressReporter): Promise<CommandModel> {
+  const t0 = performance.now();
+  progress.start('load');
+  const p2p = await load(v, io, true);
   progress.finish();
-  if (json) io.out(JSON.stringify({ ...result, timings: { ...progress.timings, total: roundMs((performance.now() - t0) / 1000) } }, null, 2));
-  else io.out(text.join('\n'));
-  return EXIT.ok;
+  const report = (result: Record<string, unknown>, text: string[]): number => {
+    progress.finish();
+    if (v.json === true) io.out(JSON.stringify({ ...result, timings: { ...progress.timings, total: roundMs((performance.now() - t0) / 1000) } }, null, 2));
+    else io.out(text.join('\n'));
+    return EXIT.ok;
+  };
+  return { p2p, report };
 }
