@@ -4,26 +4,15 @@
  */
 import * as path from 'node:path';
 import { initBackend } from '../backend.js';
+import { readSentenceFile } from '../editing/sentences.js';
 import { ClipTextEmbedder } from '../editing/text-embedder.js';
 import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { readTextFile } from '../io/text-file.js';
 import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
 import { defaultModel } from '../paths.js';
 import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption } from './command.js';
 import { preflightOutputs } from './outputs.js';
 import { defineCommand } from './run-command.js';
-
-/** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
-export function readSentenceLines(file: string): string[] {
-  const lines = readTextFile(file, '')
-    .replace(/^\ufeff/, '')
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !l.startsWith('#'));
-  if (lines.length === 0) throw new Error(`${file} has no sentences (expected one sentence a line)`);
-  return lines;
-}
 
 /** `pix2pix-zero embed`. */
 export const embedCommand: Command = defineCommand({
@@ -38,7 +27,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   --variant     read the text encoder's variant weights, as diffusers' variant= (fp16: model.fp16.safetensors);
                 a folder with only variant weights is read without it (said on stderr)
   --text        a prompt (repeat for several)
-  --file        a text file, one sentence a line (blank lines and lines starting with # are skipped)
+  --file        a sentence file: one sentence a line, trimmed; blank lines and lines starting with # are skipped
   --out         the safetensors file to write
   --mean        write the mean embedding instead of one per text
   --batch-size  texts per forward pass (default 16)
@@ -70,7 +59,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const out = values.out;
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
-    const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
+    const sentences = values.file !== undefined ? readSentenceFile(values.file) : texts;
     const modelDir = values.model ?? defaultModel();
     const folder = readClipTextFolder(modelDir, { variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`) }); // fails fast, before the backend starts
     const backend = await initBackend(backendChoice);
