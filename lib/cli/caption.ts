@@ -1,8 +1,6 @@
 /** `pix2pix-zero caption <image> --captioner <blip folder>`: the BLIP caption of an image. */
-import { initBackend } from '../backend.js';
-import { BlipCaptioner } from '../editing/captioner.js';
 import { readImage } from '../io/image.js';
-import { readBlipFolder } from '../io/model-folder.js';
+import { Pix2PixZero } from '../pix2pix-zero.js';
 import { BACKEND_HELP, COMMON_OPTIONS, IMAGE_LIMITS, type Command, EXIT, UsageError, backendOption, intOption, numberOption } from './command.js';
 import { defineCommand } from './run-command.js';
 
@@ -46,17 +44,15 @@ ${IMAGE_LIMITS}`,
     const repetitionPenalty = numberOption(values['repetition-penalty'], 'repetition-penalty', 1, 1e-6, 1e6);
     const lengthPenalty = numberOption(values['length-penalty'], 'length-penalty', 1, -1e6, 1e6);
     const image = positionals[0]!;
-    readBlipFolder(values.captioner); // fails fast, before the backend starts
     const rgb = await readImage(image);
-    const backend = await initBackend(backendChoice);
     const started = Date.now();
-    const captioner = BlipCaptioner.load(values.captioner);
+    const captioner = await Pix2PixZero.loadCaptioner({ captioner: values.captioner, ...backendChoice });
     progress.start('caption');
     try {
-      const result = await captioner.captionImage(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty, onProgress: progress.onProgress });
+      const result = await captioner.caption(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty, onProgress: progress.onProgress });
       progress.close();
       if (values.json) {
-        io.out(JSON.stringify({ caption: result.caption, ids: result.ids, image, backend: backend.name, seconds: (Date.now() - started) / 1000 }, null, 2));
+        io.out(JSON.stringify({ caption: result.caption, ids: result.ids, image, backend: captioner.backend.name, seconds: (Date.now() - started) / 1000 }, null, 2));
       } else {
         io.out(result.caption);
       }

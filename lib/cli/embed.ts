@@ -3,13 +3,10 @@
  * (`embeddings`: [n, 77, d], or their mean [1, 77, d] with `--mean`).
  */
 import * as path from 'node:path';
-import { initBackend } from '../backend.js';
 import { readSentenceFile } from '../editing/sentences.js';
-import { ClipTextEmbedder } from '../editing/text-embedder.js';
 import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
-import { defaultModel } from '../paths.js';
+import { Pix2PixZero } from '../pix2pix-zero.js';
 import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption } from './command.js';
 import { preflightOutputs } from './outputs.js';
 import { defineCommand } from './run-command.js';
@@ -60,18 +57,13 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
     const sentences = values.file !== undefined ? readSentenceFile(values.file) : texts;
-    const modelDir = values.model ?? defaultModel();
-    const folder = readClipTextFolder(modelDir, { variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`) }); // fails fast, before the backend starts
-    const backend = await initBackend(backendChoice);
-    const encoder = ClipTextEncoder.load(folder);
+    const embedder = await Pix2PixZero.loadTextEmbedder({ model: values.model, variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`), ...backendChoice });
     const started = Date.now();
     try {
-      const layers = encoder.model.config.numHiddenLayers;
+      const layers = embedder.numHiddenLayers;
       if (clipSkip > layers) throw new UsageError(`--clip-skip ${clipSkip} is more than the text encoder's ${layers} layers`);
-      const embedder = new ClipTextEmbedder(encoder, { batchSize, clipSkip });
       progress.start('embed');
-      const onProgress = progress.onProgress;
-      const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
+      const result = await embedder.embed(sentences, { mean: values.mean, batchSize, clipSkip, onProgress: progress.onProgress });
       const shape = [...result.shape];
       try {
         const data = result.dataSync() as Float32Array;
@@ -80,7 +72,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
           out,
           { embeddings: { dtype: 'F32', shape, data } },
           {
-            model: path.resolve(modelDir),
+            model: path.resolve(embedder.folder.dir),
             texts: String(sentences.length),
             mean: String(values.mean),
             clip_skip: String(clipSkip),
@@ -90,12 +82,12 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
         result.dispose();
       }
       progress.finish();
-      const summary = { out, shape, texts: sentences.length, mean: values.mean, clipSkip, backend: backend.name, seconds: (Date.now() - started) / 1000 };
+      const summary = { out, shape, texts: sentences.length, mean: values.mean, clipSkip, backend: embedder.backend.name, seconds: (Date.now() - started) / 1000 };
       io.out(values.json ? JSON.stringify(summary, null, 2) : `wrote ${out}: embeddings [${shape.join(', ')}] from ${sentences.length} text${sentences.length === 1 ? '' : 's'}${values.mean ? ' (mean)' : ''}`);
       return EXIT.ok;
     } finally {
       progress.close();
-      encoder.dispose();
+      embedder.dispose();
     }
   },
 });
