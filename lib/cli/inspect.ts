@@ -2,9 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsHeader } from '../io/safetensors.js';
-import { detectFolderKind, findWeights, readBlipFolder, readComponentFolder, readStableDiffusionFolder } from '../io/model-folder.js';
+import { type ComponentFolder, detectFolderKind, findWeights, openWeights, readBlipFolder, readComponentFolder, readStableDiffusionFolder } from '../io/model-folder.js';
 import type { JsonObject } from '../io/json.js';
-import { openWeights } from '../io/model-folder.js';
 import { COMMON_OPTIONS, type Command, EXIT, UsageError } from './command.js';
 import { defineCommand } from './run-command.js';
 
@@ -71,37 +70,37 @@ export function inspectPath(target: string): { kind: string; path: string; compo
     };
   }
   const kind = detectFolderKind(target);
+  return { kind, path: target, components: folderComponents(target, kind) };
+}
+
+/** The report of a component folder as `readComponentFolder` and its kin read it. */
+function ofFolder(name: string, c: ComponentFolder): ComponentReport {
+  return component(name, c.dir, c.config, c.weightsPath);
+}
+
+/** The components of a model folder of `kind`. */
+function folderComponents(target: string, kind: ReturnType<typeof detectFolderKind>): ComponentReport[] {
   switch (kind) {
     case 'stable-diffusion': {
       const sd = readStableDiffusionFolder(target);
-      return {
-        kind,
-        path: target,
-        components: [
-          component('unet', sd.unet.dir, sd.unet.config, sd.unet.weightsPath),
-          component('vae', sd.vae.dir, sd.vae.config, sd.vae.weightsPath),
-          component('text_encoder', sd.textEncoder.dir, sd.textEncoder.config, sd.textEncoder.weightsPath),
-          component('tokenizer', sd.tokenizer.dir, sd.tokenizer.config),
-          component('scheduler', path.join(target, 'scheduler'), sd.schedulerConfig),
-        ],
-      };
+      return [
+        ofFolder('unet', sd.unet),
+        ofFolder('vae', sd.vae),
+        ofFolder('text_encoder', sd.textEncoder),
+        component('tokenizer', sd.tokenizer.dir, sd.tokenizer.config),
+        component('scheduler', path.join(target, 'scheduler'), sd.schedulerConfig),
+      ];
     }
     case 'blip': {
       const blip = readBlipFolder(target);
-      return {
-        kind,
-        path: target,
-        components: [
-          component('model', blip.model.dir, blip.model.config, blip.model.weightsPath),
-          component('image_processor', blip.dir, blip.preprocessorConfig),
-          component('tokenizer', blip.tokenizer.dir, blip.tokenizer.config),
-        ],
-      };
+      return [
+        ofFolder('model', blip.model),
+        component('image_processor', blip.dir, blip.preprocessorConfig),
+        component('tokenizer', blip.tokenizer.dir, blip.tokenizer.config),
+      ];
     }
-    case 'component': {
-      const c = readComponentFolder(target, 'model');
-      return { kind, path: target, components: [component(path.basename(target), c.dir, c.config, c.weightsPath)] };
-    }
+    case 'component':
+      return [ofFolder(path.basename(target), readComponentFolder(target, 'model'))];
     default:
       findWeights(target, 'model'); // throws the explanatory error
       throw new Error(`${target} is not a model folder (no model_index.json or config.json)`);

@@ -7,6 +7,7 @@
 import type { SafetensorsDType } from '../dtypes.js';
 import { type JsonObject, isJsonObject, readJsonObject } from '../json.js';
 import { isPlainFileName } from '../shard-files.js';
+import { WeightsFileError } from '../weights-file-error.js';
 
 /** The file name of a converted component's manifest. */
 export const MODEL_JSON = 'model.json';
@@ -44,15 +45,8 @@ export interface TfjsModelJson {
 }
 
 /** An error in a tfjs weights folder: the message names the file and, where there is one, the tensor. */
-export class TfjsWeightsError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-    readonly tensor?: string,
-  ) {
-    super(`${file}: ${tensor !== undefined ? `tensor '${tensor}': ` : ''}${message}`);
-    this.name = 'TfjsWeightsError';
-  }
+export class TfjsWeightsError extends WeightsFileError {
+  override name = 'TfjsWeightsError';
 }
 
 /** Bytes per stored element of an entry. */
