@@ -43,6 +43,8 @@ export {
 export { AUTHORS_CAPTION_OPTIONS, BlipCaptioner, blipCaptionerFactory, type CaptionOptions, type CaptionResult } from './editing/captioner.js';
 export { SETTINGS, inRange, isStepCount, assertStepCount, rangeText, flagWithDefault, type PipelineSettings, type RangeSetting, type NumberSetting, type ChoiceSetting, type CaptionSettings } from './settings.js';
 export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type Pix2PixZeroInvertOptions, type Pix2PixZeroEditOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
+export { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
+export { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions, type Pix2PixZeroEmbedOptions } from './pix2pix-zero-text-embedder.js';
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
 export { DDIMScheduler } from './schedulers/ddim.js';
 export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';

@@ -24,6 +24,8 @@ import { defaultModel } from './paths.js';
 import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoint/cache.js';
 import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
 import { TorchGenerator } from './random/torch-generator.js';
+import { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
+import { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions } from './pix2pix-zero-text-embedder.js';
 import { assertDdimSteps } from './schedulers/step-limit.js';
 import { SETTINGS } from './settings.js';
 import { assertFiniteValues } from './io/finite.js';
@@ -242,6 +244,22 @@ export class Pix2PixZero {
       // A conversion made without a cache is only needed until the weights are read.
       if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A BLIP captioner alone, without a Stable Diffusion model (`pix2pix-zero caption`): the folder checked, the
+   * backend started, the model loaded.
+   */
+  static loadCaptioner(options: Pix2PixZeroCaptionerLoadOptions): Promise<Pix2PixZeroCaptioner> {
+    return Pix2PixZeroCaptioner.load(options);
+  }
+
+  /**
+   * A pipeline folder's CLIP tokenizer and text encoder alone, without the UNet and the VAE (`pix2pix-zero embed`):
+   * the folder checked, the backend started, the text encoder loaded.
+   */
+  static loadTextEmbedder(options: Pix2PixZeroTextEmbedderLoadOptions = {}): Promise<Pix2PixZeroTextEmbedder> {
+    return Pix2PixZeroTextEmbedder.load(options);
   }
 
   private static async loadFolder(dir: string, backend: BackendInfo, options: Pix2PixZeroLoadOptions, cacheDir: string | false): Promise<Pix2PixZero> {

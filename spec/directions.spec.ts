@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { loadDirection, loadInversion, saveDirection, saveInversion } from '../lib/editing/artefacts.js';
 import { SentenceDirectionDiscovery, embeddingCacheKey } from '../lib/editing/direction-discovery.js';
-import { builtinConcepts, builtinSentences, chatSentences, cleanSentence, parseSentences, readSentenceFile } from '../lib/editing/sentences.js';
+import { MAX_SENTENCES, builtinConcepts, builtinSentences, chatSentences, cleanSentence, parseSentences, readSentenceFile } from '../lib/editing/sentences.js';
 import { FakeEmbedder } from './helpers/fake-embedder.js';
 import { forEachBackend } from './helpers/tensors.js';
 
@@ -43,6 +43,29 @@ describe('sentence sources', function () {
     }
     expect(parseSentences('a\n\nb')).to.deep.equal(['a', 'b']);
     expect(cleanSentence('12. A cat on 2 mats "here"')).to.equal('A cat on mats here');
+  });
+  it('applies one rule to sentence files: trimmed lines, blank and # lines skipped, a BOM ignored, at most MAX_SENTENCES', function () {
+    expect(parseSentences('\ufeff# a comment\r\n\t a cat \t\r\n   # an indented comment\n\u00a0\na dog # not a comment\na cat\n  two  spaces  ')).to.deep.equal([
+      'a cat',
+      'a dog # not a comment',
+      'a cat',
+      'two  spaces',
+    ]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-sent-'));
+    try {
+      const bom = path.join(dir, 'bom.txt');
+      fs.writeFileSync(bom, '\ufeffa cat\n');
+      expect(readSentenceFile(bom)).to.deep.equal(['a cat']);
+      const most = path.join(dir, 'most.txt');
+      fs.writeFileSync(most, 'a cat\n'.repeat(MAX_SENTENCES));
+      expect(readSentenceFile(most)).to.have.length(MAX_SENTENCES);
+      const tooMany = path.join(dir, 'too-many.txt');
+      fs.writeFileSync(tooMany, 'a cat\n'.repeat(MAX_SENTENCES + 1));
+      expect(() => readSentenceFile(tooMany)).to.throw(new RegExp(`sentence file .*too-many.txt has ${MAX_SENTENCES + 1} sentences, more than ${MAX_SENTENCES}`));
+      expect(() => readSentenceFile(dir)).to.throw(/cannot read sentence file .*: it is a folder/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('asks an OpenAI-compatible endpoint for sentences (a local stand-in server)', async function () {
     let request: { model?: string; messages?: { content: string }[] } = {};

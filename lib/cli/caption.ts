@@ -1,12 +1,11 @@
 /** `pix2pix-zero caption <image> --captioner <blip folder>`: the BLIP caption of an image. */
-import { initBackend } from '../backend.js';
-import { BlipCaptioner } from '../editing/captioner.js';
 import { readImage } from '../io/image.js';
-import { readBlipFolder } from '../io/model-folder.js';
-import { ProgressReporter } from './progress.js';
-import { BACKEND_HELP, COMMON_OPTIONS, IMAGE_LIMITS, type Command, EXIT, UsageError, backendOption, intOption, numberOption, parseCommandLine } from './command.js';
+import { Pix2PixZero } from '../pix2pix-zero.js';
+import { BACKEND_HELP, COMMON_OPTIONS, IMAGE_LIMITS, type Command, EXIT, UsageError, backendOption, intOption, numberOption } from './command.js';
+import { defineCommand } from './run-command.js';
 
-export const captionCommand: Command = {
+/** `pix2pix-zero caption`. */
+export const captionCommand: Command = defineCommand({
   name: 'caption',
   summary: 'write the BLIP caption of an image',
   usage: `Usage: pix2pix-zero caption <image> --captioner <blip folder> [options]
@@ -24,22 +23,18 @@ does: greedy by default, beam search with --beams.
   --quiet, -q                 no progress bar on stderr (there is none either when stderr is not a terminal)
   --json                      machine-readable output: {"caption", "ids", "image", "backend", "seconds"}
 ${IMAGE_LIMITS}`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...COMMON_OPTIONS,
-      captioner: { type: 'string' },
-      prompt: { type: 'string' },
-      beams: { type: 'string' },
-      'max-new-tokens': { type: 'string' },
-      'min-length': { type: 'string' },
-      'repetition-penalty': { type: 'string' },
-      'length-penalty': { type: 'string' },
-      quiet: { type: 'boolean', short: 'q', default: false },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...COMMON_OPTIONS,
+    captioner: { type: 'string' },
+    prompt: { type: 'string' },
+    beams: { type: 'string' },
+    'max-new-tokens': { type: 'string' },
+    'min-length': { type: 'string' },
+    'repetition-penalty': { type: 'string' },
+    'length-penalty': { type: 'string' },
+    quiet: { type: 'boolean', short: 'q', default: false },
+  },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length !== 1) throw new UsageError(`caption takes exactly one image (got ${positionals.length})`);
     if (values.captioner === undefined || values.captioner === '') throw new UsageError('--captioner <blip folder> is required');
     const backendChoice = backendOption(values.backend, values.debug);
@@ -49,18 +44,15 @@ ${IMAGE_LIMITS}`,
     const repetitionPenalty = numberOption(values['repetition-penalty'], 'repetition-penalty', 1, 1e-6, 1e6);
     const lengthPenalty = numberOption(values['length-penalty'], 'length-penalty', 1, -1e6, 1e6);
     const image = positionals[0]!;
-    readBlipFolder(values.captioner); // fails fast, before the backend starts
     const rgb = await readImage(image);
-    const backend = await initBackend(backendChoice);
     const started = Date.now();
-    const captioner = BlipCaptioner.load(values.captioner);
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
+    const captioner = await Pix2PixZero.loadCaptioner({ captioner: values.captioner, ...backendChoice });
     progress.start('caption');
     try {
-      const result = await captioner.captionImage(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty, onProgress: progress.onProgress });
+      const result = await captioner.caption(rgb, { prompt: values.prompt, numBeams, maxNewTokens, minLength, repetitionPenalty, lengthPenalty, onProgress: progress.onProgress });
       progress.close();
       if (values.json) {
-        io.out(JSON.stringify({ caption: result.caption, ids: result.ids, image, backend: backend.name, seconds: (Date.now() - started) / 1000 }, null, 2));
+        io.out(JSON.stringify({ caption: result.caption, ids: result.ids, image, backend: captioner.backend.name, seconds: (Date.now() - started) / 1000 }, null, 2));
       } else {
         io.out(result.caption);
       }
@@ -70,4 +62,4 @@ ${IMAGE_LIMITS}`,
       captioner.dispose();
     }
   },
-};
+});

@@ -19,14 +19,14 @@ export interface CliIO {
   readonly isTTY: boolean;
 }
 
-/** A sub-command of `pix2pix-zero`. */
+/** A sub-command of `pix2pix-zero` (made with `defineCommand` of run-command.ts, which writes the shared part). */
 export interface Command {
   readonly name: string;
   /** One line for the command list. */
   readonly summary: string;
   /** The full usage text (`pix2pix-zero <name> --help`). */
   readonly usage: string;
-  /** Runs the command; resolves to the process exit code. */
+  /** Runs the command; resolves to the process exit code (a command made by `defineCommand` never rejects). */
   run(argv: string[], io: CliIO): Promise<number>;
 }
 

@@ -13,12 +13,12 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { removeOwnStaging } from '../io/convert-staging.js';
-import { DEFAULT_SHARD_BYTES } from '../io/tfjs-weights.js';
+import { DEFAULT_SHARD_BYTES } from '../io/tfjs-weights/writer.js';
 import { type ConvertOptions, type ConvertReport } from '../models/convert-folder.js';
 import type { ProgressEvent } from '../progress.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption, parseCommandLine } from './command.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError, numberOption } from './command.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 
 export { convertModelFolder, type ConvertOptions, type ConvertReport, type ConvertedComponent } from '../models/convert-folder.js';
 
@@ -84,7 +84,8 @@ function convertInWorker(job: ConvertJob, onProgress: (event: ProgressEvent) => 
 const MiB = 1024 * 1024;
 const fmtBytes = (n: number): string => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
 
-export const convertCommand: Command = {
+/** `pix2pix-zero convert`. */
+export const convertCommand: Command = defineCommand({
   name: 'convert',
   summary: 'convert a single-file SD checkpoint to a diffusers folder, or a model folder to TensorFlow.js weights',
   usage: `Usage: pix2pix-zero convert <checkpoint.safetensors> <out folder> [--prediction-type epsilon|v_prediction]
@@ -114,21 +115,17 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
   --force     replace <out> if it exists and is not empty
   --json      print a machine-readable summary on stdout
   --quiet     no progress bar on stderr`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...COMMON_OPTIONS,
-      dtype: { type: 'string' },
-      'shard-mb': { type: 'string' },
-      'prediction-type': { type: 'string' },
-      'extract-ema': { type: 'boolean', default: false },
-      config: { type: 'string' },
-      force: { type: 'boolean', default: false },
-      quiet: { type: 'boolean', short: 'q', default: false },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...COMMON_OPTIONS,
+    dtype: { type: 'string' },
+    'shard-mb': { type: 'string' },
+    'prediction-type': { type: 'string' },
+    'extract-ema': { type: 'boolean', default: false },
+    config: { type: 'string' },
+    force: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', short: 'q', default: false },
+  },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length !== 2) {
       throw new UsageError(`convert takes a model folder or checkpoint and an output folder (got ${positionals.length} argument${positionals.length === 1 ? '' : 's'})`);
     }
@@ -146,7 +143,6 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     const checkpointOnly = (['prediction-type', 'extract-ema', 'config'] as const).find((k) => values[k] !== undefined && values[k] !== false);
     if (!isFile && checkpointOnly !== undefined) throw new UsageError(`--${checkpointOnly} applies to single-file checkpoints, and ${source} is not a file`);
     preflightOutputs([{ option: 'the output folder', path: out, kind: 'folder' }]);
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     const t0 = performance.now();
     let report: ConvertReport;
     try {
@@ -178,4 +174,4 @@ loads wherever the original does (--model, --captioner, inspect). Tensor names a
     );
     return EXIT.ok;
   },
-};
+});

@@ -3,29 +3,16 @@
  * (`embeddings`: [n, 77, d], or their mean [1, 77, d] with `--mean`).
  */
 import * as path from 'node:path';
-import { initBackend } from '../backend.js';
-import { ClipTextEmbedder } from '../editing/text-embedder.js';
+import { readSentenceFile } from '../editing/sentences.js';
 import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { readTextFile } from '../io/text-file.js';
-import { ClipTextEncoder, readClipTextFolder } from '../models/clip-text/text-encoder.js';
-import { defaultModel } from '../paths.js';
-import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, parseCommandLine } from './command.js';
+import { Pix2PixZero } from '../pix2pix-zero.js';
+import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption } from './command.js';
 import { preflightOutputs } from './outputs.js';
-import { ProgressReporter } from './progress.js';
+import { defineCommand } from './run-command.js';
 
-/** Reads a sentence file: one sentence a line; blank lines and lines starting with `#` are skipped. */
-export function readSentenceLines(file: string): string[] {
-  const lines = readTextFile(file, '')
-    .replace(/^\ufeff/, '')
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !l.startsWith('#'));
-  if (lines.length === 0) throw new Error(`${file} has no sentences (expected one sentence a line)`);
-  return lines;
-}
-
-export const embedCommand: Command = {
+/** `pix2pix-zero embed`. */
+export const embedCommand: Command = defineCommand({
   name: 'embed',
   summary: 'encode prompts or a sentence file with the model\'s CLIP text encoder (to safetensors)',
   usage: `Usage: pix2pix-zero embed [--model <folder>] [--variant fp16] (--text "..." [--text "..."] | --file sentences.txt)
@@ -37,7 +24,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   --variant     read the text encoder's variant weights, as diffusers' variant= (fp16: model.fp16.safetensors);
                 a folder with only variant weights is read without it (said on stderr)
   --text        a prompt (repeat for several)
-  --file        a text file, one sentence a line (blank lines and lines starting with # are skipped)
+  --file        a sentence file: one sentence a line, trimmed; blank lines and lines starting with # are skipped
   --out         the safetensors file to write
   --mean        write the mean embedding instead of one per text
   --batch-size  texts per forward pass (default 16)
@@ -45,23 +32,19 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
   ${BACKEND_HELP}
   --json        print a machine-readable summary on stdout
   --quiet, -q   no progress bar on stderr`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...COMMON_OPTIONS,
-      model: { type: 'string' },
-      variant: { type: 'string' },
-      text: { type: 'string', multiple: true },
-      file: { type: 'string' },
-      out: { type: 'string' },
-      mean: { type: 'boolean', default: false },
-      'batch-size': { type: 'string' },
-      'clip-skip': { type: 'string' },
-      quiet: { type: 'boolean', short: 'q', default: false },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...COMMON_OPTIONS,
+    model: { type: 'string' },
+    variant: { type: 'string' },
+    text: { type: 'string', multiple: true },
+    file: { type: 'string' },
+    out: { type: 'string' },
+    mean: { type: 'boolean', default: false },
+    'batch-size': { type: 'string' },
+    'clip-skip': { type: 'string' },
+    quiet: { type: 'boolean', short: 'q', default: false },
+  },
+  async run({ values, positionals, io, progress }) {
     if (positionals.length > 0) throw new UsageError(`embed takes no positional arguments (got '${positionals[0]}'); pass texts with --text`);
     const texts = values.text ?? [];
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
@@ -73,20 +56,14 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     const out = values.out;
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
-    const sentences = values.file !== undefined ? readSentenceLines(values.file) : texts;
-    const modelDir = values.model ?? defaultModel();
-    const folder = readClipTextFolder(modelDir, { variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`) }); // fails fast, before the backend starts
-    const backend = await initBackend(backendChoice);
-    const encoder = ClipTextEncoder.load(folder);
+    const sentences = values.file !== undefined ? readSentenceFile(values.file) : texts;
+    const embedder = await Pix2PixZero.loadTextEmbedder({ model: values.model, variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`), ...backendChoice });
     const started = Date.now();
-    const progress = new ProgressReporter(io, io.isTTY && !values.quiet && !values.json);
     try {
-      const layers = encoder.model.config.numHiddenLayers;
+      const layers = embedder.numHiddenLayers;
       if (clipSkip > layers) throw new UsageError(`--clip-skip ${clipSkip} is more than the text encoder's ${layers} layers`);
-      const embedder = new ClipTextEmbedder(encoder, { batchSize, clipSkip });
       progress.start('embed');
-      const onProgress = progress.onProgress;
-      const result = values.mean ? await embedder.meanEmbedding(sentences, { onProgress }) : await embedder.embed(sentences, { onProgress });
+      const result = await embedder.embed(sentences, { mean: values.mean, batchSize, clipSkip, onProgress: progress.onProgress });
       const shape = [...result.shape];
       try {
         const data = result.dataSync() as Float32Array;
@@ -95,7 +72,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
           out,
           { embeddings: { dtype: 'F32', shape, data } },
           {
-            model: path.resolve(modelDir),
+            model: path.resolve(embedder.folder.dir),
             texts: String(sentences.length),
             mean: String(values.mean),
             clip_skip: String(clipSkip),
@@ -105,12 +82,12 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
         result.dispose();
       }
       progress.finish();
-      const summary = { out, shape, texts: sentences.length, mean: values.mean, clipSkip, backend: backend.name, seconds: (Date.now() - started) / 1000 };
+      const summary = { out, shape, texts: sentences.length, mean: values.mean, clipSkip, backend: embedder.backend.name, seconds: (Date.now() - started) / 1000 };
       io.out(values.json ? JSON.stringify(summary, null, 2) : `wrote ${out}: embeddings [${shape.join(', ')}] from ${sentences.length} text${sentences.length === 1 ? '' : 's'}${values.mean ? ' (mean)' : ''}`);
       return EXIT.ok;
     } finally {
       progress.close();
-      encoder.dispose();
+      embedder.dispose();
     }
   },
-};
+});

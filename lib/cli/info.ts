@@ -2,9 +2,11 @@
 import { initBackend } from '../backend.js';
 import { defaultModel, packageVersion } from '../paths.js';
 import { inspectPath } from './inspect.js';
-import { BACKEND_HELP, BACKEND_SYNOPSIS, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, parseCommandLine } from './command.js';
+import { BACKEND_HELP, BACKEND_SYNOPSIS, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption } from './command.js';
+import { defineCommand } from './run-command.js';
 
-export const infoCommand: Command = {
+/** `pix2pix-zero info`. */
+export const infoCommand: Command = defineCommand({
   name: 'info',
   summary: 'show the version, the active backend (its version and threads) and a summary of a model',
   usage: `Usage: pix2pix-zero info [--model <folder>] [${BACKEND_SYNOPSIS}] [--json] [--debug]
@@ -13,12 +15,8 @@ export const infoCommand: Command = {
   ${BACKEND_HELP}
   --json     machine-readable output on stdout
   --debug    let native TensorFlow's own start-up log lines through`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { ...COMMON_OPTIONS, model: { type: 'string' } });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: { ...COMMON_OPTIONS, model: { type: 'string' } },
+  async run({ values, positionals, io }) {
     if (positionals.length > 0) throw new UsageError(`info takes no positional arguments (got '${positionals[0]}')`);
     const backend = await initBackend(backendOption(values.backend, values.debug));
     const model = inspectPath(values.model ?? defaultModel());
@@ -48,4 +46,4 @@ export const infoCommand: Command = {
     io.out(lines.join('\n'));
     return EXIT.ok;
   },
-};
+});

@@ -2,10 +2,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsHeader } from '../io/safetensors.js';
-import { detectFolderKind, findWeights, readBlipFolder, readComponentFolder, readStableDiffusionFolder } from '../io/model-folder.js';
+import { type ComponentFolder, detectFolderKind, findWeights, openWeights, readBlipFolder, readComponentFolder, readStableDiffusionFolder } from '../io/model-folder.js';
 import type { JsonObject } from '../io/json.js';
-import { openWeights } from '../io/model-folder.js';
-import { COMMON_OPTIONS, type Command, EXIT, UsageError, parseCommandLine } from './command.js';
+import { COMMON_OPTIONS, type Command, EXIT, UsageError } from './command.js';
+import { defineCommand } from './run-command.js';
 
 interface TensorRow {
   name: string;
@@ -70,37 +70,37 @@ export function inspectPath(target: string): { kind: string; path: string; compo
     };
   }
   const kind = detectFolderKind(target);
+  return { kind, path: target, components: folderComponents(target, kind) };
+}
+
+/** The report of a component folder as `readComponentFolder` and its kin read it. */
+function ofFolder(name: string, c: ComponentFolder): ComponentReport {
+  return component(name, c.dir, c.config, c.weightsPath);
+}
+
+/** The components of a model folder of `kind`. */
+function folderComponents(target: string, kind: ReturnType<typeof detectFolderKind>): ComponentReport[] {
   switch (kind) {
     case 'stable-diffusion': {
       const sd = readStableDiffusionFolder(target);
-      return {
-        kind,
-        path: target,
-        components: [
-          component('unet', sd.unet.dir, sd.unet.config, sd.unet.weightsPath),
-          component('vae', sd.vae.dir, sd.vae.config, sd.vae.weightsPath),
-          component('text_encoder', sd.textEncoder.dir, sd.textEncoder.config, sd.textEncoder.weightsPath),
-          component('tokenizer', sd.tokenizer.dir, sd.tokenizer.config),
-          component('scheduler', path.join(target, 'scheduler'), sd.schedulerConfig),
-        ],
-      };
+      return [
+        ofFolder('unet', sd.unet),
+        ofFolder('vae', sd.vae),
+        ofFolder('text_encoder', sd.textEncoder),
+        component('tokenizer', sd.tokenizer.dir, sd.tokenizer.config),
+        component('scheduler', path.join(target, 'scheduler'), sd.schedulerConfig),
+      ];
     }
     case 'blip': {
       const blip = readBlipFolder(target);
-      return {
-        kind,
-        path: target,
-        components: [
-          component('model', blip.model.dir, blip.model.config, blip.model.weightsPath),
-          component('image_processor', blip.dir, blip.preprocessorConfig),
-          component('tokenizer', blip.tokenizer.dir, blip.tokenizer.config),
-        ],
-      };
+      return [
+        ofFolder('model', blip.model),
+        component('image_processor', blip.dir, blip.preprocessorConfig),
+        component('tokenizer', blip.tokenizer.dir, blip.tokenizer.config),
+      ];
     }
-    case 'component': {
-      const c = readComponentFolder(target, 'model');
-      return { kind, path: target, components: [component(path.basename(target), c.dir, c.config, c.weightsPath)] };
-    }
+    case 'component':
+      return [ofFolder(path.basename(target), readComponentFolder(target, 'model'))];
     default:
       findWeights(target, 'model'); // throws the explanatory error
       throw new Error(`${target} is not a model folder (no model_index.json or config.json)`);
@@ -109,7 +109,8 @@ export function inspectPath(target: string): { kind: string; path: string; compo
 
 const fmtShape = (s: number[]): string => `[${s.join(', ')}]`;
 
-export const inspectCommand: Command = {
+/** `pix2pix-zero inspect`. */
+export const inspectCommand: Command = defineCommand({
   name: 'inspect',
   summary: 'list the tensors of a safetensors file, or the components and configs of a model folder',
   usage: `Usage: pix2pix-zero inspect <file.safetensors | model folder> [--json] [--config] [--debug]
@@ -118,12 +119,8 @@ Prints every tensor's name, dtype and shape. For a folder (a Stable Diffusion pi
 single diffusers/transformers component) prints each component, its class, parameter count and tensors.
   --config   also print each component's config
   --json     machine-readable output on stdout`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, { ...COMMON_OPTIONS, config: { type: 'boolean', default: false } });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: { ...COMMON_OPTIONS, config: { type: 'boolean', default: false } },
+  async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw new UsageError('inspect takes exactly one path');
     const report = inspectPath(positionals[0]!);
     if (values.json) {
@@ -145,4 +142,4 @@ single diffusers/transformers component) prints each component, its class, param
     io.out(lines.join('\n'));
     return EXIT.ok;
   },
-};
+});

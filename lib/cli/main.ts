@@ -1,14 +1,16 @@
 /**
  * The `pix2pix-zero` program: dispatches to one command per file. Errors print as one line on stderr (with the
- * stack only under `--debug`); exit codes: 0 success, 1 failure, 2 bad command line.
+ * stack only under `--debug`; see run-command.ts); exit codes: 0 success, 1 failure, 2 bad command line.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { packageVersion } from '../paths.js';
-import { type CliIO, type Command, EXIT, UsageError } from './command.js';
+import { type CliIO, type Command, EXIT } from './command.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { embedCommand } from './embed.js';
-import { directionCommand, editCommand, invertCommand } from './edit.js';
+import { editCommand } from './edit.js';
+import { invertCommand } from './invert.js';
+import { directionCommand } from './direction.js';
 import { captionCommand } from './caption.js';
 import { convertCommand } from './convert.js';
 import { sentencesCommand } from './sentences.js';
@@ -54,16 +56,5 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     io.err(`pix2pix-zero: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(', ')}`);
     return EXIT.usage;
   }
-  try {
-    return await command.run(rest, io);
-  } catch (err) {
-    const debug = rest.includes('--debug');
-    const msg = err instanceof Error ? err.message : String(err);
-    if (err instanceof UsageError) {
-      io.err(`pix2pix-zero ${name}: ${msg}\nRun 'pix2pix-zero ${name} --help' for usage.`);
-      return EXIT.usage;
-    }
-    io.err(`pix2pix-zero ${name}: ${debug ? (err instanceof Error ? (err.stack ?? msg) : msg) : msg.split('\n').join(' | ')}`);
-    return EXIT.failure;
-  }
+  return command.run(rest, io);
 }

@@ -5,9 +5,11 @@
  */
 import { DEFAULT_GENERATED_SENTENCES, MAX_GENERATED_SENTENCES, generateSentences } from '../editing/sentence-generator.js';
 import { builtinConcepts, builtinSentences } from '../editing/sentences.js';
-import { type Command, EXIT, UsageError, intOption, parseCommandLine } from './command.js';
+import { type Command, EXIT, UsageError, intOption } from './command.js';
+import { defineCommand } from './run-command.js';
 
-export const sentencesCommand: Command = {
+/** `pix2pix-zero sentences`. */
+export const sentencesCommand: Command = defineCommand({
   name: 'sentences',
   summary: 'print sentences about a concept (generated from templates, or the built-in bank), one a line',
   usage: `Usage: pix2pix-zero sentences <concept> [--count ${DEFAULT_GENERATED_SENTENCES}] [--seed 0] [--builtin] [--json]
@@ -20,19 +22,15 @@ export const sentencesCommand: Command = {
   --json     a JSON array instead of one sentence a line
 
 Save the output, edit it, and give it to edit/direction with --source-sentences / --target-sentences.`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      help: { type: 'boolean', short: 'h', default: false },
-      debug: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      count: { type: 'string' },
-      seed: { type: 'string' },
-      builtin: { type: 'boolean', default: false },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    help: { type: 'boolean', short: 'h', default: false },
+    debug: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    count: { type: 'string' },
+    seed: { type: 'string' },
+    builtin: { type: 'boolean', default: false },
+  },
+  async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw new UsageError(`sentences takes one concept (got ${positionals.length} arguments; quote a phrase: "red car")`);
     if (values.builtin && (values.count !== undefined || values.seed !== undefined)) throw new UsageError('--builtin prints the shipped bank as it is: give it without --count and --seed');
     const concept = positionals[0]!;
@@ -51,4 +49,4 @@ Save the output, edit it, and give it to edit/direction with --source-sentences 
     io.out(values.json ? JSON.stringify(sentences, null, 2) : sentences.join('\n'));
     return EXIT.ok;
   },
-};
+});

@@ -9,8 +9,9 @@ import type { JobBackend } from '../service/jobs.js';
 import { LocalJobs } from '../service/local-jobs.js';
 import { QueueJobs } from '../service/queue-jobs.js';
 import { DEFAULT_RESULT_TTL_SECONDS, checkRedisUrl, probeRedis } from '../service/queue-names.js';
-import { type Command, EXIT, UsageError, intOption, numberOption, parseCommandLine } from './command.js';
-import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
+import { type Command, EXIT, UsageError, intOption, numberOption } from './command.js';
+import { MODEL_OPTIONS, load, refuseModelConflicts } from './model-options.js';
+import { defineCommand } from './run-command.js';
 import { redactUrl, untilStopSignal } from './service-process.js';
 
 /** The seconds a command waits for a connection to Redis at start. */
@@ -38,7 +39,8 @@ export function resultTtl(value: string | undefined): number {
   return intOption(value, 'result-ttl', DEFAULT_RESULT_TTL_SECONDS, 1, 30 * 24 * 3600);
 }
 
-export const serveCommand: Command = {
+/** `pix2pix-zero serve`. */
+export const serveCommand: Command = defineCommand({
   name: 'serve',
   summary: 'serve edits over HTTP with a web page (jobs run here, or on workers with --queue)',
   usage: `Usage: pix2pix-zero serve [--host 127.0.0.1] [--port 7860] [--model d] [--captioner d | --no-captioner]
@@ -52,20 +54,16 @@ export const serveCommand: Command = {
   --result-ttl s   with --queue: how long finished jobs and their images stay in Redis (default 86400)
 Model options (without --queue): --model --captioner --no-captioner --cache-dir --no-cache --backend --debug
 The API and the page: docs/service.md.`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...MODEL_OPTIONS,
-      host: { type: 'string' },
-      port: { type: 'string' },
-      queue: { type: 'string' },
-      'max-queued': { type: 'string' },
-      'max-upload': { type: 'string' },
-      'result-ttl': { type: 'string' },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...MODEL_OPTIONS,
+    host: { type: 'string' },
+    port: { type: 'string' },
+    queue: { type: 'string' },
+    'max-queued': { type: 'string' },
+    'max-upload': { type: 'string' },
+    'result-ttl': { type: 'string' },
+  },
+  async run({ values, positionals, io }) {
     if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got '${positionals[0]}')`);
     refuseModelConflicts(values);
     const host = values.host ?? '127.0.0.1';
@@ -105,4 +103,4 @@ The API and the page: docs/service.md.`,
       runner?.dispose();
     }
   },
-};
+});

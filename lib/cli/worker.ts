@@ -5,15 +5,17 @@
  */
 import { EditRunner } from '../service/edit-runner.js';
 import { startQueueWorker } from '../service/queue-worker.js';
-import { type Command, EXIT, UsageError, intOption, parseCommandLine } from './command.js';
-import { MODEL_OPTIONS, load, refuseModelConflicts } from './edit.js';
+import { type Command, EXIT, UsageError, intOption } from './command.js';
+import { MODEL_OPTIONS, load, refuseModelConflicts } from './model-options.js';
 import { queueUrl, reachRedis, resultTtl } from './serve.js';
+import { defineCommand } from './run-command.js';
 import { redactUrl, untilStopSignal } from './service-process.js';
 
 /** The default `--lock-duration`: above the longest step of a full-size edit on a CPU (renewals wait for a step). */
 const DEFAULT_LOCK_MS = 300_000;
 
-export const workerCommand: Command = {
+/** `pix2pix-zero worker`. */
+export const workerCommand: Command = defineCommand({
   name: 'worker',
   summary: "run the edits that 'serve --queue' queues (BullMQ on Redis), on this machine's model",
   usage: `Usage: pix2pix-zero worker --queue redis://host:port [--model d] [--captioner d | --no-captioner]
@@ -27,18 +29,14 @@ export const workerCommand: Command = {
   --result-ttl s      how long the images stay in Redis (default 86400)
 SIGTERM or Ctrl-C: stop taking jobs and finish the running one (a second signal stops at once).
 See docs/service.md.`,
-  async run(argv, io) {
-    const { values, positionals } = parseCommandLine(argv, {
-      ...MODEL_OPTIONS,
-      queue: { type: 'string' },
-      concurrency: { type: 'string' },
-      'lock-duration': { type: 'string' },
-      'result-ttl': { type: 'string' },
-    });
-    if (values.help) {
-      io.out(this.usage);
-      return EXIT.ok;
-    }
+  options: {
+    ...MODEL_OPTIONS,
+    queue: { type: 'string' },
+    concurrency: { type: 'string' },
+    'lock-duration': { type: 'string' },
+    'result-ttl': { type: 'string' },
+  },
+  async run({ values, positionals, io }) {
     if (positionals.length > 0) throw new UsageError(`worker takes no positional arguments (got '${positionals[0]}')`);
     const queue = queueUrl(values.queue);
     if (queue === undefined) throw new UsageError('--queue redis://host:port is required');
@@ -61,4 +59,4 @@ See docs/service.md.`,
       runner.dispose();
     }
   },
-};
+});

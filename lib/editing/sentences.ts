@@ -11,7 +11,16 @@ import { SENTENCE_BANKS } from '../paths.js';
 /** The most sentences read from one file or bank. */
 export const MAX_SENTENCES = 100_000;
 
-/** Parses sentence text: one a line; blank lines and lines starting with `#` are skipped. */
+/**
+ * Parses sentence text by the one rule of sentence files (user files, the built-in banks, a chat endpoint's
+ * answer):
+ * - one sentence a line; lines end at `\n` or `\r\n`;
+ * - each line is trimmed of white space at both ends (JavaScript's `trim()`: Unicode white space, and so a
+ *   leading byte-order mark too); white space inside a line is kept as it is;
+ * - a line that is then empty is skipped, and so is a line that then starts with `#` (a comment); a `#` later in
+ *   a line is part of the sentence;
+ * - every other line is one sentence, in file order; repeats are kept.
+ */
 export function parseSentences(text: string): string[] {
   return text
     .split(/\r?\n/)
@@ -19,7 +28,12 @@ export function parseSentences(text: string): string[] {
     .filter((l) => l.length > 0 && !l.startsWith('#'));
 }
 
-/** Reads a sentence file; an unreadable or empty file is an error naming it. */
+/**
+ * Reads a sentence file by the rule of {@link parseSentences}: a regular UTF-8 file of at most `MAX_TEXT_BYTES`
+ * (64 MiB) holding at least one and at most {@link MAX_SENTENCES} sentences. What `--source-sentences`,
+ * `--target-sentences` and `embed --file` read.
+ * @throws Error naming the file when it cannot be read, has no sentences or too many.
+ */
 export function readSentenceFile(file: string): string[] {
   const sentences = parseSentences(readTextFile(file, 'sentence file'));
   if (sentences.length === 0) throw new Error(`sentence file ${file} has no sentences (one per line expected)`);

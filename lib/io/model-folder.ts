@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type JsonObject, isJsonObject, readJsonObject } from './json.js';
 import { SafetensorsWeights, ShardedSafetensorsWeights, type WeightSource } from './weights.js';
-import { MODEL_JSON, TfjsWeights, readTfjsModelJson } from './tfjs-weights.js';
+import { MODEL_JSON, readTfjsModelJson } from './tfjs-weights/manifest.js';
+import { TfjsWeights } from './tfjs-weights/reader.js';
 
 /** Weight file stems, in the order they are looked for: diffusers first, then transformers. */
 const WEIGHT_STEMS = ['diffusion_pytorch_model', 'model'];

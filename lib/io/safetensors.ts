@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { DTYPE_SIZE, type SafetensorsDType, decodeElements, floatToBFloat16Bits, floatsToHalfBits, isDType } from './dtypes.js';
 import { ensureDir } from './folders.js';
 import { readExactly } from './shard-files.js';
+import { WeightsFileError } from './weights-file-error.js';
 
 /** The largest header this reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -35,15 +36,8 @@ export interface TensorData {
 }
 
 /** An error in a safetensors file: the message names the file and, where there is one, the tensor. */
-export class SafetensorsError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-    readonly tensor?: string,
-  ) {
-    super(`${file}: ${tensor !== undefined ? `tensor '${tensor}': ` : ''}${message}`);
-    this.name = 'SafetensorsError';
-  }
+export class SafetensorsError extends WeightsFileError {
+  override name = 'SafetensorsError';
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -9,7 +9,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { TokenizerFiles } from '../io/model-folder.js';
 import { type JsonObject, isJsonObject, readJsonObject } from '../io/json.js';
 import { readTextFile } from '../io/text-file.js';
-import { parseSpecialToken } from './common.js';
+import { addedTokenJson, parseSpecialToken, withoutFinalSigma } from './common.js';
 
 /** BertTokenizer's defaults for the special tokens the folder's config does not name. */
 const DEFAULTS = { unk: '[UNK]', sep: '[SEP]', pad: '[PAD]', cls: '[CLS]', mask: '[MASK]' } as const;
@@ -43,8 +43,7 @@ export function bertTokenizerJson(vocab: Map<string, number>, config: JsonObject
   let nextId = Math.max(...vocab.values()) + 1;
   for (const t of extra) if (!vocab.has(t)) vocab.set(t, nextId++);
   const added = [...new Set([special.pad, special.unk, special.cls, special.sep, special.mask, ...extra])].map((content) => {
-    const id = vocab.get(content)!;
-    return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+    return addedTokenJson(vocab.get(content)!, parseSpecialToken(content)!);
   });
   return {
     version: '1.0',
@@ -121,9 +120,8 @@ export class BertTokenizer {
 
   /** The ids of `text`, with `[CLS]` and `[SEP]` unless `addSpecialTokens` is false. */
   encode(text: string, addSpecialTokens = true): number[] {
-    // The Rust BertNormalizer lowercases character by character, so a capital sigma at a word's end becomes σ;
-    // JavaScript's toLowerCase() would apply Unicode's Final_Sigma rule (ς). Its only context-dependent mapping.
-    if (this.lowercase) text = text.replaceAll('\u03a3', '\u03c3');
+    // The Rust BertNormalizer lowercases character by character, so a capital sigma at a word's end becomes σ.
+    if (this.lowercase) text = withoutFinalSigma(text);
     return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
   }
 

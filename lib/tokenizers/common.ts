@@ -1,6 +1,7 @@
 /**
  * Helpers every tokenizer here shares: reading special tokens and lengths from a transformers tokenizer folder's
- * configs, and fitting an encoding to a fixed length (truncate keeping the special tokens, then pad).
+ * configs, an added token as `tokenizer.json` lists it, lower-casing as the Rust library does, and fitting an
+ * encoding to a fixed length (truncate keeping the special tokens, then pad).
  */
 import type { JsonObject } from '../io/json.js';
 import { isJsonObject } from '../io/json.js';
@@ -29,6 +30,36 @@ export function parseSpecialToken(value: unknown, normalizedDefault = false): Sp
     return { content: value.content, normalized, lstrip: flag('lstrip'), rstrip: flag('rstrip'), singleWord: flag('single_word') };
   }
   return undefined;
+}
+
+/** An entry of a `tokenizer.json`'s `added_tokens`, as the tokenizers built here write them (always special). */
+export type AddedTokenJson = {
+  id: number;
+  content: string;
+  special: boolean;
+  normalized: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  single_word: boolean;
+};
+
+/** `token` with id `id` as an entry of a `tokenizer.json`'s `added_tokens`, a special token. */
+export function addedTokenJson(id: number, token: SpecialToken): AddedTokenJson {
+  return { id, content: token.content, special: true, normalized: token.normalized, lstrip: token.lstrip, rstrip: token.rstrip, single_word: token.singleWord };
+}
+
+/**
+ * `text` with every capital sigma (U+03A3) as a small sigma (U+03C3), as the Rust library's per-character
+ * lower-casing makes it: JavaScript's `toLowerCase()` applies Unicode's Final_Sigma rule (`ς` at a word's end),
+ * its only context-dependent mapping. Apply it before anything that lower-cases with `toLowerCase()`.
+ */
+export function withoutFinalSigma(text: string): string {
+  return text.replaceAll('\u03a3', '\u03c3');
+}
+
+/** Lower-cases per code point, as Rust's `char::to_lowercase` (no final-sigma rule, unlike `toLowerCase`). */
+export function lowercasePerCodePoint(text: string): string {
+  return withoutFinalSigma(text).toLowerCase();
 }
 
 /** transformers' "no limit" `model_max_length` (`VERY_LARGE_INTEGER`) and anything at least this large. */
