@@ -7,31 +7,18 @@ import type { JsonObject } from '../../io/json.js';
 import { isJsonObject } from '../../io/json.js';
 import { ConfigFields } from '../../io/config-fields.js';
 import { activation } from '../layers/activations.js';
+import type { TokenTransformerConfig, TransformerStackConfig } from '../transformer-config.js';
 
 /** The fields of `BlipVisionConfig` that shape the vision encoder. */
-export interface BlipVisionConfig {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
+export interface BlipVisionConfig extends TransformerStackConfig {
   readonly imageSize: number;
   readonly patchSize: number;
   readonly numChannels: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
 }
 
 /** The fields of `BlipTextConfig` that shape the text decoder and its generation. */
-export interface BlipTextConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
+export interface BlipTextConfig extends TokenTransformerConfig {
   readonly encoderHiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly maxPositionEmbeddings: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
   /** The first token of every caption (`[DEC]`). */
   readonly bosTokenId: number;
   /** The token that ends a caption (BLIP generates until `sep_token_id`). */

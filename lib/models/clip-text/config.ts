@@ -5,18 +5,12 @@
 import type { JsonObject } from '../../io/json.js';
 import { ConfigFields, isInteger } from '../../io/config-fields.js';
 import { activation } from '../layers/activations.js';
+import type { TokenTransformerConfig } from '../transformer-config.js';
 
 /** The fields of `CLIPTextConfig` that shape the model. */
-export interface ClipTextConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly maxPositionEmbeddings: number;
+export interface ClipTextConfig extends TokenTransformerConfig {
   /** `quick_gelu` (CLIP ViT-L/14, SD 1.x) or `gelu` (OpenCLIP ViT-H/14, SD 2.x), or another known activation. */
   readonly hiddenAct: string;
-  readonly layerNormEps: number;
   /**
    * The end token for the pooled output. `2` is the value of configs written before transformers PR #24773, and
    * means "the position of the largest id" (the end token has the largest id in CLIP's vocabulary).

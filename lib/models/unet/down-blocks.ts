@@ -9,7 +9,7 @@ import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Downsample2D } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { runLayer } from './recompute.js';
-import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformers } from './transformer-2d.js';
 
 /** What a down block is built from. */
 export interface DownBlockConfig {
@@ -38,14 +38,7 @@ export class DownBlock extends Module {
         new ResnetBlock2D({ inChannels: i === 0 ? cfg.inChannels : cfg.outChannels, outChannels: cfg.outChannels, tembChannels: cfg.tembChannels, groups: cfg.groups, eps: cfg.eps }),
       ),
     );
-    const att = cfg.attention;
-    this.attentions =
-      att === undefined
-        ? []
-        : this.childList(
-            'attentions',
-            Array.from({ length: cfg.numLayers }, () => blockTransformer(cfg.outChannels, att, cfg.groups)),
-          );
+    this.attentions = this.childList('attentions', blockTransformers(cfg.numLayers, cfg.outChannels, cfg.attention, cfg.groups));
     if (cfg.addDownsample) this.downsampler = this.child('downsamplers.0', new Downsample2D(cfg.outChannels, cfg.outChannels, cfg.downsamplePadding));
   }
 

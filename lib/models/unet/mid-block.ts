@@ -4,7 +4,7 @@ import { Module } from '../layers/module.js';
 import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { runLayer } from './recompute.js';
-import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformers } from './transformer-2d.js';
 
 export class UNetMidBlock2DCrossAttn extends Module {
   readonly resnets: ResnetBlock2D[];
@@ -21,10 +21,7 @@ export class UNetMidBlock2DCrossAttn extends Module {
     super();
     const resnet = (): ResnetBlock2D => new ResnetBlock2D({ inChannels: channels, outChannels: channels, tembChannels, groups, eps });
     this.resnets = this.childList('resnets', Array.from({ length: numLayers + 1 }, resnet));
-    this.attentions = this.childList(
-      'attentions',
-      Array.from({ length: numLayers }, () => blockTransformer(channels, attention, groups)),
-    );
+    this.attentions = this.childList('attentions', blockTransformers(numLayers, channels, attention, groups));
   }
 
   forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {

@@ -72,3 +72,8 @@ export function blockTransformer(channels: number, att: BlockAttention, groups: 
     useLinearProjection: att.useLinearProjection,
   });
 }
+
+/** A block's `attentions`: one {@link blockTransformer} per layer, or none for a block without cross-attention. */
+export function blockTransformers(numLayers: number, channels: number, att: BlockAttention | undefined, groups: number): Transformer2DModel[] {
+  return att === undefined ? [] : Array.from({ length: numLayers }, () => blockTransformer(channels, att, groups));
+}

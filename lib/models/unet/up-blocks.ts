@@ -9,7 +9,7 @@ import { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import { Upsample2D, upsampleNearest2x } from '../layers/sampling.js';
 import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { runLayer } from './recompute.js';
-import { type BlockAttention, Transformer2DModel, blockTransformer } from './transformer-2d.js';
+import { type BlockAttention, Transformer2DModel, blockTransformers } from './transformer-2d.js';
 
 export interface UpBlockConfig {
   /** Channels of the skip state the last layer takes (the matching down block's input). */
@@ -40,14 +40,7 @@ export class UpBlock extends Module {
         return new ResnetBlock2D({ inChannels: input + skip, outChannels: cfg.outChannels, tembChannels: cfg.tembChannels, groups: cfg.groups, eps: cfg.eps });
       }),
     );
-    const att = cfg.attention;
-    this.attentions =
-      att === undefined
-        ? []
-        : this.childList(
-            'attentions',
-            Array.from({ length: cfg.numLayers }, () => blockTransformer(cfg.outChannels, att, cfg.groups)),
-          );
+    this.attentions = this.childList('attentions', blockTransformers(cfg.numLayers, cfg.outChannels, cfg.attention, cfg.groups));
     if (cfg.addUpsample) this.upsampler = this.child('upsamplers.0', new Upsample2D(cfg.outChannels, cfg.outChannels));
   }
 
