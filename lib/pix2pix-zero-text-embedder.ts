@@ -3,16 +3,28 @@
  * Diffusion pipeline folder on the chosen backend, without the UNet and the VAE (what `pix2pix-zero embed` runs).
  * Load it with `Pix2PixZero.loadTextEmbedder`.
  */
+import * as fs from 'node:fs';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, type BackendInfo, initBackend } from './backend.js';
+import { defaultCacheDir } from './editing/direction-discovery.js';
 import { ClipTextEmbedder, type EmbedOptions } from './editing/text-embedder.js';
+import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoint/cache.js';
+import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
 import { type ClipTextFolder, ClipTextEncoder, readClipTextFolder } from './models/clip-text/text-encoder.js';
 import { defaultModel } from './paths.js';
 
 /** Options of `Pix2PixZero.loadTextEmbedder`. */
 export interface Pix2PixZeroTextEmbedderLoadOptions {
-  /** A diffusers Stable Diffusion pipeline folder; only its `text_encoder/` and `tokenizer/` are read. Default: the shipped model. */
+  /**
+   * A diffusers Stable Diffusion pipeline folder (only its `text_encoder/` and `tokenizer/` are read), or a
+   * single-file SD 1.x/2.x checkpoint, converted as `Pix2PixZero.load` converts it (once, into `cacheDir`).
+   * Default: the shipped model.
+   */
   model?: string;
+  /** How a single-file checkpoint given as `model` is converted (as `Pix2PixZero.load`'s option). */
+  checkpoint?: CheckpointModelOptions;
+  /** Where a single-file checkpoint's conversion is cached (default as `Pix2PixZero.load`'s); `false`: a temporary folder. */
+  cacheDir?: string | false;
   /** The text encoder's weights variant, as diffusers' `variant=` (default: the plain weights, else the only variant, said through `onNotice`). */
   variant?: string;
   /** Told what was decided for the caller (a folder read in its only variant). */
@@ -47,9 +59,18 @@ export class Pix2PixZeroTextEmbedder {
    * the backend and loads the tokenizer and text encoder. `Pix2PixZero.loadTextEmbedder` is the same.
    */
   static async load(options: Pix2PixZeroTextEmbedderLoadOptions = {}): Promise<Pix2PixZeroTextEmbedder> {
-    const folder = readClipTextFolder(options.model ?? defaultModel(), { variant: options.variant, onNotice: options.onNotice });
-    const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
-    return new Pix2PixZeroTextEmbedder(folder, backend, ClipTextEncoder.fromFolder(folder));
+    const model = options.model ?? defaultModel();
+    const converted = isSingleFileCheckpoint(model)
+      ? checkpointFolder(model, options.cacheDir ?? defaultCacheDir(), { ...options.checkpoint, onNotice: options.onNotice })
+      : undefined;
+    try {
+      const folder = readClipTextFolder(converted?.dir ?? model, { variant: options.variant, onNotice: options.onNotice });
+      const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
+      return new Pix2PixZeroTextEmbedder(folder, backend, ClipTextEncoder.fromFolder(folder));
+    } finally {
+      // A conversion made without a cache is only needed until the weights are read.
+      if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
+    }
   }
 
   /** The text encoder's layers (the most `clipSkip` may skip). */

@@ -344,4 +344,21 @@ describe('single-file checkpoints', function () {
     p3.dispose();
     expect(tf.memory().numTensors).to.equal(start);
   });
+
+  it("gives embed's text encoder from the checkpoint the same embeddings as the pipeline folder's", async function () {
+    const cacheDir = path.join(dir, 'cache-embed');
+    const texts = ['a photo of a cat', 'an oil painting of a red car'];
+    const start = tf.memory().numTensors;
+    const fromFile = await Pix2PixZero.loadTextEmbedder({ model: SD1_CKPT, checkpoint: { config: TINY_SD }, cacheDir });
+    const fromFolder = await Pix2PixZero.loadTextEmbedder({ model: TINY_SD });
+    const [a, b] = [await fromFile.embed(texts), await fromFolder.embed(texts)];
+    expect(a.shape).to.deep.equal(b.shape);
+    // The same weights (the conversion is exact), so the same float32 embeddings, bit for bit.
+    expect(Array.from(await a.data())).to.deep.equal(Array.from(await b.data()));
+    tf.dispose([a, b]);
+    fromFile.dispose();
+    fromFolder.dispose();
+    expect(fs.existsSync(path.join(cacheDir, 'checkpoints', checkpointKey(SD1_CKPT, { config: TINY_SD }), 'model_index.json'))).to.equal(true);
+    expect(tf.memory().numTensors).to.equal(start);
+  });
 });

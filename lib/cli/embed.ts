@@ -7,7 +7,7 @@ import { readSentenceFile } from '../editing/sentences.js';
 import { assertFiniteValues } from '../io/finite.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { Pix2PixZero } from '../pix2pix-zero.js';
-import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption } from './command.js';
+import { BACKEND_HELP, COMMON_OPTIONS, type Command, EXIT, UsageError, backendOption, intOption, refuseTogether } from './command.js';
 import { preflightOutputs } from './outputs.js';
 import { defineCommand } from './run-command.js';
 
@@ -15,17 +15,21 @@ import { defineCommand } from './run-command.js';
 export const embedCommand: Command = defineCommand({
   name: 'embed',
   summary: 'encode prompts or a sentence file with the model\'s CLIP text encoder (to safetensors)',
-  usage: `Usage: pix2pix-zero embed [--model <folder>] [--variant fp16] (--text "..." [--text "..."] | --file sentences.txt)
-                          --out out.safetensors [--mean] [--batch-size N] [--clip-skip N] [--json] [--quiet]
+  usage: `Usage: pix2pix-zero embed [--model <folder | checkpoint.safetensors>] [--variant fp16] (--text "..." [--text "..."] | --file sentences.txt)
+                          --out out.safetensors [--mean] [--batch-size N] [--clip-skip N] [--cache-dir d | --no-cache]
+                          [--json] [--quiet]
 
 Writes the text encoder's last_hidden_state for each text as the tensor 'embeddings' ([n, 77, d] float32),
 or with --mean their mean ([1, 77, d]), the form edit directions are made of.
-  --model       a Stable Diffusion pipeline folder (text_encoder/ and tokenizer/; default: the shipped model)
+  --model       a Stable Diffusion pipeline folder (text_encoder/ and tokenizer/; default: the shipped model), or a
+                single-file SD 1.x/2.x checkpoint (*.safetensors, original layout; converted once into the cache)
   --variant     read the text encoder's variant weights, as diffusers' variant= (fp16: model.fp16.safetensors);
                 a folder with only variant weights is read without it (said on stderr)
   --text        a prompt (repeat for several)
   --file        a sentence file: one sentence a line, trimmed; blank lines and lines starting with # are skipped
   --out         the safetensors file to write
+  --cache-dir   where a checkpoint given as --model is converted once (default $PIX2PIX_ZERO_CACHE or
+                ~/.cache/pix2pix-zero); --no-cache: a temporary folder, removed once the weights are read
   --mean        write the mean embedding instead of one per text
   --batch-size  texts per forward pass (default 16)
   --clip-skip   skip the last N layers of the text encoder, as diffusers' clip_skip (default 0)
@@ -36,6 +40,8 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     ...COMMON_OPTIONS,
     model: { type: 'string' },
     variant: { type: 'string' },
+    'cache-dir': { type: 'string' },
+    'no-cache': { type: 'boolean', default: false },
     text: { type: 'string', multiple: true },
     file: { type: 'string' },
     out: { type: 'string' },
@@ -50,6 +56,7 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     if (texts.length > 0 && values.file !== undefined) throw new UsageError('give either --text or --file, not both');
     if (texts.length === 0 && values.file === undefined) throw new UsageError('nothing to embed: give --text "..." or --file sentences.txt');
     if (values.out === undefined) throw new UsageError('--out <file.safetensors> is required');
+    refuseTogether(values, [['no-cache', ['cache-dir']]]);
     const backendChoice = backendOption(values.backend, values.debug);
     const batchSize = intOption(values['batch-size'], 'batch-size', 16, 1, 4096);
     const clipSkip = intOption(values['clip-skip'], 'clip-skip', 0, 0, 1000);
@@ -57,7 +64,13 @@ or with --mean their mean ([1, 77, d]), the form edit directions are made of.
     preflightOutputs([{ option: '--out', path: out, kind: 'safetensors' }]);
 
     const sentences = values.file !== undefined ? readSentenceFile(values.file) : texts;
-    const embedder = await Pix2PixZero.loadTextEmbedder({ model: values.model, variant: values.variant, onNotice: (m) => io.err(`pix2pix-zero: ${m}`), ...backendChoice });
+    const embedder = await Pix2PixZero.loadTextEmbedder({
+      model: values.model,
+      variant: values.variant,
+      cacheDir: values['no-cache'] ? false : values['cache-dir'],
+      onNotice: (m) => io.err(`pix2pix-zero: ${m}`),
+      ...backendChoice,
+    });
     const started = Date.now();
     try {
       const layers = embedder.numHiddenLayers;
