@@ -477,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--banks", type=Path, default=ROOT / "assets" / "sentences", help="sentence banks folder (<concept>.txt)")
     ap.add_argument("--only", default="ours,diffusers", help="which editors to run (ours, diffusers)")
+    ap.add_argument("--backend", default="wasm", choices=["wasm", "tensorflow", "cpu"], help="our tfjs backend (default wasm, the tables' so far)")
     ap.add_argument("--retrain", action="store_true", help="retrain the classifier first")
     ap.add_argument("--reuse", action="store_true", help="keep edited images already in the work folder (re-score only)")
     ap.add_argument("--deadline", default=None, help="HH:MM (UTC): start no new edit after it, score the scenes every method finished")
@@ -550,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("sourceSentences", "targetSentences"):
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
-    job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": "wasm", "cacheDir": False,
+    job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
            "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: it["outputs"] + it["outputsDirect"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
