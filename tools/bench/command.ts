@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- command [--steps N] [--reg-steps N] [--size N] [--backend tensorflow|wasm|cpu] [--no-reference]`
+ * `npm run bench -- command [--subject sd1|sd2] [--steps N] [--reg-steps N] [--size N] [--backend tensorflow|wasm|cpu] [--no-reference]`
  *
  * A user's whole 512 px edit on the full-size subjects (tools/reference/full_size.py `sd1` and `blip`, built into
  * .fullsize/ on first use), as a user runs it, each side a fresh process under `/usr/bin/time -v`, one after the
@@ -14,7 +14,8 @@
  *
  * Reported: each side's wall time and maximum resident set (from `/usr/bin/time`), their ratios, whether the
  * captions are the same, and the edited latents' agreement (max |ours - diffusers| / max |diffusers|). Written to
- * docs/bench/command-<backend>.json.
+ * docs/bench/command-<backend>.json (with `--subject sd2`, the SD 2.x subject: v-prediction, OpenCLIP ViT-H text encoder;
+ * docs/bench/command-<backend>-sd2.json).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -52,10 +53,12 @@ interface Args {
   steps: number;
   regSteps: number;
   reference: boolean;
+  /** The full-size Stable Diffusion subject (tools/reference/full_size.py): SD 1.x or SD 2.x. */
+  subject: 'sd1' | 'sd2';
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { backend: 'tensorflow', size: 512, steps: 2, regSteps: 0, reference: true };
+  const args: Args = { backend: 'tensorflow', size: 512, steps: 2, regSteps: 0, reference: true, subject: 'sd1' };
   const int = intArg;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -67,6 +70,11 @@ function parseArgs(argv: string[]): Args {
     } else if (a === '--steps') args.steps = int('--steps', argv[++i], 1, 1000);
     else if (a === '--reg-steps') args.regSteps = int('--reg-steps', argv[++i], 0, 100);
     else if (a === '--no-reference') args.reference = false;
+    else if (a === '--subject') {
+      const v = argv[++i];
+      if (v !== 'sd1' && v !== 'sd2') throw new Error(`--subject must be sd1 or sd2, got ${v ?? 'nothing'}`);
+      args.subject = v;
+    }
     else throw new Error(`command bench: unknown argument ${a}`);
   }
   return args;
@@ -76,7 +84,7 @@ function parseArgs(argv: string[]): Args {
 export async function benchCommand(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   if (!fs.existsSync(TIME)) throw new Error(`${TIME} is missing (Debian's package 'time'): it measures both sides`);
-  const model = fullSizeSubject('sd1', 'model_index.json');
+  const model = fullSizeSubject(args.subject, 'model_index.json');
   const captioner = fullSizeSubject('blip', 'config.json');
   const started = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-command-'));
@@ -120,7 +128,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     }
 
     const ratio = (a: number, b: number | undefined): string => (b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-    console.log(`\npix2pix-zero edit, ${args.size} px, ${args.steps} steps, ${args.regSteps} regularisation rounds, full-size SD 1.x + BLIP base: ours (${args.backend}) vs diffusers (torch, 2 threads)\n`);
+    console.log(`\npix2pix-zero edit, ${args.size} px, ${args.steps} steps, ${args.regSteps} regularisation rounds, full-size ${args.subject === 'sd1' ? 'SD 1.x' : 'SD 2.x'} + BLIP base: ours (${args.backend}) vs diffusers (torch, 2 threads)\n`);
     printTable(
       ['', 'ours', 'diffusers', 'ours/diffusers'],
       [
@@ -132,7 +140,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     if (theirs !== undefined) {
       console.log(`\ncaptions ${theirs.caption === oursReport.caption ? 'identical' : `differ: ours "${oursReport.caption}", diffusers "${theirs.caption}"`}; edited latents max relative error ${agreement!.toExponential(2)}`);
     }
-    const record = writeRecord(`command-${args.backend}${args.reference ? '' : '-ours-only'}`, {
+    const record = writeRecord(`command-${args.backend}${args.subject === 'sd1' ? '' : `-${args.subject}`}${args.reference ? '' : '-ours-only'}`, {
       benchmark: 'command',
       date: new Date().toISOString(),
       machine: machineInfo(),

@@ -19,7 +19,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; about: 
   },
   command: {
     run: benchCommand,
-    about: 'a whole `pix2pix-zero edit` with BLIP on the full-size SD 1.x subject vs the same edit in diffusers, each a fresh process under /usr/bin/time -v: wall time, max RSS, latents agreement (--steps 2, --reg-steps 0, --size 512, --backend tensorflow, --no-reference)',
+    about: 'a whole `pix2pix-zero edit` with BLIP on the full-size SD 1.x subject vs the same edit in diffusers, each a fresh process under /usr/bin/time -v: wall time, max RSS, latents agreement (--subject sd1|sd2, --steps 2, --reg-steps 0, --size 512, --backend tensorflow, --no-reference)',
   },
   load: {
     run: benchLoad,

@@ -58,7 +58,7 @@ import {
 const MODEL = path.join(ROOT, 'converted_models', 'tiny-sd');
 
 /** A full-size subject's folder (`sd1` or `blip`), built by tools/reference/full_size.py when it is not there yet. */
-export function fullSizeSubject(subject: 'sd1' | 'blip', marker: string): string {
+export function fullSizeSubject(subject: 'sd1' | 'sd2' | 'blip', marker: string): string {
   if (!hasReferencePython()) throw new Error('--full-size builds its subject with the reference Python environment: run npm run fixtures once');
   console.error(`[pipeline] the full-size ${subject} subject (tools/reference/full_size.py ${subject}; about 1 minute and 1 to 4 GB the first time)...`);
   const r = spawnSync(REFERENCE_PYTHON, [path.join(ROOT, 'tools', 'reference', 'full_size.py'), subject], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
