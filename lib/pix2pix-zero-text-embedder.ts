@@ -3,13 +3,11 @@
  * Diffusion pipeline folder on the chosen backend, without the UNet and the VAE (what `pix2pix-zero embed` runs).
  * Load it with `Pix2PixZero.loadTextEmbedder`.
  */
-import * as fs from 'node:fs';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type BackendChoice, type BackendInfo, initBackend } from './backend.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
 import { ClipTextEmbedder, type EmbedOptions } from './editing/text-embedder.js';
-import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoint/cache.js';
-import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
+import { type CheckpointModelOptions, withModelFolder } from './models/checkpoint/cache.js';
 import { type ClipTextFolder, ClipTextEncoder, readClipTextFolder } from './models/clip-text/text-encoder.js';
 import { defaultModel } from './paths.js';
 
@@ -59,18 +57,12 @@ export class Pix2PixZeroTextEmbedder {
    * the backend and loads the tokenizer and text encoder. `Pix2PixZero.loadTextEmbedder` is the same.
    */
   static async load(options: Pix2PixZeroTextEmbedderLoadOptions = {}): Promise<Pix2PixZeroTextEmbedder> {
-    const model = options.model ?? defaultModel();
-    const converted = isSingleFileCheckpoint(model)
-      ? checkpointFolder(model, options.cacheDir ?? defaultCacheDir(), { ...options.checkpoint, onNotice: options.onNotice })
-      : undefined;
-    try {
-      const folder = readClipTextFolder(converted?.dir ?? model, { variant: options.variant, onNotice: options.onNotice });
+    const checkpoint = { ...options.checkpoint, onNotice: options.onNotice };
+    return withModelFolder(options.model ?? defaultModel(), options.cacheDir ?? defaultCacheDir(), checkpoint, async (dir) => {
+      const folder = readClipTextFolder(dir, { variant: options.variant, onNotice: options.onNotice });
       const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
       return new Pix2PixZeroTextEmbedder(folder, backend, ClipTextEncoder.fromFolder(folder));
-    } finally {
-      // A conversion made without a cache is only needed until the weights are read.
-      if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
-    }
+    });
   }
 
   /** The text encoder's layers (the most `clipSkip` may skip). */

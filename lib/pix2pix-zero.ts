@@ -21,8 +21,7 @@ import { componentFingerprint } from './io/fingerprint.js';
 import { type PrepareOptions, type RgbImage, imageToTensor, prepareImage, readImage, tensorToImage } from './io/image.js';
 import { type StableDiffusionFolder, readStableDiffusionFolder } from './io/model-folder.js';
 import { defaultModel } from './paths.js';
-import { type CheckpointModelOptions, checkpointFolder } from './models/checkpoint/cache.js';
-import { isSingleFileCheckpoint } from './models/checkpoint/single-file.js';
+import { type CheckpointModelOptions, withModelFolder } from './models/checkpoint/cache.js';
 import { TorchGenerator } from './random/torch-generator.js';
 import { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
 import { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions } from './pix2pix-zero-text-embedder.js';
@@ -237,13 +236,7 @@ export class Pix2PixZero {
     const backend = await initBackend({ backend: options.backend, nativeLogs: options.nativeLogs });
     const model = options.model ?? defaultModel();
     const cacheDir = options.cacheDir ?? defaultCacheDir();
-    const converted = isSingleFileCheckpoint(model) ? checkpointFolder(model, cacheDir, { ...options.checkpoint, onNotice: options.onNotice }) : undefined;
-    try {
-      return await Pix2PixZero.loadFolder(converted?.dir ?? model, backend, options, cacheDir);
-    } finally {
-      // A conversion made without a cache is only needed until the weights are read.
-      if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
-    }
+    return withModelFolder(model, cacheDir, { ...options.checkpoint, onNotice: options.onNotice }, (dir) => Pix2PixZero.loadFolder(dir, backend, options, cacheDir));
   }
 
   /**

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type CheckpointConvertOptions, convertCheckpoint } from './single-file.js';
+import { ensureDir } from '../../io/folders.js';
+import { type CheckpointConvertOptions, convertCheckpoint, isSingleFileCheckpoint } from './single-file.js';
 
 /** The conversion options a checkpoint given as a model takes. */
 export type CheckpointModelOptions = Pick<CheckpointConvertOptions, 'predictionType' | 'extractEma' | 'config'>;
@@ -51,7 +52,7 @@ export function checkpointFolder(file: string, cacheDir: string | false, options
     notice(`${file} is a single-file checkpoint: reading its converted folder ${dir}`);
     return { dir, temporary: false };
   }
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  ensureDir(path.dirname(dir), 'checkpoint cache folder');
   const staging = `${dir}.converting-${process.pid}-${Date.now()}`;
   try {
     notice(`${file} is a single-file checkpoint: converting it once to the diffusers folder ${dir}`);
@@ -63,4 +64,23 @@ export function checkpointFolder(file: string, cacheDir: string | false, options
     throw err;
   }
   return { dir, temporary: false };
+}
+
+/**
+ * Runs `read` on the diffusers folder of `model`: `model` itself when it is a folder, else the converted folder of
+ * the single-file checkpoint (see {@link checkpointFolder}); a temporary conversion is removed once `read` has
+ * finished, the weights being in memory by then. What `Pix2PixZero.load` and the facade's text-only load share.
+ */
+export async function withModelFolder<T>(
+  model: string,
+  cacheDir: string | false,
+  options: CheckpointModelOptions & { onNotice?: (m: string) => void },
+  read: (dir: string) => Promise<T>,
+): Promise<T> {
+  const converted = isSingleFileCheckpoint(model) ? checkpointFolder(model, cacheDir, options) : undefined;
+  try {
+    return await read(converted?.dir ?? model);
+  } finally {
+    if (converted?.temporary === true) fs.rmSync(converted.dir, { recursive: true, force: true });
+  }
 }

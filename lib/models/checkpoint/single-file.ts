@@ -13,6 +13,7 @@ import * as zlib from 'node:zlib';
 import { type JsonObject, readJsonObject } from '../../io/json.js';
 import { SafetensorsFile as Safetensors, type SafetensorsFile, type TensorBytesToWrite, type TensorInfo, writeSafetensorsBytes } from '../../io/safetensors.js';
 import { DTYPE_SIZE } from '../../io/dtypes.js';
+import { ensureDir } from '../../io/folders.js';
 import { CLIP_MERGES_FILE } from '../../paths.js';
 import { CLIP_NUM_MERGES, clipVocabFromMerges, parseMerges } from '../../tokenizers/clip-tokenizer.js';
 import { type CheckpointArchitecture, MODEL_INDEX, configJson, type PipelineConfigs, type PredictionType, knownConfigs } from './configs.js';
@@ -221,7 +222,7 @@ function writeTokenizer(dir: string, vocabSize: number, config: JsonObject): voi
     throw new Error(`the text encoder has ${vocabSize} tokens: a CLIP tokenizer has 514 to ${CLIP_NUM_MERGES + 514} (give --config <folder> with its tokenizer)`);
   }
   const merges = all.slice(0, n);
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir, 'tokenizer folder');
   fs.writeFileSync(path.join(dir, 'vocab.json'), `${JSON.stringify(Object.fromEntries(clipVocabFromMerges(merges)))}\n`);
   fs.writeFileSync(path.join(dir, 'merges.txt'), `#version: 0.2\n${merges.map(([a, b]) => `${a} ${b}`).join('\n')}\n`);
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -230,7 +231,7 @@ function writeTokenizer(dir: string, vocabSize: number, config: JsonObject): voi
 }
 
 const writeJson = (file: string, obj: JsonObject): void => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  ensureDir(path.dirname(file));
   fs.writeFileSync(file, configJson(obj));
 };
 
