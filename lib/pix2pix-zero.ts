@@ -34,6 +34,9 @@ import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
 import { directInversion } from './editing/direct-inversion.js';
+import { assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
+import { isAttribute } from './editing/sentence-generator.js';
+import { chainStepEndHooks } from './editing/step-end-hooks.js';
 import type { AutoencoderPort } from './editing/ports.js';
 import {
   type Captioner,
@@ -45,6 +48,7 @@ import {
   type Inverter,
   type LongCallOptions,
   type TextEmbedder,
+  type StepEndHook,
   TYPES,
   throwIfAborted,
 } from './editing/services.js';
@@ -132,9 +136,26 @@ export interface Pix2PixZeroEditOptions extends GuidedSamplerOptions, Omit<Pix2P
    * Direct Inversion (Ju et al., PnPInversion): keep the reference pass on the inversion trajectory and add the
    * same correction to the edit after every step, so the reconstruction is the VAE round trip of the input and
    * the edit does not inherit the inversion's drift. No extra UNet call; needs an inversion with its trajectory
-   * (any made by this version). Default false. Not combinable with `onStepEnd` (it is itself that hook).
+   * (any made by this version). Default false. A caller's `onStepEnd` runs after it.
    */
   directInversion?: boolean;
+  /**
+   * Local blending (Prompt-to-Prompt's `LocalBlend`): after every step the edit keeps the reference pass's latent
+   * outside a mask made from the reference pass's attention to the words naming the edited object, so the
+   * background and the other objects stay. `true` takes the direction's source concept as the word (and, for an
+   * attribute such as a colour, the word after it in the caption: "red ball"); `words` names others; `threshold`
+   * (default 0.3) sets the mask's extent. No extra UNet call. When the caption names none of the words, the edit
+   * runs without it and the load options' `onNotice` is told. Default: off.
+   */
+  localBlend?: boolean | LocalBlendSettings;
+}
+
+/** The settings of {@link Pix2PixZeroEditOptions.localBlend}. */
+export interface LocalBlendSettings {
+  /** The words naming the edited object in the caption (default: the direction's source concept). */
+  readonly words?: readonly string[];
+  /** Where the normalised map exceeds this the edit is kept (default `SETTINGS.blendThreshold`, 0.3). */
+  readonly threshold?: number;
 }
 
 /** @deprecated use {@link Pix2PixZeroEditOptions} (the same options, named for the facade). */
@@ -229,6 +250,7 @@ export class Pix2PixZero {
     private readonly ports: ModelPorts,
     private readonly unetFingerprint: string,
     private readonly textEncoderFingerprint: string,
+    private readonly onNotice?: (message: string) => void,
   ) {}
 
   /** Loads a Stable Diffusion pipeline folder (and a BLIP folder, if given) on the chosen backend. */
@@ -271,7 +293,7 @@ export class Pix2PixZero {
       schedulerConfig: folder.schedulerConfig,
       directionSettings: { modelId: textEncoderFingerprint, cacheDir, onNotice: options.onNotice },
     });
-    return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet), textEncoderFingerprint);
+    return new Pix2PixZero(folder, backend, container, ports, componentFingerprint(folder.unet), textEncoderFingerprint, options.onNotice);
   }
 
   private get embedder(): TextEmbedder {
@@ -395,8 +417,12 @@ export class Pix2PixZero {
     if (direction.meta.model !== undefined && direction.meta.model !== this.textEncoderFingerprint) {
       throw new Error(`the direction was made with another text encoder (${direction.meta.model}, this model's is ${this.textEncoderFingerprint}): compute it again with this model`);
     }
+    const blend = options.localBlend === true ? {} : options.localBlend === false ? undefined : options.localBlend;
+    if (blend?.threshold !== undefined) assertBlendThreshold(blend.threshold);
+    if (blend?.words !== undefined && (blend.words.length === 0 || blend.words.some((w) => typeof w !== 'string' || w.trim() === ''))) {
+      throw new Error(`localBlend.words must be non-empty words, got ${JSON.stringify(blend.words)}`);
+    }
     if (options.directInversion === true) {
-      if (options.onStepEnd !== undefined) throw new Error('directInversion and onStepEnd cannot be combined: Direct Inversion is itself the step hook');
       if (source instanceof Inversion && source.trajectory === undefined) {
         throw new Error(
           'Direct Inversion needs the inversion trajectory (z_0..z_T), and this inversion has only x_T (saved by an earlier version): invert the image again to edit it with Direct Inversion, or edit without it',
@@ -419,13 +445,21 @@ export class Pix2PixZero {
         // An inversion is walked back over its own timesteps: the step count is the inversion's.
         const steps = inversion.meta.steps;
         const trajectory = inversion.trajectory;
+        const hooks: StepEndHook[] = [];
+        let noise = inversion.latent;
         if (options.directInversion === true && trajectory !== undefined) {
           if (trajectory.length !== steps + 1) throw new Error(`Direct Inversion: the inversion has ${trajectory.length} trajectory latents for ${steps} steps (expected ${steps + 1})`);
-          const noise = trajectory[steps]!;
-          latents = await sampler.sample(noise, { caption: c, negative, direction: delta }, { ...options, steps, onStepEnd: directInversion(trajectory) });
-        } else {
-          latents = await sampler.sample(inversion.latent, { caption: c, negative, direction: delta }, { ...options, steps });
+          noise = trajectory[steps]!;
+          hooks.push(directInversion(trajectory));
         }
+        if (blend !== undefined) {
+          const tokens = await this.blendTokens(caption, blend.words ?? [direction.meta.source], expected.tokens);
+          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold }));
+          else this.onNotice?.(`local blending: the caption '${caption}' names none of ${(blend.words ?? [direction.meta.source]).map((w) => `'${w}'`).join(', ')}: edited without it`);
+        }
+        if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);
+        const onStepEnd = hooks.length === 0 ? undefined : chainStepEndHooks(...hooks);
+        latents = await sampler.sample(noise, { caption: c, negative, direction: delta }, { ...options, steps, onStepEnd });
       } finally {
         tf.dispose([c, negative, delta]);
       }
@@ -451,6 +485,22 @@ export class Pix2PixZero {
   }
 
   /** Embeddings of each prompt ([1, 77, d] each; the caller disposes them), then the text encoder released. */
+  /**
+   * The caption's token positions (0 = the start token, below `maxPositions`) of each of `words`, and, for an
+   * attribute word (a colour, material or pattern), of the caption word after it (the thing it is said of).
+   */
+  private async blendTokens(caption: string, words: readonly string[], maxPositions: number): Promise<number[]> {
+    const embedder = this.embedder;
+    if (embedder.tokenize === undefined) throw new Error('local blending needs a text embedder that can tokenize (the injected one cannot)');
+    const captionTokens = await embedder.tokenize(caption);
+    const found = new Set<number>();
+    for (const word of words) {
+      const positions = wordTokenPositions(captionTokens, await embedder.tokenize(word), { withNext: isAttribute(word.trim()), maxPositions });
+      for (const p of positions) found.add(p);
+    }
+    return [...found].sort((a, b) => a - b);
+  }
+
   private async embedPrompts(texts: readonly string[], signal: AbortSignal | undefined): Promise<tf.Tensor3D[]> {
     const out: tf.Tensor3D[] = [];
     try {

@@ -89,6 +89,8 @@ export interface PipelineSettings {
   readonly directionScale: NumberSetting;
   /** Latent elements per image from which CFG's gradient is taken one half at a time. */
   readonly gradientSplitMinElements: NumberSetting;
+  /** Local blending's mask threshold on the normalised attention map of the edited object's words. */
+  readonly blendThreshold: NumberSetting;
   /** The captioner's generation settings. */
   readonly caption: CaptionSettings;
 }
@@ -143,6 +145,16 @@ export const SETTINGS: PipelineSettings = frozen({
     max: Infinity,
     integer: false,
     description: "latent elements per image from which CFG's gradient is taken one half at a time",
+  },
+  blendThreshold: {
+    option: 'threshold',
+    flag: 'blend-threshold',
+    // Prompt-to-Prompt's LocalBlend default
+    default: 0.3,
+    min: 0,
+    max: 0.99,
+    integer: false,
+    description: "local blending: edit where the object words' normalised attention exceeds this",
   },
   caption: { prompt: 'a picture of', stripPrompt: true, numBeams: 3, minLength: 10, maxNewTokens: 26 },
 });

@@ -54,6 +54,9 @@ Inversion:  ${dflt(S.steps)} (${S.steps.min} to ${S.steps.max}, at most the sche
 Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..." (default: the caption)
             --direct-inversion (keep the reference pass on the inversion trajectory, Ju et al.: the
             reconstruction is the input's VAE round trip, the edit drifts less; no extra cost)
+            --local-blend (keep the reference pass outside the edited object's attention mask, Prompt-to-Prompt's
+            local blending: background and other objects stay)  --blend-words w1,w2 (default: the source concept,
+            and after an attribute such as a colour the caption's next word)  ${dflt(S.blendThreshold)}
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
             --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug
 ${IMAGE_LIMITS} Outputs are checked before the model loads.`,

@@ -10,7 +10,8 @@
  * The reference pass never depends on the edit pass, so running them in lock-step gives diffusers' result while
  * holding one timestep of maps instead of all of them (T times less memory). Each pass has its own scheduler
  * instance (from the injected factory: a multistep scheduler keeps state per walk). After each lock-step step the
- * `onStepEnd` hook (diffusers' `callback_on_step_end`) may replace either latent: Direct Inversion is one.
+ * `onStepEnd` hook (diffusers' `callback_on_step_end`, also given the step's reference maps) may replace either
+ * latent: Direct Inversion and local blending are such hooks (`chainStepEndHooks` runs several in order).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
@@ -151,20 +152,21 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           edit.dispose();
           ref = nextRef;
           edit = nextEdit;
+          if (options.onStepEnd !== undefined) {
+            const state = { step: i, steps: timesteps.length, timestep: t, reference: ref, edit, referenceMaps: maps, guidanceBatch: cfg ? 2 : 1 } as const;
+            const fix: StepEndCorrection | void = options.onStepEnd(state);
+            if (fix?.reference !== undefined && fix.reference !== ref) {
+              ref.dispose();
+              ref = fix.reference;
+            }
+            if (fix?.edit !== undefined && fix.edit !== edit) {
+              edit.dispose();
+              edit = fix.edit;
+            }
+          }
         } finally {
           output.dispose();
           for (const m of maps.values()) m.dispose();
-        }
-        if (options.onStepEnd !== undefined) {
-          const fix: StepEndCorrection | void = options.onStepEnd({ step: i, steps: timesteps.length, timestep: t, reference: ref, edit });
-          if (fix?.reference !== undefined && fix.reference !== ref) {
-            ref.dispose();
-            ref = fix.reference;
-          }
-          if (fix?.edit !== undefined && fix.edit !== edit) {
-            edit.dispose();
-            edit = fix.edit;
-          }
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
         await yieldToEventLoop();

@@ -59,6 +59,11 @@ export interface TextEmbedder {
   embed(prompts: readonly string[], options?: LongCallOptions): Promise<tf.Tensor3D>;
   /** The mean embedding of many sentences, [1, 77, d], computed in batches. The caller disposes the tensor. */
   meanEmbedding(sentences: readonly string[], options?: LongCallOptions): Promise<tf.Tensor3D>;
+  /**
+   * The tokens of `text` as the encoder reads them, without the start and end tokens (token k is embedding row
+   * k + 1). Optional: local blending finds the edited object's words with it.
+   */
+  tokenize?(text: string): Promise<readonly string[]>;
 }
 
 /** A concept: a word with a built-in sentence bank, or a name with its own sentences. */
@@ -171,6 +176,13 @@ export interface StepEndState {
   readonly reference: tf.Tensor4D;
   /** The edit pass's latent after its step (borrowed: do not dispose). */
   readonly edit: tf.Tensor4D;
+  /**
+   * The reference pass's cross-attention maps of this step, by module path: [guidanceBatch * heads, queries,
+   * tokens] each, batch-major (borrowed, valid during the call only).
+   */
+  readonly referenceMaps: ReadonlyMap<string, tf.Tensor3D>;
+  /** The batch of those maps: 2 with classifier-free guidance (unconditional, then the caption's), else 1. */
+  readonly guidanceBatch: 1 | 2;
 }
 
 /** New latents for the next step; the sampler owns and disposes what it is given, and the latents it replaces. */

@@ -62,6 +62,8 @@ export class ClipTextEmbedder implements TextEmbedder {
   private readonly source: TextEncoderSource;
   private readonly defaults: Required<TextEmbedderOptions>;
   private loading?: Promise<ClipTextEncoder>;
+  /** The tokenizer of the last loaded encoder (no tensors: kept when the encoder is released). */
+  private tokenizer?: ClipTextEncoder['tokenizer'];
 
   constructor(
     @inject(TEXT_ENCODER_SOURCE) @optional() source?: TextEncoderSource,
@@ -79,7 +81,12 @@ export class ClipTextEmbedder implements TextEmbedder {
   async encoder(): Promise<ClipTextEncoder> {
     if (this.loading === undefined) {
       const src = this.source;
-      this.loading = Promise.resolve().then(() => (typeof src === 'string' ? ClipTextEncoder.fromFolder(src) : typeof src === 'function' ? src() : src));
+      this.loading = Promise.resolve()
+        .then(() => (typeof src === 'string' ? ClipTextEncoder.fromFolder(src) : typeof src === 'function' ? src() : src))
+        .then((encoder) => {
+          this.tokenizer = encoder.tokenizer;
+          return encoder;
+        });
       this.loading.catch(() => {
         this.loading = undefined; // a failed load can be retried
       });
@@ -97,6 +104,15 @@ export class ClipTextEmbedder implements TextEmbedder {
     } catch {
       // it never loaded: nothing to free
     }
+  }
+
+  /** The BPE tokens of `text` as the encoder reads them (without the start and end tokens, untruncated). */
+  async tokenize(text: string): Promise<readonly string[]> {
+    if (this.tokenizer === undefined) {
+      await this.encoder();
+      await this.afterCall();
+    }
+    return this.tokenizer!.tokenize(text);
   }
 
   /** Embeddings of `prompts`, [n, 77, d] (`last_hidden_state`, or clip-skipped). The caller disposes. */

@@ -58,6 +58,9 @@ export const GUIDANCE_OPTIONS = {
   'xa-guidance': { type: 'string' },
   'negative-prompt': { type: 'string' },
   'direct-inversion': { type: 'boolean', default: false },
+  'local-blend': { type: 'boolean', default: false },
+  'blend-words': { type: 'string' },
+  'blend-threshold': { type: 'string' },
 } as const;
 
 /** Parses the inversion options shared by `edit` and `invert`. */
@@ -84,7 +87,7 @@ export function invertOptions(v: OptionValues): Pix2PixZeroInvertOptions {
 }
 
 /** The options of the editing pass that `edit` adds to the inversion's. */
-export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion'>;
+export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion' | 'localBlend'>;
 
 /** Parses the guidance options of `edit`. */
 export function guidanceOptions(v: OptionValues): GuidanceOptions {
@@ -93,7 +96,21 @@ export function guidanceOptions(v: OptionValues): GuidanceOptions {
     xaGuidance: settingValue(v, SETTINGS.xaGuidance),
     negativePrompt: stringValue(v, 'negative-prompt'),
     directInversion: v['direct-inversion'] === true,
+    localBlend: localBlendOption(v),
   };
+}
+
+/** `--local-blend` with `--blend-words w1,w2` and `--blend-threshold x` (the last two only with the first). */
+function localBlendOption(v: OptionValues): Pix2PixZeroEditOptions['localBlend'] {
+  const wordsText = stringValue(v, 'blend-words');
+  const given = stringValue(v, SETTINGS.blendThreshold.flag) !== undefined;
+  if (v['local-blend'] !== true) {
+    if (wordsText !== undefined || given) throw new UsageError(`--blend-words and --${SETTINGS.blendThreshold.flag} need --local-blend`);
+    return undefined;
+  }
+  const words = wordsText?.split(',').map((w) => w.trim()).filter((w) => w !== '');
+  if (words !== undefined && words.length === 0) throw new UsageError(`--blend-words needs at least one word, got '${wordsText}'`);
+  return { words, threshold: settingValue(v, SETTINGS.blendThreshold) };
 }
 
 /** The direction sources: one of --task, --source/--target (with sentence files or a chat endpoint), --direction. */

@@ -19,6 +19,52 @@ from diffusers import DDIMScheduler
 from diffusers.pipelines.deprecated.stable_diffusion_variants import pipeline_stable_diffusion_pix2pix_zero as p2pz
 
 
+class LocalBlend:
+    """Prompt-to-Prompt's LocalBlend (Hertz et al.; its `LocalBlend.__call__`) for pix2pix-zero's edit pass, with
+    the mask from the reference pass's maps only (pix2pix-zero has no target prompt). At step i, over the maps the
+    edit pass is guided towards (every attn2 layer, the conditional CFG half): the mean over layers and heads of
+    the maps of the tokens `tokens` (summed), each layer resized bilinearly to the latent; summed over the steps so
+    far; max-pooled (kernel 2k + 1, k = max(1, round(min(h, w) / 16)): Prompt-to-Prompt's 3 x 3 at 16 x 16 in
+    latent pixels), divided by its maximum, > threshold; edit = ref + mask * (edit - ref)."""
+
+    def __init__(self, tokens: list[int], threshold: float, batch: int, on_mask=None):
+        self.tokens, self.threshold, self.batch, self.on_mask = tokens, threshold, batch, on_mask
+        self.sum = None
+
+    def __call__(self, step: int, maps: list[torch.Tensor], latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        h, w = latents.shape[2:]
+        layers = []
+        for m in maps:
+            q, n = m.shape[1], m.shape[2]
+            rw = int(round((q * w / h) ** 0.5))
+            word = m.reshape(self.batch, -1, q, n)[-1].mean(0)[:, self.tokens].sum(-1).reshape(1, 1, q // rw, rw)
+            layers.append(torch.nn.functional.interpolate(word, size=(h, w), mode="bilinear", align_corners=False))
+        step_map = torch.stack(layers).mean(0)
+        self.sum = step_map if self.sum is None else self.sum + step_map
+        k = max(1, round(min(h, w) / 16))
+        pooled = torch.nn.functional.max_pool2d(self.sum, 2 * k + 1, 1, padding=k)
+        mask = (pooled / pooled.max() > self.threshold).float()
+        if self.on_mask is not None:
+            self.on_mask(step, mask)
+        return reference + mask * (latents - reference)
+
+
+def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset(), next_only: bool = False) -> list[int]:
+    """The caption's token positions (0 = start token) of each word, and of the token after an attribute word."""
+    ids = tokenizer(caption).input_ids
+    found = set()
+    for word in words:
+        w = tokenizer(word, add_special_tokens=False).input_ids
+        for j in range(1, len(ids) - len(w)):  # content tokens only: not the start and end tokens
+            if ids[j:j + len(w)] == w:
+                attribute = word.strip().lower() in attributes
+                if not (attribute and next_only):
+                    found.update(range(j, j + len(w)))
+                if attribute and j + len(w) < len(ids) - 1:
+                    found.add(j + len(w))
+    return sorted(p for p in found if p < tokenizer.model_max_length)
+
+
 def invert_trajectory(pipe, caption: str, image, steps: int, generator: torch.Generator, **reg) -> list[torch.Tensor]:
     """diffusers' pipe.invert(), with every latent of the walk recorded: [z_0, z_1, ..., z_T]. `image` is the
     image latents (sf * posterior mean) or an image tensor (then invert() samples the posterior)."""
@@ -45,7 +91,8 @@ def invert_trajectory(pipe, caption: str, image, steps: int, generator: torch.Ge
 @torch.no_grad()
 def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.Tensor, target_embeds: torch.Tensor,
          trajectory: list[torch.Tensor], steps: int, guidance_scale: float, cross_attention_guidance_amount: float,
-         direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None):
+         direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None,
+         blend_tokens: list[int] | None = None, blend_threshold: float = 0.3, on_mask: Callable[[int, torch.Tensor], None] | None = None):
     """Both passes from z_T; returns (edited latents, reference latents). With direct=True the reference pass walks
     the trajectory and the edit gets the offsets d_i. on_reference_maps(i, maps) sees the maps the edit pass of
     step i is guided towards (every attn2 layer in the UNet's order)."""
@@ -70,6 +117,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     # Reference pass: records the maps of every step (the processors keep them per timestep) and the offsets.
     ref = trajectory[T].clone()
     offsets = []
+    ref_steps = []  # the reference latent after each step (what local blending keeps outside its mask)
     for i, t in enumerate(ref_sched.timesteps):
         inp = torch.cat([ref] * 2) if cfg else ref
         noise_pred = unet(inp, t, encoder_hidden_states=prompt_embeds, cross_attention_kwargs={"timestep": t}).sample
@@ -79,6 +127,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
             ref = trajectory[T - 1 - i].clone()
         else:
             ref = r
+        ref_steps.append(ref)
 
     # Edit pass: diffusers' second loop (the direction is added to the conditional half; without CFG to the only
     # half, where diffusers' `prompt_embeds_edit[1:2]` would add it nowhere).
@@ -87,6 +136,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     half = 1 if cfg else 0
     prompt_embeds_edit[half:half + 1] += direction
     latents = trajectory[T].clone()
+    blender = LocalBlend(blend_tokens, blend_threshold, 2 if cfg else 1, on_mask) if blend_tokens else None
     for i, t in enumerate(edit_sched.timesteps):
         inp = torch.cat([latents] * 2) if cfg else latents
         x_in = inp.detach().clone()
@@ -115,4 +165,6 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
         latents = edit_sched.step(combine(noise_pred), t, latents).prev_sample
         if direct:
             latents = latents + offsets[i]
+        if blend_tokens:
+            latents = blender(i, targets, latents, ref_steps[i])
     return latents, ref

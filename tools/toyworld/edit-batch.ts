@@ -7,18 +7,21 @@
  * ```json
  * { "model": "converted_models/toyworld", "captioner": "converted_models/toyworld/captioner" | null,
  *   "captionOptions": { ... } | null, "backend": "auto", "cacheDir": "tmp/eval/cache" | false,
- *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64, "numRegSteps": 5 },
+ *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64, "numRegSteps": 5,
+ *                "blendThreshold": 0.3 },
  *   "tasks": { "circle2square": { "source": "circle", "target": "square",
  *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
  *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png",
- *                "outputsDirect": ["di-xa0.1.png", "di-xa0.png"] | null, "reconstructionDirect": "di-rec.png" | null } ],
+ *                "outputsDirect": ["di-xa0.1.png", "di-xa0.png"] | null, "reconstructionDirect": "di-rec.png" | null,
+ *                "outputsBlend": ["di-lb-xa0.1.png", "di-lb-xa0.png"] | null } ],
  *   "results": "results.json", "captionOnly": false, "skipExisting": false, "reverse": false }
  * ```
  *
  * Each image is captioned (by the captioner when the item has no caption), inverted once, and edited once per
  * `xaGuidance` value (`outputs[i]` for `xaGuidance[i]`), and, when the item has `outputsDirect`, once more per
- * value with Direct Inversion from the same inversion, all through the public `Pix2PixZero` API. The results
+ * value with Direct Inversion from the same inversion, and, when it has `outputsBlend`, once more per value with
+ * Direct Inversion and local blending on the task's source word, all through the public `Pix2PixZero` API. The results
  * file (captions and seconds per phase) is rewritten after every image, so a cut-short run keeps what it did.
  */
 import * as fs from 'node:fs';
@@ -45,6 +48,8 @@ interface ItemSpec {
   outputsDirect?: string[] | null;
   /** The Direct Inversion reference pass (the VAE round trip of the input). */
   reconstructionDirect?: string | null;
+  /** Direct Inversion + local blending edits, one per xaGuidance value (optional). */
+  outputsBlend?: string[] | null;
 }
 
 interface Job {
@@ -53,7 +58,7 @@ interface Job {
   captionOptions?: Record<string, unknown> | null;
   backend?: BackendChoice;
   cacheDir?: string | false;
-  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number };
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number };
   tasks: Record<string, TaskSpec>;
   items: ItemSpec[];
   results: string;
@@ -71,7 +76,7 @@ interface ItemResult {
   id: string;
   caption: string;
   captioned: boolean;
-  seconds: { caption: number; invert: number; edits: number[]; editsDirect?: number[] };
+  seconds: { caption: number; invert: number; edits: number[]; editsDirect?: number[]; editsBlend?: number[] };
 }
 
 function readJob(file: string): Job {
@@ -86,8 +91,11 @@ function readJob(file: string): Job {
     if (job.captionOnly !== true && item.outputs.length !== job.settings.xaGuidance.length) {
       throw new Error(`${file}: item ${item.id} has ${item.outputs.length} outputs for ${job.settings.xaGuidance.length} xaGuidance values`);
     }
-    if (job.captionOnly !== true && Array.isArray(item.outputsDirect) && item.outputsDirect.length !== job.settings.xaGuidance.length) {
-      throw new Error(`${file}: item ${item.id} has ${item.outputsDirect.length} outputsDirect for ${job.settings.xaGuidance.length} xaGuidance values`);
+    for (const key of ['outputsDirect', 'outputsBlend'] as const) {
+      const list = item[key];
+      if (job.captionOnly !== true && Array.isArray(list) && list.length !== job.settings.xaGuidance.length) {
+        throw new Error(`${file}: item ${item.id} has ${list.length} ${key} for ${job.settings.xaGuidance.length} xaGuidance values`);
+      }
     }
   }
   return job;
@@ -131,6 +139,7 @@ async function main(jobFile: string): Promise<void> {
         ...(typeof item.reconstruction === 'string' ? [item.reconstruction] : []),
         ...(item.outputsDirect ?? []),
         ...(typeof item.reconstructionDirect === 'string' ? [item.reconstructionDirect] : []),
+        ...(item.outputsBlend ?? []),
       ];
       if (job.skipExisting === true && job.captionOnly !== true && files.every((f) => fs.existsSync(f))) continue;
       if (job.stopAt !== undefined && Date.now() > job.stopAt) {
@@ -151,6 +160,7 @@ async function main(jobFile: string): Promise<void> {
       const invertSeconds = (performance.now() - ts) / 1000;
       const edits: number[] = [];
       const editsDirect: number[] = [];
+      const editsBlend: number[] = [];
       try {
         for (const [i, xa] of s.xaGuidance.entries()) {
           ts = performance.now();
@@ -170,12 +180,19 @@ async function main(jobFile: string): Promise<void> {
           if (wantRec && r.reconstruction) await writePng(item.reconstructionDirect as string, r.reconstruction);
           editsDirect.push((performance.now() - ts) / 1000);
         }
+        for (const [i, xa] of (item.outputsBlend ? s.xaGuidance : []).entries()) {
+          ts = performance.now();
+          const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: false, directInversion: true, localBlend: s.blendThreshold !== undefined ? { threshold: s.blendThreshold } : true });
+          r.latents.dispose();
+          await writePng(item.outputsBlend![i]!, r.image);
+          editsBlend.push((performance.now() - ts) / 1000);
+        }
       } finally {
         inversion.dispose();
       }
-      results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: invertSeconds, edits, ...(editsDirect.length > 0 ? { editsDirect } : {}) } });
+      results.push({ id: item.id, caption, captioned, seconds: { caption: captionSeconds, invert: invertSeconds, edits, ...(editsDirect.length > 0 ? { editsDirect } : {}), ...(editsBlend.length > 0 ? { editsBlend } : {}) } });
       save(false);
-      process.stderr.write(`[${k + 1}/${job.items.length}] ${item.id} '${caption}' invert ${invertSeconds.toFixed(1)} s, edits ${[...edits, ...editsDirect].map((e) => e.toFixed(1)).join(' / ')} s, tensors ${tf.memory().numTensors}\n`);
+      process.stderr.write(`[${k + 1}/${job.items.length}] ${item.id} '${caption}' invert ${invertSeconds.toFixed(1)} s, edits ${[...edits, ...editsDirect, ...editsBlend].map((e) => e.toFixed(1)).join(' / ')} s, tensors ${tf.memory().numTensors}\n`);
     }
     save(true);
   } finally {

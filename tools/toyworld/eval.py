@@ -13,6 +13,10 @@ size, and edits them with
                                       the inversion trajectory, the edit given the same offsets), same inversion
   diffusers-di-xaX, diffusers-di-xa0  the reference implementation of Direct Inversion over diffusers' components
                                       (tools/reference/direct_inversion.py), same inversion
+  ours-di-lb-xaX, ours-di-lb-xa0      Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend: outside a
+                                      mask of the source word's reference attention the edit keeps the reference
+                                      pass; after a colour word, the caption's next word too), same inversion
+  diffusers-di-lb-xaX, ...-lb-xa0     its reference implementation (direct_inversion.LocalBlend)
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
 the same sentence banks (assets/sentences/<concept>.txt, read by both sides), the VAE posterior mean, the
@@ -72,13 +76,20 @@ def methods_for(xa: float) -> tuple[str, ...]:
     """The edited-image folders (and table rows) for cross-attention guidance xa and 0: ours, diffusers, and both
     with Direct Inversion."""
     return (f"ours-xa{xa:g}", "ours-xa0", f"diffusers-xa{xa:g}", "diffusers-xa0",
-            f"ours-di-xa{xa:g}", "ours-di-xa0", f"diffusers-di-xa{xa:g}", "diffusers-di-xa0")
+            f"ours-di-xa{xa:g}", "ours-di-xa0", f"diffusers-di-xa{xa:g}", "diffusers-di-xa0",
+            f"ours-di-lb-xa{xa:g}", "ours-di-lb-xa0", f"diffusers-di-lb-xa{xa:g}", "diffusers-di-lb-xa0")
 
 
 METHODS = methods_for(0.1)  # main() sets it from --xa-guidance
 YARDSTICKS = ("input", "ideal", "reconstruction", "reconstruction-di")
 #: (ours, diffusers) method prefixes compared for agreement and guidance effect
-SIDES = (("ours", "diffusers"), ("ours-di", "diffusers-di"))
+SIDES = (("ours", "diffusers"), ("ours-di", "diffusers-di"), ("ours-di-lb", "diffusers-di-lb"))
+#: the attribute words whose blend mask also takes the next caption word (lib/editing/sentence-generator.ts' list)
+ATTRIBUTE_WORDS = frozenset({"red", "blue", "green", "yellow", "orange", "purple", "pink", "black", "white", "grey", "gray", "brown"})
+
+
+def side_label(side: str) -> str:
+    return " (Direct Inversion + local blend)" if "-lb" in side else " (Direct Inversion)" if "-di" in side else ""
 SEG_FRACTION = 0.5  # a pixel is object when it is > this fraction of the way from the background to the object colour
 DILATE_PX = 2
 
@@ -277,7 +288,7 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
     sf = pipe.vae.config.scaling_factor
     seconds = {}
     for k, it in enumerate(items):
-        if all((ROOT / o).exists() for o in it["diffusers_outputs"] + it["diffusers_di_outputs"]):
+        if all((ROOT / o).exists() for o in it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]):
             continue
         if stop_at is not None and time.time() > stop_at:
             log(f"eval: diffusers stops at the deadline with {len(items) - k} scenes left")
@@ -299,6 +310,16 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         for xa, out in zip(settings["xaGuidance"], it["diffusers_di_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True)
+            with torch.no_grad():
+                decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
+            pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
+        source = tasks[it["task"]]["source"]
+        tokens = direct_inversion.blend_tokens_of(pipe.tokenizer, it["caption"], [source], ATTRIBUTE_WORDS,
+                                                  next_only=os.environ.get("BLEND_NEXT_ONLY") == "1")
+        for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
+            edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
+                                              settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
+                                              blend_threshold=settings["blendThreshold"])
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
@@ -383,6 +404,9 @@ def write_markdown(path: Path, report: dict) -> None:
          f"  cross-attention guidance {s['xaGuidance'][0]} (`-xa{s['xaGuidance'][0]:g}`) or 0 (`-xa0`), all edits from the same inversion;",
          "- `-di-` rows: Direct Inversion (Ju et al., PnPInversion): the reference pass walks the inversion trajectory and the",
          "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
+         f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}): outside a mask of",
+         "  the source word's attention in the reference pass (after a colour word, also the caption's next word: the object) the",
+         "  edit keeps the reference latent (ours: `localBlend: true`; diffusers: `direct_inversion.LocalBlend`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
          f"- held-out scenes: seeds from {s.get('scene_seed', HELDOUT_SEED0)} (task k draws {s.get('scene_seed', HELDOUT_SEED0)} + k x {TASK_STREAM}, + 1, ...; `--scene-seed`), the first",
          f"  {s['n']} per task whose main object (index 0) has the source attribute (for a colour edit: on a background the",
@@ -428,6 +452,9 @@ def write_markdown(path: Path, report: dict) -> None:
         for xa, de in res.get("direct_inversion_effect", {}).items():
             L += ["", f"Direct Inversion effect, ours {xa} (per image, Direct Inversion minus plain; mean +- standard error; images better / worse with it): " + "; ".join(
                 f"{k} {v['mean_diff']:+.3f} +- {v['se']:.3f} ({v['better']} / {v['worse']})" for k, v in de.items()) + "."]
+        for xa, de in res.get("local_blend_effect", {}).items():
+            L += ["", f"Local blend effect, ours {xa} (per image, Direct Inversion + local blend minus Direct Inversion; mean +- standard error; images better / worse with it): " + "; ".join(
+                f"{k} {v['mean_diff']:+.3f} +- {v['se']:.3f} ({v['better']} / {v['worse']})" for k, v in de.items()) + "."]
         ag = res.get("agreement", {})
         if ag:
             L += ["", "Ours vs diffusers (same weights, inputs, captions): " + "; ".join(
@@ -446,6 +473,7 @@ def write_markdown(path: Path, report: dict) -> None:
     if per and t.get("diffusers_mean_per_image"):
         L += [f"Per scene (inversion + both edits): ours {per['invert'] + sum(per['edits']):.1f} s (inversion {per['invert']:.1f} s, edit with guidance "
               f"{per['edits'][0]:.1f} s, without {per['edits'][-1]:.1f} s" + (f"; Direct Inversion edits {' / '.join(f'{e:.1f}' for e in per['editsDirect'])} s" if per.get("editsDirect") else "")
+              + (f"; with local blending {' / '.join(f'{e:.1f}' for e in per['editsBlend'])} s" if per.get("editsBlend") else "")
               + f"), diffusers {t['diffusers_mean_per_image']:.1f} s (its own CPU kernels; all its edits)."]
     L.append("")
     old = path.read_text() if path.exists() else ""
@@ -471,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--xa-guidance", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
+    ap.add_argument("--blend-threshold", type=float, default=0.3, help="local blending's mask threshold for the -di-lb- rows (default 0.3, the library's)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
@@ -511,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "vae": "posterior mean", "negative_prompt": "caption",
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
     # Classifier
@@ -540,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
                           "diffusers_outputs": [rel(work / METHODS[2] / f"{iid}.png"), rel(work / METHODS[3] / f"{iid}.png")],
                           "outputsDirect": [rel(work / METHODS[4] / f"{iid}.png"), rel(work / METHODS[5] / f"{iid}.png")],
                           "diffusers_di_outputs": [rel(work / METHODS[6] / f"{iid}.png"), rel(work / METHODS[7] / f"{iid}.png")],
+                          "outputsBlend": [rel(work / METHODS[8] / f"{iid}.png"), rel(work / METHODS[9] / f"{iid}.png")],
+                          "diffusers_lb_outputs": [rel(work / METHODS[10] / f"{iid}.png"), rel(work / METHODS[11] / f"{iid}.png")],
                           "reconstruction": rel(work / "reconstruction" / f"{iid}.png"),
                           "reconstructionDirect": rel(work / "reconstruction-di" / f"{iid}.png")})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
@@ -552,10 +583,11 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold")} | {"size": size},
            "tasks": task_specs}
-    ours_files = lambda it: it["outputs"] + it["outputsDirect"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
-    todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in ours_files(it) + it["diffusers_outputs"] + it["diffusers_di_outputs"]))]
+    ours_files = lambda it: it["outputs"] + it["outputsDirect"] + it["outputsBlend"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
+    diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
+    todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in ours_files(it) + diffusers_files(it)))]
     only = set(args.only.split(","))
 
     # Captions (ours, so both editors get the same), then both editors in parallel
@@ -581,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     todo_ours = [it for it in todo if "ours" in only]
     if not args.reuse:  # stale outputs would be skipped as done
         for it in todo:
-            for o in (ours_files(it) if "ours" in only else []) + (it["diffusers_outputs"] + it["diffusers_di_outputs"] if "diffusers" in only else []):
+            for o in (ours_files(it) if "ours" in only else []) + (diffusers_files(it) if "diffusers" in only else []):
                 (ROOT / o).unlink(missing_ok=True)
         for f in work.glob("ours-results*.json"):
             f.unlink()
@@ -594,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         now = time.gmtime()
         stop_at = float(calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, hh, mm, 0)))
         log(f"eval: no new scene is started after {args.deadline} UTC ({(stop_at - time.time()) / 60:.0f} min from now)")
-    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction", "outputsDirect", "reconstructionDirect")} for it in todo_ours]}
+    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction", "outputsDirect", "reconstructionDirect", "outputsBlend")} for it in todo_ours]}
     if todo_ours:
         procs.append(run_node({**ours_job, "results": rel(work / "ours-results.json")}, work / "ours-job.json", log))
     t_diff, dsec = 0.0, {}
@@ -622,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         attr, src, tgt = TASKS[task]
         rows = {m: [] for m in YARDSTICKS + METHODS}
         pairs = [(a, b, xa) for a, b in SIDES for xa in settings["xaGuidance"]]
-        agree = {f"{xa}" + (" (Direct Inversion)" if "-di" in a else ""): {"diffs": [], "max": 0.0, "same": []} for a, b, xa in pairs}
+        agree = {f"{xa}" + side_label(a): {"diffs": [], "max": 0.0, "same": []} for a, b, xa in pairs}
         wanted = [m for m in METHODS if m.split("-")[0] in only] + (["reconstruction", "reconstruction-di"] if "ours" in only else [])
         complete = [i for i in items if i["task"] == task and all((work / m / f"{i['id']}.png").exists() for m in wanted)]
         if len(complete) < sum(1 for i in items if i["task"] == task):
@@ -646,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
                 a, b = imgs.get(f"{ours_side}-xa{xa:g}"), imgs.get(f"{diff_side}-xa{xa:g}")
                 if a is not None and b is not None:
                     d = np.abs(a - b)
-                    g = agree[f"{xa}" + (" (Direct Inversion)" if "-di" in ours_side else "")]
+                    g = agree[f"{xa}" + side_label(ours_side)]
                     g["diffs"].append(float(d.mean()))
                     g["max"] = max(g["max"], float(d.max()))
                     g["same"].append(rec_row[f"{ours_side}-xa{xa:g}"]["success"] == rec_row[f"{diff_side}-xa{xa:g}"]["success"])
@@ -660,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
                                 for side in (x for pair in SIDES for x in pair) if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
             "direct_inversion_effect": {f"xa{xa:g}": paired(rows[f"ours-di-xa{xa:g}"], rows[f"ours-xa{xa:g}"])
                                         for xa in settings["xaGuidance"] if rows[f"ours-di-xa{xa:g}"] and rows[f"ours-xa{xa:g}"]},
+            "local_blend_effect": {f"xa{xa:g}": paired(rows[f"ours-di-lb-xa{xa:g}"], rows[f"ours-di-xa{xa:g}"])
+                                   for xa in settings["xaGuidance"] if rows[f"ours-di-lb-xa{xa:g}"] and rows[f"ours-di-xa{xa:g}"]},
             "seeds": [scenes[i["id"]][1] for i in complete], "drawn": sum(1 for i in items if i["task"] == task),
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
@@ -683,9 +717,10 @@ def main(argv: list[str] | None = None) -> int:
         report["seconds"]["ours_mean_per_image"] = {
             "invert": round(float(np.mean([d["seconds"]["invert"] for d in ours_done])), 2),
             "edits": [round(float(np.mean([d["seconds"]["edits"][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"]["edits"]))]}
-        if all(d["seconds"].get("editsDirect") for d in ours_done):
-            report["seconds"]["ours_mean_per_image"]["editsDirect"] = [
-                round(float(np.mean([d["seconds"]["editsDirect"][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"]["editsDirect"]))]
+        for key in ("editsDirect", "editsBlend"):
+            if all(d["seconds"].get(key) for d in ours_done):
+                report["seconds"]["ours_mean_per_image"][key] = [
+                    round(float(np.mean([d["seconds"][key][i] for d in ours_done])), 2) for i in range(len(ours_done[0]["seconds"][key]))]
     out_json = args.json if args.json.is_absolute() else ROOT / args.json
     out_md = args.md if args.md.is_absolute() else ROOT / args.md
     out_json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,245 @@
+/**
+ * Local blending (Prompt-to-Prompt's LocalBlend as a step hook) against its reference on diffusers' components
+ * (tools/reference/direct_inversion.py's LocalBlend, fixtures by local_blend_outputs.py): the token positions, every
+ * step's mask and the edited latents, with and without Direct Inversion, with and without CFG, on SD 1.x and the
+ * v-prediction SD 2.x-style pipeline; then through the facade and the CLI, and the hook chain's bookkeeping.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { readStableDiffusionFolder } from '../lib/io/model-folder.js';
+import { SafetensorsFile } from '../lib/io/safetensors.js';
+import { type ModelPorts, loadModelPorts } from '../lib/editing/adapters.js';
+import { directInversion } from '../lib/editing/direct-inversion.js';
+import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
+import { localBlend, wordTokenPositions } from '../lib/editing/local-blend.js';
+import { chainStepEndHooks } from '../lib/editing/step-end-hooks.js';
+import type { StepEndHook, StepEndState } from '../lib/editing/services.js';
+import { ClipTokenizer } from '../lib/tokenizers/clip-tokenizer.js';
+import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
+import { Pix2PixZero } from '../lib/pix2pix-zero.js';
+import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference, relativeError } from './helpers/tensors.js';
+import { cli } from './helpers/cli.js';
+
+const DIR = path.join(FIXTURES, 'reference', 'local_blend');
+interface Case {
+  guidance_scale: number;
+  xa: number;
+  size: number;
+  direct: boolean;
+  words: string[];
+  threshold: number;
+  tokens: number[];
+  model?: string;
+}
+const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
+  caption: string;
+  source: string[];
+  target: string[];
+  steps: number;
+  images: Record<string, string>;
+  cases: Record<string, Case>;
+};
+const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
+const latentsOf = (t: tf.Tensor): tf.Tensor4D[] => tf.tidy(() => tf.split(nhwc(t), t.shape[0]!, 0) as tf.Tensor4D[]);
+const modelOf = (c: Case): string => (c.model !== undefined ? path.join(ROOT, c.model) : TINY_SD);
+
+describe('wordTokenPositions', function () {
+  const caption = ['a</w>', 'red</w>', 'ball</w>', 'and</w>', 'a</w>', 'red</w>', 'car</w>'];
+  it('finds every occurrence, 1-based after the start token', function () {
+    expect(wordTokenPositions(caption, ['red</w>'])).to.deep.equal([2, 6]);
+    expect(wordTokenPositions(caption, ['a</w>', 'red</w>'])).to.deep.equal([1, 2, 5, 6]);
+    expect(wordTokenPositions(caption, ['cat</w>'])).to.deep.equal([]);
+    expect(wordTokenPositions(caption, [])).to.deep.equal([]);
+  });
+  it('adds the next token for an attribute, and never one past the caption or the positions limit', function () {
+    expect(wordTokenPositions(caption, ['red</w>'], { withNext: true })).to.deep.equal([2, 3, 6, 7]);
+    expect(wordTokenPositions(caption, ['car</w>'], { withNext: true })).to.deep.equal([7]);
+    expect(wordTokenPositions(caption, ['red</w>'], { withNext: true, maxPositions: 7 })).to.deep.equal([2, 3, 6]);
+  });
+  it('agrees with the reference on the fixtures\' captions (our CLIP tokenizer against transformers\')', function () {
+    for (const [name, c] of Object.entries(meta.cases)) {
+      const tok = ClipTokenizer.fromFolder(readStableDiffusionFolder(modelOf(c)).tokenizer);
+      const found = new Set<number>();
+      for (const w of c.words) for (const p of wordTokenPositions(tok.tokenize(meta.caption), tok.tokenize(w), { maxPositions: 77 })) found.add(p);
+      expect([...found].sort((a, b) => a - b), name).to.deep.equal(c.tokens);
+    }
+  });
+});
+
+forEachBackend('local blending vs its reference on diffusers', function () {
+  for (const [name, c] of Object.entries(meta.cases)) {
+    const model = modelOf(c);
+    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, threshold ${c.threshold})`, function () {
+      let ref: Record<string, tf.Tensor>;
+      let ports: ModelPorts;
+      let trajectory: tf.Tensor4D[];
+      const schedulers = new ConfigSchedulerFactory(readStableDiffusionFolder(model).schedulerConfig);
+      const T = meta.steps;
+      before(async function () {
+        ref = readReference(path.join(DIR, `${name}.safetensors`));
+        trajectory = latentsOf(ref.trajectory!);
+        ports = await loadModelPorts(readStableDiffusionFolder(model));
+      });
+      after(function () {
+        tf.dispose([...Object.values(ref), ...trajectory]);
+        ports.dispose();
+      });
+      const edit = (hook: StepEndHook) => {
+        const caption = ref.caption_embeds as tf.Tensor3D;
+        const hooks = c.direct ? [directInversion(trajectory), hook] : [hook];
+        return new CrossAttentionGuidedSampler(ports.denoiser, schedulers).sample(trajectory[T]!, { caption, negative: caption, direction: ref.direction as tf.Tensor3D }, {
+          steps: T,
+          guidanceScale: c.guidance_scale,
+          xaGuidance: c.xa,
+          onStepEnd: chainStepEndHooks(...hooks),
+        });
+      };
+
+      it('every step\'s mask equal, the edited latents within 1e-3, nothing leaked', async function () {
+        const start = tf.memory().numTensors;
+        let masks = 0;
+        const r = await edit(
+          localBlend({
+            tokens: c.tokens,
+            threshold: c.threshold,
+            onMask: (step, mask) => {
+              const expected = ref[`mask.step${step}`]!;
+              expect(Array.from(mask.dataSync()), `mask of step ${step}`).to.deep.equal(Array.from(expected.dataSync()));
+              masks++;
+            },
+          }),
+        );
+        expect(masks).to.equal(T);
+        tf.tidy(() => {
+          expectClose(r.edited, nhwc(ref.edited_latents!), 1e-3, `${name} blended edit`);
+          // The test can tell the blend from the plain edit: they differ by far more than the tolerance.
+          expect(relativeError(nhwc(ref.unblended_latents!), nhwc(ref.edited_latents!)), 'unblended vs blended').to.be.above(1e-2);
+        });
+        tf.dispose([r.edited, r.reconstruction]);
+        expect(tf.memory().numTensors).to.equal(start);
+      });
+    });
+  }
+});
+
+describe('local blending through the facade and the CLI', function () {
+  const c = meta.cases.lb_di!;
+  const image = path.join(ROOT, meta.images[String(c.size)]!);
+  let dir: string;
+  let ref: Record<string, tf.Tensor>;
+  before(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-lb-'));
+    fs.writeFileSync(path.join(dir, 'cat.txt'), meta.source.join('\n'));
+    fs.writeFileSync(path.join(dir, 'dog.txt'), meta.target.join('\n'));
+    ref = readReference(path.join(DIR, 'lb_di.safetensors'));
+  });
+  after(function () {
+    tf.dispose(Object.values(ref));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the facade (localBlend on the direction\'s source word, with Direct Inversion) matches the reference; a caption without the word edits unblended and says so', async function () {
+    const notices: string[] = [];
+    const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false, onNotice: (m) => notices.push(m) });
+    try {
+      const start = tf.memory().numTensors;
+      const d = await p2p.direction({ name: 'cat', sentences: meta.source }, { name: 'dog', sentences: meta.target });
+      const opts = { caption: meta.caption, size: c.size, steps: meta.steps, numRegSteps: 0, directInversion: true } as const;
+      const r = await p2p.edit(image, d, { ...opts, localBlend: { threshold: c.threshold } });
+      tf.tidy(() => expectClose(r.latents, nhwc(ref.edited_latents!), 1e-3, 'blended edit (facade)'));
+      expect(notices).to.deep.equal([]);
+      // The same inversion, another word that the caption lacks: no blend, and a notice.
+      const other = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { words: ['zebra'] } });
+      const unblended = await p2p.edit(r.inversion, d, { directInversion: true });
+      expect(relativeError(other.latents, unblended.latents), 'no word found: the unblended edit').to.equal(0);
+      expect(notices).to.have.length(1);
+      expect(notices[0]).to.match(/local blending: the caption 'a photo of a cat sitting on a sofa' names none of 'zebra': edited without it/);
+      // A caller's onStepEnd runs after the blend and sees its result.
+      const seen: number[] = [];
+      const chained = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { threshold: c.threshold }, onStepEnd: (s: StepEndState) => void seen.push(s.step) });
+      expect(seen).to.deep.equal([0, 1, 2, 3, 4]);
+      expect(relativeError(chained.latents, r.latents), 'onStepEnd after the blend changes nothing').to.equal(0);
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { threshold: 1.5 } }), /local blend threshold must be a number in \[0, 0\.99\], got 1\.5/);
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { words: [] } }), /localBlend\.words must be non-empty words/);
+      tf.dispose([r.latents, other.latents, unblended.latents, chained.latents, d.tensor]);
+      r.inversion.dispose();
+      expect(tf.memory().numTensors).to.equal(start);
+    } finally {
+      p2p.dispose();
+    }
+  });
+
+  it('the CLI: edit --direct-inversion --local-blend --blend-threshold matches the reference; misused options are refused', function () {
+    const lat = path.join(dir, 'cli-latents.safetensors');
+    const base = ['--source-sentences', path.join(dir, 'cat.txt'), '--target-sentences', path.join(dir, 'dog.txt'), '--no-cache'];
+    const args = ['edit', image, '--caption', meta.caption, ...base, '--steps', String(meta.steps), '--size', String(c.size), '--reg-steps', '0', '--direct-inversion'];
+    const r = cli([...args, '--local-blend', '--blend-words', 'cat', '--blend-threshold', String(c.threshold), '--out', path.join(dir, 'lb.png'), '--save-latents', lat]);
+    expect(r.code, r.err).to.equal(0);
+    const f = SafetensorsFile.open(lat);
+    const t = f.read('latent');
+    f.close();
+    const got = tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]);
+    expectClose(got, ref.edited_latents!, 1e-3, 'blended edit (CLI)');
+    got.dispose();
+    const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
+    expect(lone.code).to.equal(2);
+    expect(lone.err).to.match(/--blend-words and --blend-threshold need --local-blend/);
+    const bad = cli([...args, '--local-blend', '--blend-threshold', '2', '--out', path.join(dir, 'never.png')]);
+    expect(bad.code).to.equal(2);
+    expect(bad.err).to.match(/--blend-threshold/);
+    expect(fs.existsSync(path.join(dir, 'never.png'))).to.equal(false);
+  });
+});
+
+describe('chainStepEndHooks', function () {
+  it('runs the hooks in order on the corrected latents and disposes what a later hook replaced', function () {
+    const start = tf.memory().numTensors;
+    const reference = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
+    const edit = tf.ones([1, 2, 2, 1]) as tf.Tensor4D;
+    const maps = new Map<string, tf.Tensor3D>();
+    const state: StepEndState = { step: 0, steps: 1, timestep: 1, reference, edit, referenceMaps: maps, guidanceBatch: 1 };
+    const order: string[] = [];
+    const hook = chainStepEndHooks(
+      (s) => {
+        order.push(`a:${s.edit.dataSync()[0]}`);
+        return { edit: tf.add(s.edit, 1) as tf.Tensor4D };
+      },
+      () => {
+        order.push('b');
+      },
+      (s) => {
+        order.push(`c:${s.edit.dataSync()[0]}`);
+        return { edit: tf.mul(s.edit, 10) as tf.Tensor4D, reference: tf.add(s.reference, 5) as tf.Tensor4D };
+      },
+    );
+    const fix = hook(state) as { edit: tf.Tensor4D; reference: tf.Tensor4D };
+    expect(order).to.deep.equal(['a:1', 'b', 'c:2']);
+    expect(Array.from(fix.edit.dataSync())).to.deep.equal([20, 20, 20, 20]);
+    expect(Array.from(fix.reference.dataSync())).to.deep.equal([5, 5, 5, 5]);
+    // the intermediate (edit + 1) is gone: what is left is the inputs and the two results
+    expect(tf.memory().numTensors).to.equal(start + 4);
+    tf.dispose([reference, edit, fix.edit, fix.reference]);
+    // a hook that throws frees what the earlier ones made
+    const failing = chainStepEndHooks((s) => ({ edit: tf.add(s.edit, 1) as tf.Tensor4D }), () => {
+      throw new Error('boom');
+    });
+    const r2 = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
+    const e2 = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
+    expect(() => failing({ ...state, reference: r2, edit: e2 })).to.throw('boom');
+    tf.dispose([r2, e2]);
+    expect(tf.memory().numTensors).to.equal(start);
+  });
+});
+
+async function expectRejects(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect((err as Error).message).to.match(pattern);
+    return;
+  }
+  expect.fail(`expected a rejection matching ${pattern}`);
+}

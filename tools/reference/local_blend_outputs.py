@@ -1,0 +1,76 @@
+"""Reference of local blending for pix2pix-zero (direct_inversion.LocalBlend: Prompt-to-Prompt's LocalBlend with the
+mask from the reference pass's maps, over diffusers' pipeline components) on the tiny pipelines, 5 steps.
+
+Cases, all at 64 px (8 x 8 latents) with threshold 0.8 (the random tiny models attend almost uniformly: lower
+thresholds give all-ones masks, which test nothing; the builder refuses those): with Direct Inversion and CFG
+(tiny-sd, the word "cat"), without Direct Inversion on the SD 2.x-style v-prediction pipeline (tiny-sd2, "sofa"),
+and with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"). The token positions are found by direct_inversion.blend_tokens_of with transformers'
+tokenizer; the tests find them with ours and compare.
+
+Writes spec/fixtures/reference/local_blend/:
+  <case>.safetensors   image_latents (z_0), caption_embeds, direction, trajectory ([T + 1, c, h, w]),
+                       edited_latents (with local blending), unblended_latents (the same edit without it),
+                       mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of step i)
+  cases.json           caption, sentences, settings, each case's token positions
+"""
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import direct_inversion as di
+from pipeline_outputs import CAPTION, SOURCE, TARGET, load
+
+STEPS = 5
+IMAGES = {32: "spec/fixtures/reference/pipeline/input32.png", 64: "spec/fixtures/reference/pipeline/input64.png"}
+CASES = {
+    "lb_di": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8),
+    "lb_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=["sofa"], threshold=0.8,
+                           model="spec/fixtures/models/tiny-sd2"),
+    "lb_di_no_cfg": dict(guidance_scale=1.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8),
+}
+
+
+def build(root: Path) -> list[Path]:
+    out = root / "spec" / "fixtures" / "reference" / "local_blend"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    meta = {"caption": CAPTION, "source": SOURCE, "target": TARGET, "steps": STEPS, "images": IMAGES,
+            "negative_prompt": "caption", "cases": {}}
+    for name, c in CASES.items():
+        pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
+        pipe.set_progress_bar_config(disable=True)
+        with torch.no_grad():
+            image = pipe.image_processor.preprocess(Image.open(root / IMAGES[c["size"]]))
+            image_latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
+            source_embeds = pipe.get_embeds(SOURCE)
+            target_embeds = pipe.get_embeds(TARGET)
+            caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
+        # plain DDIM inversion (no regularisation): the blend is what is tested here
+        trajectory = di.invert_trajectory(pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(0),
+                                          lambda_auto_corr=0.0, lambda_kl=0.0, num_reg_steps=0, num_auto_corr_rolls=0)
+        tokens = di.blend_tokens_of(pipe.tokenizer, CAPTION, c["words"])
+        assert tokens, f"{name}: the caption has none of {c['words']}"
+        args = dict(caption=CAPTION, negative_prompt=CAPTION, source_embeds=source_embeds, target_embeds=target_embeds,
+                    trajectory=trajectory, steps=STEPS, guidance_scale=c["guidance_scale"],
+                    cross_attention_guidance_amount=c["xa"], direct=c["direct"])
+        masks: dict[str, torch.Tensor] = {}
+        edited, _ = di.edit(pipe, **args, blend_tokens=tokens, blend_threshold=c["threshold"],
+                            on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()))
+        unblended, _ = di.edit(pipe, **args)
+        fractions = [float(m.mean()) for m in masks.values()]
+        # a test of the blend needs masks that keep part of the latent and edit part of it
+        assert any(0 < f < 1 for f in fractions), f"{name}: every mask is all 0 or all 1 ({fractions})"
+        meta["cases"][name] = {**c, "tokens": tokens, "mask_fractions": [round(f, 4) for f in fractions]}
+        tensors = {"image_latents": image_latents, "caption_embeds": caption_embeds,
+                   "direction": pipe.construct_direction(source_embeds, target_embeds),
+                   "trajectory": torch.cat(trajectory, 0), "edited_latents": edited, "unblended_latents": unblended, **masks}
+        st = out / f"{name}.safetensors"
+        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(st))
+        written.append(st)
+    js = out / "cases.json"
+    js.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    written.append(js)
+    return written
