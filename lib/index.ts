@@ -42,7 +42,7 @@ export {
 } from './editing/text-embedder.js';
 export { AUTHORS_CAPTION_OPTIONS, BlipCaptioner, blipCaptionerFactory, type CaptionOptions, type CaptionResult } from './editing/captioner.js';
 export { SETTINGS, inRange, isStepCount, assertStepCount, rangeText, flagWithDefault, type PipelineSettings, type RangeSetting, type NumberSetting, type ChoiceSetting, type CaptionSettings } from './settings.js';
-export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type Pix2PixZeroInvertOptions, type Pix2PixZeroEditOptions, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
+export { Pix2PixZero, Direction, Inversion, type Pix2PixZeroLoadOptions, type Pix2PixZeroInvertOptions, type Pix2PixZeroEditOptions, type LocalBlendSettings, type InvertOptions, type EditCallOptions, type EditResult, type ImageInput } from './pix2pix-zero.js';
 export { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
 export { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions, type Pix2PixZeroEmbedOptions } from './pix2pix-zero-text-embedder.js';
 export { readImage, writePng, prepareImage, imageToTensor, tensorToImage, type RgbImage, type PrepareOptions } from './io/image.js';
@@ -51,6 +51,8 @@ export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';
 export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } from './schedulers/scheduler.js';
 export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
 export { directInversion } from './editing/direct-inversion.js';
+export { localBlend, wordTokenPositions, assertBlendThreshold, type LocalBlendOptions } from './editing/local-blend.js';
+export { chainStepEndHooks } from './editing/step-end-hooks.js';
 export { TorchGenerator } from './random/torch-generator.js';
 export { builtinConcepts, builtinSentences, hasBuiltinBank, readSentenceFile, chatSentences } from './editing/sentences.js';
 export { generateSentences, indefiniteArticle, conceptNumber, normalizeConcept, DEFAULT_GENERATED_SENTENCES, type SentenceGeneratorOptions } from './editing/sentence-generator.js';
