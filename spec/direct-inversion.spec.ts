@@ -5,7 +5,6 @@
  * and new.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
@@ -20,6 +19,7 @@ import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
 import { Inversion, Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference, relativeError } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
+import { type SentenceFolder, readSavedLatents, sentenceFolder } from './helpers/edit-files.js';
 
 const DIR = path.join(FIXTURES, 'reference', 'direct_inversion');
 interface Case {
@@ -140,17 +140,17 @@ forEachBackend('Direct Inversion vs its reference on diffusers', function () {
 describe('Direct Inversion from a file: facade, CLI and saved inversions', function () {
   const c = meta.cases.di_reg_off!;
   const image = path.join(ROOT, meta.images[String(c.size)]!);
+  let files: SentenceFolder;
   let dir: string;
   let ref: Record<string, tf.Tensor>;
   before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-di-'));
-    fs.writeFileSync(path.join(dir, 'cat.txt'), meta.source.join('\n'));
-    fs.writeFileSync(path.join(dir, 'dog.txt'), meta.target.join('\n'));
+    files = sentenceFolder('p2pz-di-', meta.source, meta.target);
+    dir = files.dir;
     ref = readReference(path.join(DIR, 'di_reg_off.safetensors'));
   });
   after(function () {
     tf.dispose(Object.values(ref));
-    fs.rmSync(dir, { recursive: true, force: true });
+    files.remove();
   });
 
   it('the facade (directInversion: true) matches the reference, saves and reloads the trajectory, and frees every tensor', async function () {
@@ -180,13 +180,10 @@ describe('Direct Inversion from a file: facade, CLI and saved inversions', funct
   it('the CLI: edit --direct-inversion --reg-steps 0 matches the reference; old inversions (x_T only) still edit, and say why they cannot with --direct-inversion', function () {
     const lat = path.join(dir, 'cli-latents.safetensors');
     const inv = path.join(dir, 'cli-inv.safetensors');
-    const base = ['--source-sentences', path.join(dir, 'cat.txt'), '--target-sentences', path.join(dir, 'dog.txt'), '--no-cache'];
+    const base = files.options;
     const r = cli(['edit', image, '--caption', meta.caption, ...base, '--steps', String(meta.steps), '--size', String(c.size), '--reg-steps', '0', '--direct-inversion', '--out', path.join(dir, 'di.png'), '--save-latents', lat, '--save-inversion', inv]);
     expect(r.code, r.err).to.equal(0);
-    const f = SafetensorsFile.open(lat);
-    const t = f.read('latent');
-    f.close();
-    const got = tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]);
+    const got = readSavedLatents(lat);
     expectClose(got, ref.edited_latents!, 1e-3, 'DI edited latents (CLI)');
     got.dispose();
     // The saved inversion holds the trajectory and edits to the same image.

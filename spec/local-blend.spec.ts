@@ -5,12 +5,10 @@
  * v-prediction SD 2.x-style pipeline; then through the facade and the CLI, and the hook chain's bookkeeping.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { readStableDiffusionFolder } from '../lib/io/model-folder.js';
-import { SafetensorsFile } from '../lib/io/safetensors.js';
 import { type ModelPorts, loadModelPorts } from '../lib/editing/adapters.js';
 import { directInversion } from '../lib/editing/direct-inversion.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
@@ -22,6 +20,7 @@ import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference, relativeError } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
+import { type SentenceFolder, readSavedLatents, sentenceFolder } from './helpers/edit-files.js';
 
 const DIR = path.join(FIXTURES, 'reference', 'local_blend');
 interface Case {
@@ -128,17 +127,17 @@ forEachBackend('local blending vs its reference on diffusers', function () {
 describe('local blending through the facade and the CLI', function () {
   const c = meta.cases.lb_di!;
   const image = path.join(ROOT, meta.images[String(c.size)]!);
+  let files: SentenceFolder;
   let dir: string;
   let ref: Record<string, tf.Tensor>;
   before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-lb-'));
-    fs.writeFileSync(path.join(dir, 'cat.txt'), meta.source.join('\n'));
-    fs.writeFileSync(path.join(dir, 'dog.txt'), meta.target.join('\n'));
+    files = sentenceFolder('p2pz-lb-', meta.source, meta.target);
+    dir = files.dir;
     ref = readReference(path.join(DIR, 'lb_di.safetensors'));
   });
   after(function () {
     tf.dispose(Object.values(ref));
-    fs.rmSync(dir, { recursive: true, force: true });
+    files.remove();
   });
 
   it('the facade (localBlend on the direction\'s source word, with Direct Inversion) matches the reference; a caption without the word edits unblended and says so', async function () {
@@ -174,14 +173,11 @@ describe('local blending through the facade and the CLI', function () {
 
   it('the CLI: edit --direct-inversion --local-blend --blend-threshold matches the reference; misused options are refused', function () {
     const lat = path.join(dir, 'cli-latents.safetensors');
-    const base = ['--source-sentences', path.join(dir, 'cat.txt'), '--target-sentences', path.join(dir, 'dog.txt'), '--no-cache'];
+    const base = files.options;
     const args = ['edit', image, '--caption', meta.caption, ...base, '--steps', String(meta.steps), '--size', String(c.size), '--reg-steps', '0', '--direct-inversion'];
     const r = cli([...args, '--local-blend', '--blend-words', 'cat', '--blend-threshold', String(c.threshold), '--out', path.join(dir, 'lb.png'), '--save-latents', lat]);
     expect(r.code, r.err).to.equal(0);
-    const f = SafetensorsFile.open(lat);
-    const t = f.read('latent');
-    f.close();
-    const got = tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]);
+    const got = readSavedLatents(lat);
     expectClose(got, ref.edited_latents!, 1e-3, 'blended edit (CLI)');
     got.dispose();
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);

@@ -49,7 +49,7 @@ class LocalBlend:
         return reference + mask * (latents - reference)
 
 
-def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset(), next_only: bool = False) -> list[int]:
+def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset()) -> list[int]:
     """The caption's token positions (0 = start token) of each word, and of the token after an attribute word."""
     ids = tokenizer(caption).input_ids
     found = set()
@@ -57,10 +57,8 @@ def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[s
         w = tokenizer(word, add_special_tokens=False).input_ids
         for j in range(1, len(ids) - len(w)):  # content tokens only: not the start and end tokens
             if ids[j:j + len(w)] == w:
-                attribute = word.strip().lower() in attributes
-                if not (attribute and next_only):
-                    found.update(range(j, j + len(w)))
-                if attribute and j + len(w) < len(ids) - 1:
+                found.update(range(j, j + len(w)))
+                if word.strip().lower() in attributes and j + len(w) < len(ids) - 1:
                     found.add(j + len(w))
     return sorted(p for p in found if p < tokenizer.model_max_length)
 

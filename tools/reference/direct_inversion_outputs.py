@@ -15,15 +15,12 @@ Writes spec/fixtures/reference/direct_inversion/:
   cases.json           caption, sentences, settings
 Before writing, it checks that direct_inversion.edit(direct=False) reproduces diffusers' pipeline exactly.
 """
-import json
 from pathlib import Path
 
 import torch
-from PIL import Image
-from safetensors.torch import save_file
 
 import direct_inversion as di
-from pipeline_outputs import CAPTION, SOURCE, TARGET, load, recorded_randint
+from pipeline_outputs import CAPTION, SOURCE, TARGET, encode_inputs, load, recorded_randint, save_tensors, write_cases
 
 STEPS = 5
 IMAGES = {32: "spec/fixtures/reference/pipeline/input32.png", 64: "spec/fixtures/reference/pipeline/input64.png"}
@@ -46,12 +43,7 @@ def build(root: Path) -> list[Path]:
     for name, c in CASES.items():
         pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
         pipe.set_progress_bar_config(disable=True)
-        with torch.no_grad():
-            image = pipe.image_processor.preprocess(Image.open(root / IMAGES[c["size"]]))
-            image_latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
-            source_embeds = pipe.get_embeds(SOURCE)
-            target_embeds = pipe.get_embeds(TARGET)
-            caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
+        _, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, root / IMAGES[c["size"]])
         with recorded_randint() as shifts:
             trajectory = di.invert_trajectory(
                 pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(c["seed"]),
@@ -82,10 +74,5 @@ def build(root: Path) -> list[Path]:
                    "edited_latents": edited, "reconstruction": reconstruction, "plain_edited_latents": plain, **maps}
         if maps:
             meta[f"{name}.attention_layers"] = len(maps) // STEPS
-        st = out / f"{name}.safetensors"
-        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(st))
-        written.append(st)
-    js = out / "cases.json"
-    js.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    written.append(js)
-    return written
+        written.append(save_tensors(out / f"{name}.safetensors", tensors))
+    return written + [write_cases(out, meta)]

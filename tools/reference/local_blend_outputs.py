@@ -13,15 +13,12 @@ Writes spec/fixtures/reference/local_blend/:
                        mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of step i)
   cases.json           caption, sentences, settings, each case's token positions
 """
-import json
 from pathlib import Path
 
 import torch
-from PIL import Image
-from safetensors.torch import save_file
 
 import direct_inversion as di
-from pipeline_outputs import CAPTION, SOURCE, TARGET, load
+from pipeline_outputs import CAPTION, SOURCE, TARGET, encode_inputs, load, save_tensors, write_cases
 
 STEPS = 5
 IMAGES = {32: "spec/fixtures/reference/pipeline/input32.png", 64: "spec/fixtures/reference/pipeline/input64.png"}
@@ -42,12 +39,7 @@ def build(root: Path) -> list[Path]:
     for name, c in CASES.items():
         pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
         pipe.set_progress_bar_config(disable=True)
-        with torch.no_grad():
-            image = pipe.image_processor.preprocess(Image.open(root / IMAGES[c["size"]]))
-            image_latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
-            source_embeds = pipe.get_embeds(SOURCE)
-            target_embeds = pipe.get_embeds(TARGET)
-            caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
+        _, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, root / IMAGES[c["size"]])
         # plain DDIM inversion (no regularisation): the blend is what is tested here
         trajectory = di.invert_trajectory(pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(0),
                                           lambda_auto_corr=0.0, lambda_kl=0.0, num_reg_steps=0, num_auto_corr_rolls=0)
@@ -67,10 +59,5 @@ def build(root: Path) -> list[Path]:
         tensors = {"image_latents": image_latents, "caption_embeds": caption_embeds,
                    "direction": pipe.construct_direction(source_embeds, target_embeds),
                    "trajectory": torch.cat(trajectory, 0), "edited_latents": edited, "unblended_latents": unblended, **masks}
-        st = out / f"{name}.safetensors"
-        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(st))
-        written.append(st)
-    js = out / "cases.json"
-    js.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    written.append(js)
-    return written
+        written.append(save_tensors(out / f"{name}.safetensors", tensors))
+    return written + [write_cases(out, meta)]

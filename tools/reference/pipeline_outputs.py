@@ -120,6 +120,29 @@ def load(root: Path, sd: Path) -> StableDiffusionPix2PixZeroPipeline:
     )
 
 
+@torch.no_grad()
+def encode_inputs(pipe: StableDiffusionPix2PixZeroPipeline, image_file: Path):
+    """The fixtures' common inputs: (image tensor, sf * VAE posterior mean, source and target sentence embeddings,
+    the caption's embedding)."""
+    image = pipe.image_processor.preprocess(Image.open(image_file))
+    image_latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
+    return (image, image_latents, pipe.get_embeds(SOURCE), pipe.get_embeds(TARGET),
+            pipe.encode_prompt(CAPTION, "cpu", 1, False)[0])
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """Writes a fixture's tensors (contiguous copies) as safetensors."""
+    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(path))
+    return path
+
+
+def write_cases(out: Path, meta: dict) -> Path:
+    """Writes a fixture folder's cases.json (sorted keys, so a rebuild gives the same bytes)."""
+    js = out / "cases.json"
+    js.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return js
+
+
 def build(root: Path) -> list[Path]:
     out = root / "spec" / "fixtures" / "reference" / "pipeline"
     out.mkdir(parents=True, exist_ok=True)
@@ -132,12 +155,7 @@ def build(root: Path) -> list[Path]:
         img_path = out / f"input{c['size']}.png"
         input_image(c["size"]).save(img_path, format="PNG", optimize=False, compress_level=9)
         written.append(img_path)
-        with torch.no_grad():
-            image = pipe.image_processor.preprocess(Image.open(img_path))
-            image_latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
-            source_embeds = pipe.get_embeds(SOURCE)
-            target_embeds = pipe.get_embeds(TARGET)
-            caption_embeds = pipe.encode_prompt(CAPTION, "cpu", 1, False)[0]
+        image, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, img_path)
 
         with recorded_randint() as shifts:
             inverted = pipe.invert(
@@ -179,13 +197,8 @@ def build(root: Path) -> list[Path]:
                 for j in range(layers):
                     tensors[f"ref_maps.step{step}.layer{j}"] = targets[step * layers + j]
         meta[f"{name}.attention_layers"] = layers
-        st = out / f"{name}.safetensors"
-        save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(st))
-        written.append(st)
-    js = out / "cases.json"
-    js.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    written.append(js)
-    return written
+        written.append(save_tensors(out / f"{name}.safetensors", tensors))
+    return written + [write_cases(out, meta)]
 
 
 if __name__ == "__main__":

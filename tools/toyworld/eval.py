@@ -314,8 +314,7 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
         source = tasks[it["task"]]["source"]
-        tokens = direct_inversion.blend_tokens_of(pipe.tokenizer, it["caption"], [source], ATTRIBUTE_WORDS,
-                                                  next_only=os.environ.get("BLEND_NEXT_ONLY") == "1")
+        tokens = direct_inversion.blend_tokens_of(pipe.tokenizer, it["caption"], [source], ATTRIBUTE_WORDS)
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
