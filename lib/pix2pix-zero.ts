@@ -26,7 +26,7 @@ import { TorchGenerator } from './random/torch-generator.js';
 import { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
 import { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions } from './pix2pix-zero-text-embedder.js';
 import { assertDdimSteps } from './schedulers/step-limit.js';
-import { SETTINGS } from './settings.js';
+import { SETTINGS, inRange, rangeText } from './settings.js';
 import { assertFiniteValues } from './io/finite.js';
 import { MAX_ARTEFACT_ABS, loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { assertRegularizable } from './editing/noise-regularization.js';
@@ -156,6 +156,8 @@ export interface LocalBlendSettings {
   readonly words?: readonly string[];
   /** Where the normalised map exceeds this the edit is kept (default `SETTINGS.blendThreshold`, 0.3). */
   readonly threshold?: number;
+  /** The mask's reach past the attention, in latent pixels (default Prompt-to-Prompt's: max(1, round(latent side / 16))); 0: none. */
+  readonly dilation?: number;
 }
 
 /** @deprecated use {@link Pix2PixZeroEditOptions} (the same options, named for the facade). */
@@ -419,6 +421,9 @@ export class Pix2PixZero {
     }
     const blend = options.localBlend === true ? {} : options.localBlend === false ? undefined : options.localBlend;
     if (blend?.threshold !== undefined) assertBlendThreshold(blend.threshold);
+    if (blend?.dilation !== undefined && !inRange(SETTINGS.blendDilation, blend.dilation)) {
+      throw new Error(`localBlend.dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${blend.dilation}`);
+    }
     if (blend?.words !== undefined && (blend.words.length === 0 || blend.words.some((w) => typeof w !== 'string' || w.trim() === ''))) {
       throw new Error(`localBlend.words must be non-empty words, got ${JSON.stringify(blend.words)}`);
     }
@@ -454,7 +459,7 @@ export class Pix2PixZero {
         }
         if (blend !== undefined) {
           const tokens = await this.blendTokens(caption, blend.words ?? [direction.meta.source], expected.tokens);
-          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold }));
+          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation: blend.dilation }));
           else this.onNotice?.(`local blending: the caption '${caption}' names none of ${(blend.words ?? [direction.meta.source]).map((w) => `'${w}'`).join(', ')}: edited without it`);
         }
         if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);

@@ -91,6 +91,8 @@ export interface PipelineSettings {
   readonly gradientSplitMinElements: NumberSetting;
   /** Local blending's mask threshold on the normalised attention map of the edited object's words. */
   readonly blendThreshold: NumberSetting;
+  /** Local blending's mask dilation in latent pixels (default: from the latent's size, so no number here). */
+  readonly blendDilation: RangeSetting;
   /** The captioner's generation settings. */
   readonly caption: CaptionSettings;
 }
@@ -155,6 +157,14 @@ export const SETTINGS: PipelineSettings = frozen({
     max: 0.99,
     integer: false,
     description: "local blending: edit where the object words' normalised attention exceeds this",
+  },
+  blendDilation: {
+    option: 'dilation',
+    flag: 'blend-dilation',
+    min: 0,
+    max: 64,
+    integer: true,
+    description: "local blending: the mask's reach past the attention, in latent pixels (default max(1, round(latent side / 16)), Prompt-to-Prompt's; 0: none)",
   },
   caption: { prompt: 'a picture of', stripPrompt: true, numBeams: 3, minLength: 10, maxNewTokens: 26 },
 });

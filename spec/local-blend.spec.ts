@@ -31,6 +31,7 @@ interface Case {
   words: string[];
   threshold: number;
   tokens: number[];
+  dilation?: number;
   model?: string;
 }
 const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
@@ -71,7 +72,7 @@ describe('wordTokenPositions', function () {
 forEachBackend('local blending vs its reference on diffusers', function () {
   for (const [name, c] of Object.entries(meta.cases)) {
     const model = modelOf(c);
-    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, threshold ${c.threshold})`, function () {
+    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, threshold ${c.threshold}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''})`, function () {
       let ref: Record<string, tf.Tensor>;
       let ports: ModelPorts;
       let trajectory: tf.Tensor4D[];
@@ -104,6 +105,7 @@ forEachBackend('local blending vs its reference on diffusers', function () {
           localBlend({
             tokens: c.tokens,
             threshold: c.threshold,
+            dilation: c.dilation,
             onMask: (step, mask) => {
               const expected = ref[`mask.step${step}`]!;
               expect(Array.from(mask.dataSync()), `mask of step ${step}`).to.deep.equal(Array.from(expected.dataSync()));
@@ -163,6 +165,7 @@ describe('local blending through the facade and the CLI', function () {
       expect(relativeError(chained.latents, r.latents), 'onStepEnd after the blend changes nothing').to.equal(0);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { threshold: 1.5 } }), /local blend threshold must be a number in \[0, 0\.99\], got 1\.5/);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { words: [] } }), /localBlend\.words must be non-empty words/);
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { dilation: 1.5 } }), /localBlend\.dilation must be an integer in \[0, 64\] latent pixels, got 1\.5/);
       tf.dispose([r.latents, other.latents, unblended.latents, chained.latents, d.tensor]);
       r.inversion.dispose();
       expect(tf.memory().numTensors).to.equal(start);
@@ -182,7 +185,10 @@ describe('local blending through the facade and the CLI', function () {
     got.dispose();
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
     expect(lone.code).to.equal(2);
-    expect(lone.err).to.match(/--blend-words and --blend-threshold need --local-blend/);
+    expect(lone.err).to.match(/--blend-words, --blend-threshold and --blend-dilation need --local-blend/);
+    const badDilation = cli([...args, '--local-blend', '--blend-dilation', '-1', '--out', path.join(dir, 'never.png')]);
+    expect(badDilation.code).to.equal(2);
+    expect(badDilation.err).to.match(/--blend-dilation/);
     const bad = cli([...args, '--local-blend', '--blend-threshold', '2', '--out', path.join(dir, 'never.png')]);
     expect(bad.code).to.equal(2);
     expect(bad.err).to.match(/--blend-threshold/);

@@ -11,8 +11,9 @@
  *     A_i   = mean over cross-attention layers and heads of sum_{k in tokens} M_ref(t_i)[q, k], each layer's
  *             [r_h, r_w] map resized bilinearly to the latent's [h, w]
  *     S_i   = A_0 + ... + A_i                                 (the maps so far, as Prompt-to-Prompt's store)
- *     mask  = maxpool_{2k+1}(S_i) / max(...) > threshold      (k = max(1, round(min(h, w) / 16)): Prompt-to-Prompt's
- *                                                              3 x 3 at 16 x 16, in latent pixels)
+ *     mask  = maxpool_{2k+1}(S_i) / max(...) > threshold      (k, the dilation: by default max(1, round(min(h, w) /
+ *                                                              16)), Prompt-to-Prompt's 3 x 3 at 16 x 16, in latent
+ *                                                              pixels; 0: no max-pool)
  *     edit <- reference + mask * (edit - reference)
  *
  * No extra UNet call; the maps are those the sampler computes for the cross-attention guidance.
@@ -27,6 +28,11 @@ export interface LocalBlendOptions {
   readonly tokens: readonly number[];
   /** A latent pixel is edited where the normalised map exceeds this (default `SETTINGS.blendThreshold`: 0.3, Prompt-to-Prompt's). */
   readonly threshold?: number;
+  /**
+   * How far the mask reaches past the map's own extent, in latent pixels (the max-pool's radius k): room for a new
+   * shape. Default `defaultBlendDilation` of the latent (Prompt-to-Prompt's); 0 turns the max-pool off.
+   */
+  readonly dilation?: number;
   /** Called with each step's mask [1, h, w, 1] of 0 / 1 (borrowed; tests and visualisation). */
   readonly onMask?: (step: number, mask: tf.Tensor4D) => void;
 }
@@ -38,6 +44,11 @@ export function assertBlendThreshold(threshold: number): void {
   }
 }
 
+/** Prompt-to-Prompt's mask dilation (a 3 x 3 max-pool on 16 x 16 maps) in latent pixels of an h x w latent. */
+export function defaultBlendDilation(h: number, w: number): number {
+  return Math.max(1, Math.round(Math.min(h, w) / 16));
+}
+
 /**
  * The local-blend hook. It keeps the accumulated map as numbers on the host between steps (no tensor outlives a
  * step, whatever the sampler does), and expects the sampler to end each step on the reference latent it blends
@@ -47,6 +58,9 @@ export function assertBlendThreshold(threshold: number): void {
 export function localBlend(options: LocalBlendOptions): StepEndHook {
   const threshold = options.threshold ?? SETTINGS.blendThreshold.default;
   assertBlendThreshold(threshold);
+  if (options.dilation !== undefined && !inRange(SETTINGS.blendDilation, options.dilation)) {
+    throw new Error(`the local blend dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${options.dilation}`);
+  }
   const tokens = [...options.tokens];
   if (tokens.length === 0) throw new Error('local blending needs at least one caption token naming the edited object');
   for (const k of tokens) {
@@ -80,8 +94,9 @@ export function localBlend(options: LocalBlendOptions): StepEndHook {
     for (let q = 0; q < values.length; q++) sum[q]! += values[q]!;
     const acc = sum;
     return tf.tidy(() => {
-      const k = Math.max(1, Math.round(Math.min(h, w) / 16));
-      const pooled = tf.maxPool(tf.tensor4d(acc, [1, h, w, 1]), 2 * k + 1, 1, 'same');
+      const k = options.dilation ?? defaultBlendDilation(h, w);
+      const map = tf.tensor4d(acc, [1, h, w, 1]);
+      const pooled = k > 0 ? tf.maxPool(map, 2 * k + 1, 1, 'same') : map;
       const mask = tf.cast(tf.greater(tf.div(pooled, tf.max(pooled)), threshold), 'float32') as tf.Tensor4D;
       options.onMask?.(step, mask);
       return { edit: tf.add(reference, tf.mul(mask, tf.sub(edit, reference))) as tf.Tensor4D };

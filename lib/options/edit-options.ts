@@ -61,6 +61,7 @@ export const GUIDANCE_OPTIONS = {
   'local-blend': { type: 'boolean', default: false },
   'blend-words': { type: 'string' },
   'blend-threshold': { type: 'string' },
+  'blend-dilation': { type: 'string' },
 } as const;
 
 /** Parses the inversion options shared by `edit` and `invert`. */
@@ -100,17 +101,19 @@ export function guidanceOptions(v: OptionValues): GuidanceOptions {
   };
 }
 
-/** `--local-blend` with `--blend-words w1,w2` and `--blend-threshold x` (the last two only with the first). */
+/** `--local-blend` with `--blend-words w1,w2`, `--blend-threshold x` and `--blend-dilation k` (these only with it). */
 function localBlendOption(v: OptionValues): Pix2PixZeroEditOptions['localBlend'] {
   const wordsText = stringValue(v, 'blend-words');
-  const given = stringValue(v, SETTINGS.blendThreshold.flag) !== undefined;
+  const dilationText = stringValue(v, SETTINGS.blendDilation.flag);
+  const given = stringValue(v, SETTINGS.blendThreshold.flag) !== undefined || dilationText !== undefined;
   if (v['local-blend'] !== true) {
-    if (wordsText !== undefined || given) throw new UsageError(`--blend-words and --${SETTINGS.blendThreshold.flag} need --local-blend`);
+    if (wordsText !== undefined || given) throw new UsageError(`--blend-words, --${SETTINGS.blendThreshold.flag} and --${SETTINGS.blendDilation.flag} need --local-blend`);
     return undefined;
   }
   const words = wordsText?.split(',').map((w) => w.trim()).filter((w) => w !== '');
   if (words !== undefined && words.length === 0) throw new UsageError(`--blend-words needs at least one word, got '${wordsText}'`);
-  return { words, threshold: settingValue(v, SETTINGS.blendThreshold) };
+  const dilation = dilationText === undefined ? undefined : rangeValue(v, SETTINGS.blendDilation, 0);
+  return { words, threshold: settingValue(v, SETTINGS.blendThreshold), ...(dilation !== undefined ? { dilation } : {}) };
 }
 
 /** The direction sources: one of --task, --source/--target (with sentence files or a chat endpoint), --direction. */

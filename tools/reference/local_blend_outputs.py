@@ -4,7 +4,8 @@ mask from the reference pass's maps, over diffusers' pipeline components) on the
 Cases, all at 64 px (8 x 8 latents) with threshold 0.8 (the random tiny models attend almost uniformly: lower
 thresholds give all-ones masks, which test nothing; the builder refuses those): with Direct Inversion and CFG
 (tiny-sd, the word "cat"), without Direct Inversion on the SD 2.x-style v-prediction pipeline (tiny-sd2, "sofa"),
-and with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"). The token positions are found by direct_inversion.blend_tokens_of with transformers'
+with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), and without the mask's dilation (tiny-sd,
+"cat" and "sofa"). The token positions are found by direct_inversion.blend_tokens_of with transformers'
 tokenizer; the tests find them with ours and compare.
 
 Writes spec/fixtures/reference/local_blend/:
@@ -27,6 +28,8 @@ CASES = {
     "lb_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=["sofa"], threshold=0.8,
                            model="spec/fixtures/models/tiny-sd2"),
     "lb_di_no_cfg": dict(guidance_scale=1.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8),
+    "lb_di_no_dilation": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat", "sofa"], threshold=0.8,
+                              dilation=0),
 }
 
 
@@ -49,7 +52,7 @@ def build(root: Path) -> list[Path]:
                     trajectory=trajectory, steps=STEPS, guidance_scale=c["guidance_scale"],
                     cross_attention_guidance_amount=c["xa"], direct=c["direct"])
         masks: dict[str, torch.Tensor] = {}
-        edited, _ = di.edit(pipe, **args, blend_tokens=tokens, blend_threshold=c["threshold"],
+        edited, _ = di.edit(pipe, **args, blend_tokens=tokens, blend_threshold=c["threshold"], blend_dilation=c.get("dilation"),
                             on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()))
         unblended, _ = di.edit(pipe, **args)
         fractions = [float(m.mean()) for m in masks.values()]
