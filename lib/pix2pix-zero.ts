@@ -26,7 +26,7 @@ import { TorchGenerator } from './random/torch-generator.js';
 import { Pix2PixZeroCaptioner, type Pix2PixZeroCaptionerLoadOptions } from './pix2pix-zero-captioner.js';
 import { Pix2PixZeroTextEmbedder, type Pix2PixZeroTextEmbedderLoadOptions } from './pix2pix-zero-text-embedder.js';
 import { assertDdimSteps } from './schedulers/step-limit.js';
-import { SETTINGS, inRange, rangeText } from './settings.js';
+import { SETTINGS } from './settings.js';
 import { assertFiniteValues } from './io/finite.js';
 import { MAX_ARTEFACT_ABS, loadDirection, loadInversion, saveDirection, saveInversion, type DirectionMeta, type InversionMeta } from './editing/artefacts.js';
 import { assertRegularizable } from './editing/noise-regularization.js';
@@ -34,7 +34,7 @@ import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
 import { directInversion } from './editing/direct-inversion.js';
-import { assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
+import { assertBlendDilation, assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
 import { isAttribute } from './editing/sentence-generator.js';
 import { chainStepEndHooks } from './editing/step-end-hooks.js';
 import type { AutoencoderPort } from './editing/ports.js';
@@ -421,9 +421,7 @@ export class Pix2PixZero {
     }
     const blend = options.localBlend === true ? {} : options.localBlend === false ? undefined : options.localBlend;
     if (blend?.threshold !== undefined) assertBlendThreshold(blend.threshold);
-    if (blend?.dilation !== undefined && !inRange(SETTINGS.blendDilation, blend.dilation)) {
-      throw new Error(`localBlend.dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${blend.dilation}`);
-    }
+    if (blend?.dilation !== undefined) assertBlendDilation(blend.dilation);
     if (blend?.words !== undefined && (blend.words.length === 0 || blend.words.some((w) => typeof w !== 'string' || w.trim() === ''))) {
       throw new Error(`localBlend.words must be non-empty words, got ${JSON.stringify(blend.words)}`);
     }

@@ -165,7 +165,7 @@ describe('local blending through the facade and the CLI', function () {
       expect(relativeError(chained.latents, r.latents), 'onStepEnd after the blend changes nothing').to.equal(0);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { threshold: 1.5 } }), /local blend threshold must be a number in \[0, 0\.99\], got 1\.5/);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { words: [] } }), /localBlend\.words must be non-empty words/);
-      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { dilation: 1.5 } }), /localBlend\.dilation must be an integer in \[0, 64\] latent pixels, got 1\.5/);
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { dilation: 1.5 } }), /local blend dilation must be an integer in \[0, 64\] latent pixels, got 1\.5/);
       tf.dispose([r.latents, other.latents, unblended.latents, chained.latents, d.tensor]);
       r.inversion.dispose();
       expect(tf.memory().numTensors).to.equal(start);

@@ -44,6 +44,13 @@ export function assertBlendThreshold(threshold: number): void {
   }
 }
 
+/** Checks a blend dilation against `SETTINGS.blendDilation`, naming it when it is out of range. */
+export function assertBlendDilation(dilation: number): void {
+  if (!inRange(SETTINGS.blendDilation, dilation)) {
+    throw new Error(`the local blend dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${dilation}`);
+  }
+}
+
 /** Prompt-to-Prompt's mask dilation (a 3 x 3 max-pool on 16 x 16 maps) in latent pixels of an h x w latent. */
 export function defaultBlendDilation(h: number, w: number): number {
   return Math.max(1, Math.round(Math.min(h, w) / 16));
@@ -58,9 +65,7 @@ export function defaultBlendDilation(h: number, w: number): number {
 export function localBlend(options: LocalBlendOptions): StepEndHook {
   const threshold = options.threshold ?? SETTINGS.blendThreshold.default;
   assertBlendThreshold(threshold);
-  if (options.dilation !== undefined && !inRange(SETTINGS.blendDilation, options.dilation)) {
-    throw new Error(`the local blend dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${options.dilation}`);
-  }
+  if (options.dilation !== undefined) assertBlendDilation(options.dilation);
   const tokens = [...options.tokens];
   if (tokens.length === 0) throw new Error('local blending needs at least one caption token naming the edited object');
   for (const k of tokens) {
