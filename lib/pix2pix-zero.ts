@@ -145,7 +145,8 @@ export interface Pix2PixZeroEditOptions extends GuidedSamplerOptions, Omit<Pix2P
    * background and the other objects stay. `true` takes the direction's source concept as the word (and, for an
    * attribute such as a colour, the word after it in the caption: "red ball"); `words` names others; `threshold`
    * (default 0.3) sets the mask's extent. No extra UNet call. When the caption names none of the words, the edit
-   * runs without it and the load options' `onNotice` is told. Default: off.
+   * runs without it and the load options' `onNotice` is told. A concept given by a sentence file is named by the
+   * file's name (`cat.txt`: "cat"). Default: off.
    */
   localBlend?: boolean | LocalBlendSettings;
 }
@@ -456,9 +457,11 @@ export class Pix2PixZero {
           hooks.push(directInversion(trajectory));
         }
         if (blend !== undefined) {
-          const tokens = await this.blendTokens(caption, blend.words ?? [direction.meta.source], expected.tokens);
+          // A concept given by a sentence file is named by its path: its word is the file's name.
+          const words = blend.words ?? [path.basename(direction.meta.source, path.extname(direction.meta.source))];
+          const tokens = await this.blendTokens(caption, words, expected.tokens);
           if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation: blend.dilation }));
-          else this.onNotice?.(`local blending: the caption '${caption}' names none of ${(blend.words ?? [direction.meta.source]).map((w) => `'${w}'`).join(', ')}: edited without it`);
+          else this.onNotice?.(`local blending: the caption '${caption}' names none of ${words.map((w) => `'${w}'`).join(', ')}: edited without it (name the object with localBlend.words, --blend-words)`);
         }
         if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);
         const onStepEnd = hooks.length === 0 ? undefined : chainStepEndHooks(...hooks);

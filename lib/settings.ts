@@ -93,6 +93,10 @@ export interface PipelineSettings {
   readonly blendThreshold: NumberSetting;
   /** Local blending's mask dilation in latent pixels (default: from the latent's size, so no number here). */
   readonly blendDilation: RangeSetting;
+  /** The fraction of the edit's first steps whose self-attention maps are the reference pass's (0: off). */
+  readonly selfAttentionInjection: NumberSetting;
+  /** Self-attention maps are replayed in layers with at most this many queries. */
+  readonly selfAttentionMaxQueries: NumberSetting;
   /** The captioner's generation settings. */
   readonly caption: CaptionSettings;
 }
@@ -165,6 +169,25 @@ export const SETTINGS: PipelineSettings = frozen({
     max: 64,
     integer: true,
     description: "local blending: the mask's reach past the attention, in latent pixels (default max(1, round(latent side / 16)), Prompt-to-Prompt's; 0: none)",
+  },
+  selfAttentionInjection: {
+    option: 'selfAttentionInjection',
+    flag: 'self-attention',
+    default: 0,
+    min: 0,
+    max: 1,
+    integer: false,
+    description: "fraction of the first steps in which the edit pass uses the reference pass's self-attention maps (0: off)",
+  },
+  selfAttentionMaxQueries: {
+    option: 'selfAttentionMaxQueries',
+    flag: 'self-attention-max-queries',
+    // Prompt-to-Prompt's 16 x 16: SD's 16 x 16 and 8 x 8 levels (4 MiB a layer at batch 2, 8 heads)
+    default: 256,
+    min: 1,
+    max: 1 << 20,
+    integer: true,
+    description: 'self-attention maps are replayed in layers with at most this many queries',
   },
   caption: { prompt: 'a picture of', stripPrompt: true, numBeams: 3, minLength: 10, maxNewTokens: 26 },
 });

@@ -32,6 +32,7 @@ interface Case {
   threshold: number;
   tokens: number[];
   dilation?: number;
+  self_attention?: number;
   model?: string;
 }
 const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
@@ -72,7 +73,7 @@ describe('wordTokenPositions', function () {
 forEachBackend('local blending vs its reference on diffusers', function () {
   for (const [name, c] of Object.entries(meta.cases)) {
     const model = modelOf(c);
-    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, threshold ${c.threshold}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''})`, function () {
+    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, ${c.tokens.length > 0 ? `blend threshold ${c.threshold}` : 'no blend'}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''}${c.self_attention !== undefined ? `, self-attention ${c.self_attention}` : ''})`, function () {
       let ref: Record<string, tf.Tensor>;
       let ports: ModelPorts;
       let trajectory: tf.Tensor4D[];
@@ -87,14 +88,15 @@ forEachBackend('local blending vs its reference on diffusers', function () {
         tf.dispose([...Object.values(ref), ...trajectory]);
         ports.dispose();
       });
-      const edit = (hook: StepEndHook) => {
+      const edit = (hook: StepEndHook | undefined) => {
         const caption = ref.caption_embeds as tf.Tensor3D;
-        const hooks = c.direct ? [directInversion(trajectory), hook] : [hook];
+        const hooks = [...(c.direct ? [directInversion(trajectory)] : []), ...(hook !== undefined ? [hook] : [])];
         return new CrossAttentionGuidedSampler(ports.denoiser, schedulers).sample(trajectory[T]!, { caption, negative: caption, direction: ref.direction as tf.Tensor3D }, {
           steps: T,
           guidanceScale: c.guidance_scale,
           xaGuidance: c.xa,
-          onStepEnd: chainStepEndHooks(...hooks),
+          onStepEnd: hooks.length > 0 ? chainStepEndHooks(...hooks) : undefined,
+          selfAttentionInjection: c.self_attention,
         });
       };
 
@@ -102,7 +104,7 @@ forEachBackend('local blending vs its reference on diffusers', function () {
         const start = tf.memory().numTensors;
         let masks = 0;
         const r = await edit(
-          localBlend({
+          c.tokens.length === 0 ? undefined : localBlend({
             tokens: c.tokens,
             threshold: c.threshold,
             dilation: c.dilation,
@@ -113,7 +115,7 @@ forEachBackend('local blending vs its reference on diffusers', function () {
             },
           }),
         );
-        expect(masks).to.equal(T);
+        expect(masks).to.equal(c.tokens.length === 0 ? 0 : T);
         tf.tidy(() => {
           expectClose(r.edited, nhwc(ref.edited_latents!), 1e-3, `${name} blended edit`);
           // The test can tell the blend from the plain edit: they differ by far more than the tolerance.
@@ -157,7 +159,7 @@ describe('local blending through the facade and the CLI', function () {
       const unblended = await p2p.edit(r.inversion, d, { directInversion: true });
       expect(relativeError(other.latents, unblended.latents), 'no word found: the unblended edit').to.equal(0);
       expect(notices).to.have.length(1);
-      expect(notices[0]).to.match(/local blending: the caption 'a photo of a cat sitting on a sofa' names none of 'zebra': edited without it/);
+      expect(notices[0]).to.match(/local blending: the caption 'a photo of a cat sitting on a sofa' names none of 'zebra': edited without it \(name the object with localBlend\.words, --blend-words\)/);
       // A caller's onStepEnd runs after the blend and sees its result.
       const seen: number[] = [];
       const chained = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { threshold: c.threshold }, onStepEnd: (s: StepEndState) => void seen.push(s.step) });
@@ -183,6 +185,13 @@ describe('local blending through the facade and the CLI', function () {
     const got = readSavedLatents(lat);
     expectClose(got, ref.edited_latents!, 1e-3, 'blended edit (CLI)');
     got.dispose();
+    // With self-attention injection in the first 3 of the 5 steps (the si_di_lb case: the same inputs).
+    const si = readReference(path.join(DIR, 'si_di_lb.safetensors'));
+    const r2 = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), '--self-attention', String(meta.cases.si_di_lb!.self_attention), '--out', path.join(dir, 'si.png'), '--save-latents', lat]);
+    expect(r2.code, r2.err).to.equal(0);
+    const got2 = readSavedLatents(lat);
+    expectClose(got2, si.edited_latents!, 1e-3, 'self-attention injection edit (CLI)');
+    tf.dispose([got2, ...Object.values(si)]);
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
     expect(lone.code).to.equal(2);
     expect(lone.err).to.match(/--blend-words, --blend-threshold and --blend-dilation need --local-blend/);

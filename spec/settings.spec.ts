@@ -146,6 +146,7 @@ describe('settings: each default in one place, and the help says it (issue 20, i
       [SETTINGS.seed, invertOptions],
       [SETTINGS.guidanceScale, guidanceOptions],
       [SETTINGS.xaGuidance, guidanceOptions],
+      [SETTINGS.selfAttentionInjection, guidanceOptions],
       [SETTINGS.directionScale, directionScale],
     ];
     for (const [s, parse] of parsers) {

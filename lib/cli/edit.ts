@@ -58,6 +58,8 @@ Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..
             local blending: background and other objects stay)  --blend-words w1,w2 (default: the source concept,
             and after an attribute such as a colour the caption's next word)  ${dflt(S.blendThreshold)}
             --blend-dilation k (the mask's reach in latent pixels; default max(1, round(latent side / 16)), 0: none)
+            ${dflt(S.selfAttentionInjection)} (the fraction of the first steps whose self-attention maps, in layers of at
+            most ${S.selfAttentionMaxQueries.default} queries, are the reference pass's: Prompt-to-Prompt's self-attention replacement, keeps the layout)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
             --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug
 ${IMAGE_LIMITS} Outputs are checked before the model loads.`,

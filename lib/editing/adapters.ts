@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { StableDiffusionFolder } from '../io/model-folder.js';
 import type { TorchGenerator } from '../random/torch-generator.js';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
-import { AttentionRecorder, UNet2DConditionModel } from '../models/unet/index.js';
+import { AttentionRecorder, SelfAttentionReplay, UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { ClipTextEmbedder } from './text-embedder.js';
 import { CrossAttentionLoss } from './cross-attention-loss.js';
@@ -21,15 +21,21 @@ export class UNetDenoiser implements DenoiserPort {
     return this.unet.config.inChannels;
   }
 
-  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): tf.Tensor4D {
-    return this.unet.predict(latents, timestep, context);
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: { selfAttention?: AttentionMaps } = {}): tf.Tensor4D {
+    const hook = options.selfAttention !== undefined && options.selfAttention.size > 0 ? new SelfAttentionReplay(options.selfAttention) : undefined;
+    return this.unet.predict(latents, timestep, context, { hook });
   }
 
-  predictWithMaps(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps } {
-    const recorder = new AttentionRecorder();
+  predictWithMaps(
+    latents: tf.Tensor4D,
+    timestep: number,
+    context: tf.Tensor3D,
+    options: { selfAttentionMaxQueries?: number } = {},
+  ): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps } {
+    const recorder = new AttentionRecorder(options.selfAttentionMaxQueries ?? 0);
     try {
       const output = this.unet.predict(latents, timestep, context, { hook: recorder });
-      return { output, maps: recorder.take() };
+      return { output, maps: recorder.take(), ...(options.selfAttentionMaxQueries !== undefined ? { selfMaps: recorder.takeSelf() } : {}) };
     } catch (err) {
       recorder.dispose();
       throw err;

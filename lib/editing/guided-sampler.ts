@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
-import { SETTINGS, assertStepCount } from '../settings.js';
+import { SETTINGS, assertStepCount, inRange, rangeText } from '../settings.js';
 import { yieldToEventLoop } from './event-loop.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
 import {
@@ -44,6 +44,10 @@ export function validateEditOptions(o: GuidedSamplerOptions): void {
   }
   if (o.xaGuidance !== undefined && !(Number.isFinite(o.xaGuidance) && o.xaGuidance >= 0)) {
     throw new Error(`xaGuidance must be a non-negative number, got ${o.xaGuidance}`);
+  }
+  for (const s of [SETTINGS.selfAttentionInjection, SETTINGS.selfAttentionMaxQueries]) {
+    const v = (o as Record<string, unknown>)[s.option];
+    if (v !== undefined && !inRange(s, v)) throw new Error(`${s.option} must be ${rangeText(s)}, got ${String(v)}`);
   }
   if (o.gradientSplitMinElements !== undefined && !(o.gradientSplitMinElements >= 0)) {
     throw new Error(`gradientSplitMinElements must be a non-negative number (or Infinity), got ${o.gradientSplitMinElements}`);
@@ -114,19 +118,26 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     // same computation: one batch-1 forward gives both (its output is the guided prediction, uncond + s (cond -
     // uncond) with cond = uncond, and its maps are both halves' maps).
     const sameHalves = cfg && sameValues(c.negative, c.caption);
-    const referencePass = (x: tf.Tensor4D, t: number): { output: tf.Tensor4D; maps: AttentionMaps } => {
+    // Self-attention injection: the reference pass records its self-attention maps in the first steps.
+    const injectSteps = Math.floor((options.selfAttentionInjection ?? SETTINGS.selfAttentionInjection.default) * steps + 1e-9);
+    const maxQueries = options.selfAttentionMaxQueries ?? SETTINGS.selfAttentionMaxQueries.default;
+    const doubled = (maps: AttentionMaps): AttentionMaps => {
+      const out: AttentionMaps = new Map([...maps].map(([k, m]) => [k, tf.concat([m, m], 0) as tf.Tensor3D]));
+      tf.dispose([...maps.values()]);
+      return out;
+    };
+    const referencePass = (x: tf.Tensor4D, t: number, inject: boolean): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps } => {
+      const record = inject ? { selfAttentionMaxQueries: maxQueries } : {};
       if (!sameHalves) {
         const input = batch(x);
-        const r = this.unet.predictWithMaps(input, t, refContext);
+        const r = this.unet.predictWithMaps(input, t, refContext, record);
         if (input !== x) input.dispose();
         const output = tf.tidy(() => guide(r.output, scale, cfg));
         if (output !== r.output) r.output.dispose();
-        return { output, maps: r.maps };
+        return { output, maps: r.maps, selfMaps: r.selfMaps };
       }
-      const r = this.unet.predictWithMaps(x, t, c.caption);
-      const maps: AttentionMaps = new Map([...r.maps].map(([k, m]) => [k, tf.concat([m, m], 0) as tf.Tensor3D]));
-      tf.dispose([...r.maps.values()]);
-      return { output: r.output, maps };
+      const r = this.unet.predictWithMaps(x, t, c.caption, record);
+      return { output: r.output, maps: doubled(r.maps), selfMaps: r.selfMaps !== undefined ? doubled(r.selfMaps) : undefined };
     };
 
     let ref = tf.clone(noise);
@@ -136,7 +147,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         throwIfAborted(options.signal);
         const t = timesteps[i]!;
         // Reference pass: records M_ref(t); `output` is the guided prediction.
-        const { output, maps } = referencePass(ref, t);
+        const { output, maps, selfMaps } = referencePass(ref, t, i < injectSteps);
         try {
           const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
@@ -144,7 +155,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           const nextEdit = tf.tidy(() => {
             let xIn = batch(edit);
             if (lambda > 0) xIn = tf.sub(xIn, tf.mul(lossGrad(xIn, t, maps), lambda)) as tf.Tensor4D;
-            const out = this.unet.predict(xIn, t, editContext);
+            const out = this.unet.predict(xIn, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
             const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
             return editScheduler.step(guide(out, scale, cfg), t, first).prevSample as tf.Tensor4D;
           });
@@ -166,7 +177,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           }
         } finally {
           output.dispose();
-          for (const m of maps.values()) m.dispose();
+          for (const m of [...maps.values(), ...(selfMaps?.values() ?? [])]) m.dispose();
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
         await yieldToEventLoop();

@@ -13,10 +13,21 @@ export type AttentionMaps = Map<string, tf.Tensor3D>;
 export interface DenoiserPort {
   /** Channels of the latent (4 for Stable Diffusion). */
   readonly latentChannels: number;
-  /** The model output (noise, v or sample, per the scheduler's prediction type) for `latents` [B, h, w, c]. */
-  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): tf.Tensor4D;
-  /** {@link predict}, also returning every cross-attention map of the pass (kept; the caller disposes them). */
-  predictWithMaps(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps };
+  /**
+   * The model output (noise, v or sample, per the scheduler's prediction type) for `latents` [B, h, w, c];
+   * `selfAttention` replaces the self-attention maps of the layers it names (borrowed).
+   */
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options?: { selfAttention?: AttentionMaps }): tf.Tensor4D;
+  /**
+   * {@link predict}, also returning every cross-attention map of the pass, and with `selfAttentionMaxQueries` the
+   * self-attention maps of the layers with at most that many queries (kept; the caller disposes them).
+   */
+  predictWithMaps(
+    latents: tf.Tensor4D,
+    timestep: number,
+    context: tf.Tensor3D,
+    options?: { selfAttentionMaxQueries?: number },
+  ): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps };
   /**
    * The pix2pix-zero cross-attention loss of a forward pass on `latents` against `reference` maps:
    * sum over layers of mean over (batch * heads) of sum over (query, key) of (M - M_ref)^2. Differentiable with

@@ -152,6 +152,14 @@ export interface GuidedSamplerOptions extends LongCallOptions {
    * 256 px image); 0 always, `Infinity` never.
    */
   gradientSplitMinElements?: number;
+  /**
+   * Self-attention injection (Prompt-to-Prompt's self-attention replacement): in the first `floor(fraction * T)`
+   * steps the edit pass's noise prediction uses the reference pass's self-attention maps in the layers with at
+   * most `selfAttentionMaxQueries` queries, which keeps the layout of the input. Default 0 (off), in [0, 1].
+   */
+  selfAttentionInjection?: number;
+  /** Default 256 (Prompt-to-Prompt's 16 x 16). */
+  selfAttentionMaxQueries?: number;
   /** Called after each timestep with the reference pass's attention maps (tests and visualisation). */
   onReferenceMaps?: (step: number, maps: ReadonlyMap<string, tf.Tensor3D>) => void;
   /**

@@ -62,6 +62,7 @@ export const GUIDANCE_OPTIONS = {
   'blend-words': { type: 'string' },
   'blend-threshold': { type: 'string' },
   'blend-dilation': { type: 'string' },
+  'self-attention': { type: 'string' },
 } as const;
 
 /** Parses the inversion options shared by `edit` and `invert`. */
@@ -88,7 +89,7 @@ export function invertOptions(v: OptionValues): Pix2PixZeroInvertOptions {
 }
 
 /** The options of the editing pass that `edit` adds to the inversion's. */
-export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion' | 'localBlend'>;
+export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion' | 'localBlend' | 'selfAttentionInjection'>;
 
 /** Parses the guidance options of `edit`. */
 export function guidanceOptions(v: OptionValues): GuidanceOptions {
@@ -98,6 +99,7 @@ export function guidanceOptions(v: OptionValues): GuidanceOptions {
     negativePrompt: stringValue(v, 'negative-prompt'),
     directInversion: v['direct-inversion'] === true,
     localBlend: localBlendOption(v),
+    selfAttentionInjection: settingValue(v, SETTINGS.selfAttentionInjection),
   };
 }
 

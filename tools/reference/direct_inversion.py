@@ -50,6 +50,31 @@ class LocalBlend:
         return reference + mask * (latents - reference)
 
 
+class SelfAttentionReplace(p2pz.Pix2PixZeroAttnProcessor):
+    """Prompt-to-Prompt's self-attention replacement for pix2pix-zero's edit pass, as an attn1 processor: the
+    reference pass records the self-attention probabilities of layers with at most `max_queries` queries at the
+    steps `state.record` allows; the edit pass's noise prediction (called with timestep None) uses them at the
+    timestep `state.replay` names. The guidance forward (with a loss) keeps its own."""
+
+    def __init__(self, name: str, state: dict):
+        super().__init__(is_pix2pix_zero=False)
+        self.name, self.state = name, state
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, timestep=None, loss=None):
+        n = hidden_states.shape[1]
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k = attn.head_to_batch_dim(attn.to_k(hidden_states))
+        v = attn.head_to_batch_dim(attn.to_v(hidden_states))
+        s = self.state
+        if timestep is None and s["replay"] is not None and (self.name, s["replay"]) in s["maps"]:
+            probs = s["maps"][(self.name, s["replay"])]
+        else:
+            probs = attn.get_attention_scores(q, k, None)
+            if timestep is not None and loss is None and s["record"] and n <= s["max_queries"]:
+                s["maps"][(self.name, int(timestep))] = probs.detach()
+        return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
+
+
 def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset()) -> list[int]:
     """The caption's token positions (0 = start token) of each word, and of the token after an attribute word."""
     ids = tokenizer(caption).input_ids
@@ -92,7 +117,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
          trajectory: list[torch.Tensor], steps: int, guidance_scale: float, cross_attention_guidance_amount: float,
          direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None,
          blend_tokens: list[int] | None = None, blend_threshold: float = 0.3, on_mask: Callable[[int, torch.Tensor], None] | None = None,
-         blend_dilation: int | None = None):
+         blend_dilation: int | None = None, self_attention: float = 0.0, self_attention_max_queries: int = 256):
     """Both passes from z_T; returns (edited latents, reference latents). With direct=True the reference pass walks
     the trajectory and the edit gets the offsets d_i. on_reference_maps(i, maps) sees the maps the edit pass of
     step i is guided towards (every attn2 layer in the UNet's order)."""
@@ -102,6 +127,12 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     if cfg:
         prompt_embeds = torch.cat([negative_embeds, prompt_embeds])
     unet = p2pz.prepare_unet(pipe.unet)
+    # self-attention injection in the first floor(self_attention * T) steps (Prompt-to-Prompt's self_replace_steps)
+    inject_steps = int(self_attention * steps + 1e-9)
+    sa = {"maps": {}, "record": False, "replay": None, "max_queries": self_attention_max_queries}
+    if inject_steps > 0:
+        procs = dict(unet.attn_processors)
+        unet.set_attn_processor({name: SelfAttentionReplace(name, sa) if "attn1" in name else p for name, p in procs.items()})
     ref_sched = DDIMScheduler.from_config(pipe.scheduler.config)
     edit_sched = DDIMScheduler.from_config(pipe.scheduler.config)
     ref_sched.set_timesteps(steps, device=device)
@@ -119,6 +150,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     offsets = []
     ref_steps = []  # the reference latent after each step (what local blending keeps outside its mask)
     for i, t in enumerate(ref_sched.timesteps):
+        sa["record"] = i < inject_steps
         inp = torch.cat([ref] * 2) if cfg else ref
         noise_pred = unet(inp, t, encoder_hidden_states=prompt_embeds, cross_attention_kwargs={"timestep": t}).sample
         r = ref_sched.step(combine(noise_pred), t, ref).prev_sample
@@ -160,7 +192,9 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
             p2pz.Pix2PixZeroL2Loss.compute_loss = real_compute
         if on_reference_maps is not None:
             on_reference_maps(i, targets)
+        sa["replay"] = int(t) if i < inject_steps else None
         noise_pred = unet(x_in.detach(), t, encoder_hidden_states=prompt_embeds_edit, cross_attention_kwargs={"timestep": None}).sample
+        sa["replay"] = None
         latents = x_in.detach().chunk(2)[0] if cfg else x_in.detach()
         latents = edit_sched.step(combine(noise_pred), t, latents).prev_sample
         if direct:

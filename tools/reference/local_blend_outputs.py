@@ -10,7 +10,8 @@ tokenizer; the tests find them with ours and compare.
 
 Writes spec/fixtures/reference/local_blend/:
   <case>.safetensors   image_latents (z_0), caption_embeds, direction, trajectory ([T + 1, c, h, w]),
-                       edited_latents (with local blending), unblended_latents (the same edit without it),
+                       edited_latents (with local blending and / or self-attention injection), unblended_latents
+                       (the same edit without either),
                        mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of step i)
   cases.json           caption, sentences, settings, each case's token positions
 """
@@ -30,6 +31,11 @@ CASES = {
     "lb_di_no_cfg": dict(guidance_scale=1.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8),
     "lb_di_no_dilation": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat", "sofa"], threshold=0.8,
                               dilation=0),
+    # self-attention injection (Prompt-to-Prompt's self-attention replacement) in the first 3 of 5 steps, with the
+    # blend and Direct Inversion, and alone on the v-prediction pipeline (no blend, no Direct Inversion)
+    "si_di_lb": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, self_attention=0.6),
+    "si_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=[], threshold=0.3, self_attention=0.4,
+                           model="spec/fixtures/models/tiny-sd2"),
 }
 
 
@@ -47,17 +53,18 @@ def build(root: Path) -> list[Path]:
         trajectory = di.invert_trajectory(pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(0),
                                           lambda_auto_corr=0.0, lambda_kl=0.0, num_reg_steps=0, num_auto_corr_rolls=0)
         tokens = di.blend_tokens_of(pipe.tokenizer, CAPTION, c["words"])
-        assert tokens, f"{name}: the caption has none of {c['words']}"
+        assert tokens or not c["words"], f"{name}: the caption has none of {c['words']}"
         args = dict(caption=CAPTION, negative_prompt=CAPTION, source_embeds=source_embeds, target_embeds=target_embeds,
                     trajectory=trajectory, steps=STEPS, guidance_scale=c["guidance_scale"],
                     cross_attention_guidance_amount=c["xa"], direct=c["direct"])
         masks: dict[str, torch.Tensor] = {}
-        edited, _ = di.edit(pipe, **args, blend_tokens=tokens, blend_threshold=c["threshold"], blend_dilation=c.get("dilation"),
-                            on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()))
-        unblended, _ = di.edit(pipe, **args)
+        edited, _ = di.edit(pipe, **args, blend_tokens=tokens or None, blend_threshold=c["threshold"], blend_dilation=c.get("dilation"),
+                            on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()),
+                            self_attention=c.get("self_attention", 0.0))
+        unblended, _ = di.edit(pipe, **args)  # without the blend and the self-attention injection
         fractions = [float(m.mean()) for m in masks.values()]
         # a test of the blend needs masks that keep part of the latent and edit part of it
-        assert any(0 < f < 1 for f in fractions), f"{name}: every mask is all 0 or all 1 ({fractions})"
+        assert not tokens or any(0 < f < 1 for f in fractions), f"{name}: every mask is all 0 or all 1 ({fractions})"
         meta["cases"][name] = {**c, "tokens": tokens, "mask_fractions": [round(f, 4) for f in fractions]}
         tensors = {"image_latents": image_latents, "caption_embeds": caption_embeds,
                    "direction": pipe.construct_direction(source_embeds, target_embeds),

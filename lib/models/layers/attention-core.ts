@@ -19,6 +19,11 @@ export interface AttentionOptions {
   onProbs?: (probs: tf.Tensor3D) => void;
   /** The most probabilities computed at once when they are recomputed (default {@link ATTENTION_CHUNK_ELEMENTS}). */
   chunkElements?: number;
+  /**
+   * Probabilities to use instead of `softmax(q k^T)`, [batch * heads, queries, keys] (Prompt-to-Prompt's attention
+   * replacement: another pass's maps). `onProbs` is then told these.
+   */
+  probs?: tf.Tensor3D;
 }
 
 /** [B, L, H*D] -> [B, H, L, D]. */
@@ -127,7 +132,14 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     };
     const [qh, kh, vh] = [toBatch(q), toBatch(k), toBatch(v)];
     let out: tf.Tensor;
-    if (options.onProbs === undefined && options.mask === undefined) {
+    if (options.probs !== undefined) {
+      const want = [b * heads, lq, lk];
+      if (!options.probs.shape.every((d, i) => d === want[i])) {
+        throw new Error(`attention: replacement probabilities are [${options.probs.shape.join(', ')}], expected [${want.join(', ')}]`);
+      }
+      options.onProbs?.(options.probs);
+      out = matMul(options.probs, vh);
+    } else if (options.onProbs === undefined && options.mask === undefined) {
       out = recomputedAttention(qh, kh, vh, scale, options.chunkElements ?? ATTENTION_CHUNK_ELEMENTS);
     } else {
       let scores: tf.Tensor = tf.mul(matMul(qh, tf.transpose(kh, [0, 2, 1])), scale);

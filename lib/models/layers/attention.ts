@@ -36,6 +36,8 @@ export interface AttentionConfig {
 export interface AttentionArgs extends ForwardArgs {
   /** Observer of this call's attention probabilities, [batch * heads, queries, keys]. */
   onProbs?: AttentionOptions['onProbs'];
+  /** Probabilities to use instead of this call's own (see {@link AttentionOptions.probs}). */
+  probs?: AttentionOptions['probs'];
 }
 
 export class Attention extends Module {
@@ -76,7 +78,7 @@ export class Attention extends Module {
       const q = this.toQ.forward(h);
       const k = this.toK.forward(ctx);
       const v = this.toV.forward(ctx);
-      let out: tf.Tensor = this.toOut.forward(multiHeadAttention(q, k, v, this.config.heads, { onProbs: args.onProbs }));
+      let out: tf.Tensor = this.toOut.forward(multiHeadAttention(q, k, v, this.config.heads, { onProbs: args.onProbs, probs: args.probs }));
       if (spatial) out = tf.reshape(out, x.shape);
       if (this.config.residualConnection === true) out = tf.add(out, x);
       const rescale = this.config.rescaleOutputFactor ?? 1;

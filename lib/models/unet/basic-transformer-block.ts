@@ -47,11 +47,22 @@ export class BasicTransformerBlock extends Module {
 
   forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
     return tf.tidy(() => {
-      let h = tf.add(this.attn1.forward(this.norm1.forward(x)), x);
+      let h = tf.add(this.attn1.forward(this.norm1.forward(x), this.selfAttentionArgs(args, x.shape[1]!)), x);
       const onProbs = this.crossAttentionObserver(args);
       h = tf.add(this.attn2.forward([this.norm2.forward(h), args.context], { onProbs }), h);
       return tf.add(this.ff.forward(this.norm3.forward(h)), h);
     });
+  }
+
+  /** What `attn1` tells the hook and takes from it (`queries`: its query count), under its module path. */
+  private selfAttentionArgs(args: UNetBlockArgs, queries: number): { onProbs?: (probs: tf.Tensor3D) => void; probs?: tf.Tensor3D } {
+    const hook = args.hook;
+    if (hook === undefined || (hook.selfAttention === undefined && hook.selfAttentionProbs === undefined)) return {};
+    const layer = args.layerPaths?.get(this.attn1);
+    if (layer === undefined) throw new Error('BasicTransformerBlock: a self-attention hook needs the module paths of the attention layers (UNetBlockArgs.layerPaths)');
+    const probs = hook.selfAttentionProbs?.(layer, queries);
+    const observe = hook.selfAttention !== undefined && hook.wantsSelfAttention?.(layer, queries) === true;
+    return { probs, onProbs: observe ? (p) => hook.selfAttention!(layer, p) : undefined };
   }
 
   /** What `attn2` tells the hook, under its module path; nothing without a hook. */

@@ -14,9 +14,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attention } from '../layers/attention.js';
 import type { Module } from '../layers/module.js';
 
-/** Receives each cross-attention layer's probabilities during one forward pass. */
+/**
+ * Receives each cross-attention layer's probabilities during one forward pass; optionally also sees the
+ * self-attention layers' (`attn1`), and may replace them (Prompt-to-Prompt's self-attention replacement).
+ */
 export interface CrossAttentionHook {
   crossAttention(layer: string, probs: tf.Tensor3D): void;
+  /** Told a self-attention layer's probabilities of `queries` queries, when {@link wantsSelfAttention} says so. */
+  selfAttention?(layer: string, probs: tf.Tensor3D): void;
+  /** Whether {@link selfAttention} wants the probabilities of this layer (default: none). */
+  wantsSelfAttention?(layer: string, queries: number): boolean;
+  /** Probabilities to use in this self-attention layer instead of its own, or undefined to keep its own. */
+  selfAttentionProbs?(layer: string, queries: number): tf.Tensor3D | undefined;
 }
 
 /**
@@ -44,27 +53,67 @@ export function crossAttentionPaths(root: Module): Map<Module, string> {
   return paths;
 }
 
+/**
+ * Every attention layer of the transformer blocks under `root` (`attn1`, self-, and `attn2`, cross-attention),
+ * with its module path; {@link crossAttentionPaths} is its cross-attention part.
+ */
+export function attentionPaths(root: Module): Map<Module, string> {
+  const paths = new Map<Module, string>();
+  for (const [path, m] of root.namedModules()) if (m instanceof Attention) paths.set(m, path);
+  return paths;
+}
+
 /** Whether a hook can be split over checkpointed segments. */
 export function isSegmentedLossHook(hook: CrossAttentionHook): hook is SegmentedLossHook {
   const h = hook as Partial<SegmentedLossHook>;
   return typeof h.fork === 'function' && typeof h.segmentLoss === 'function' && typeof h.absorb === 'function';
 }
 
-/** Records every cross-attention map of a forward pass (kept copies; call {@link take} or {@link dispose}). */
+/**
+ * Records every cross-attention map of a forward pass, and, given `selfAttentionMaxQueries`, the self-attention
+ * maps of the layers with at most that many queries (kept copies; call {@link take} or {@link dispose}).
+ */
 export class AttentionRecorder implements CrossAttentionHook {
   readonly maps = new Map<string, tf.Tensor3D>();
+  readonly selfMaps = new Map<string, tf.Tensor3D>();
+  constructor(readonly selfAttentionMaxQueries = 0) {}
   crossAttention(layer: string, probs: tf.Tensor3D): void {
-    this.maps.get(layer)?.dispose();
-    this.maps.set(layer, tf.keep(tf.clone(probs)));
+    AttentionRecorder.put(this.maps, layer, probs);
   }
-  /** Hands the maps over to the caller (who disposes them). */
+  wantsSelfAttention(_layer: string, queries: number): boolean {
+    return queries <= this.selfAttentionMaxQueries;
+  }
+  selfAttention(layer: string, probs: tf.Tensor3D): void {
+    AttentionRecorder.put(this.selfMaps, layer, probs);
+  }
+  /** Hands the cross-attention maps over to the caller (who disposes them). */
   take(): Map<string, tf.Tensor3D> {
     const out = new Map(this.maps);
     this.maps.clear();
     return out;
   }
+  /** Hands the self-attention maps over to the caller (who disposes them). */
+  takeSelf(): Map<string, tf.Tensor3D> {
+    const out = new Map(this.selfMaps);
+    this.selfMaps.clear();
+    return out;
+  }
   dispose(): void {
-    for (const m of this.maps.values()) m.dispose();
+    for (const m of [...this.maps.values(), ...this.selfMaps.values()]) m.dispose();
     this.maps.clear();
+    this.selfMaps.clear();
+  }
+  private static put(maps: Map<string, tf.Tensor3D>, layer: string, probs: tf.Tensor3D): void {
+    maps.get(layer)?.dispose();
+    maps.set(layer, tf.keep(tf.clone(probs)));
+  }
+}
+
+/** A hook that replays self-attention maps (`maps`, by layer path; borrowed) in the layers they name. */
+export class SelfAttentionReplay implements CrossAttentionHook {
+  constructor(readonly maps: ReadonlyMap<string, tf.Tensor3D>) {}
+  crossAttention(): void {}
+  selfAttentionProbs(layer: string): tf.Tensor3D | undefined {
+    return this.maps.get(layer);
   }
 }

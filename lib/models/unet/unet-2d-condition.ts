@@ -16,7 +16,7 @@ import type { UNetBlockArgs } from './basic-transformer-block.js';
 import { type UNetConfig, parseUNetConfig } from './config.js';
 import { DownBlock } from './down-blocks.js';
 import { TimestepEmbedding, timestepFeatures } from './embeddings.js';
-import { type CrossAttentionHook, crossAttentionPaths } from './hooks.js';
+import { type CrossAttentionHook, attentionPaths, crossAttentionPaths } from './hooks.js';
 import { UNetMidBlock2DCrossAttn } from './mid-block.js';
 import { UpBlock } from './up-blocks.js';
 import { unetShapeBindings, unetWeightMap } from './weights.js';
@@ -54,6 +54,8 @@ export class UNet2DConditionModel extends Module {
    * hooks see (`down_blocks.0.attentions.0.transformer_blocks.0.attn2`).
    */
   readonly crossAttentionPaths: ReadonlyMap<Module, string>;
+  /** The module path of every attention layer, self- and cross- (what a hook's self-attention methods see). */
+  readonly attentionPaths: ReadonlyMap<Module, string>;
 
   constructor(config: UNetConfig) {
     super();
@@ -120,6 +122,7 @@ export class UNet2DConditionModel extends Module {
     this.convNormOut = this.child('conv_norm_out', new GroupNorm(groups, boc[0]!, eps));
     this.convOut = this.child('conv_out', new Conv2d(boc[0]!, config.outChannels, 3, 1, 1));
     this.crossAttentionPaths = crossAttentionPaths(this);
+    this.attentionPaths = attentionPaths(this);
   }
 
   /** Builds the model from a diffusers `unet/` folder and loads its weights (F32/F16/BF16). */
@@ -165,7 +168,7 @@ export class UNet2DConditionModel extends Module {
       const temb = this.timeEmbedding.forward(timestepFeatures(t, cfg.blockOutChannels[0]!, cfg.flipSinToCos, cfg.freqShift));
       const want = options.checkpoint ?? 'auto';
       const checkpoint = tapeIsOn() && (want === true || (want === 'auto' && b * h * w * cfg.blockOutChannels[0]! >= CHECKPOINT_MIN_ELEMENTS));
-      const args: UNetBlockArgs = { temb, context, hook: options.hook, layerPaths: this.crossAttentionPaths, checkpoint };
+      const args: UNetBlockArgs = { temb, context, hook: options.hook, layerPaths: this.attentionPaths, checkpoint };
       let x: tf.Tensor = cfg.centerInputSample ? tf.sub(tf.mul(latents, 2), 1) : latents;
       x = this.convIn.forward(x);
       const skips: tf.Tensor[] = [x];
