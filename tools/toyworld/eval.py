@@ -318,7 +318,8 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
-                                              blend_threshold=settings["blendThreshold"], blend_dilation=settings.get("blendDilation"))
+                                              blend_threshold=settings["blendThreshold"], blend_dilation=settings.get("blendDilation"),
+                                              self_attention=settings.get("selfAttention") or 0.0)
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
@@ -404,7 +405,8 @@ def write_markdown(path: Path, report: dict) -> None:
          "- `-di-` rows: Direct Inversion (Ju et al., PnPInversion): the reference pass walks the inversion trajectory and the",
          "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
-         f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}): outside a mask of",
+         f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
+         + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "") + "): outside a mask of",
          "  the source word's attention in the reference pass (after a colour word, also the caption's next word: the object) the",
          "  edit keeps the reference latent (ours: `localBlend: true`; diffusers: `direct_inversion.LocalBlend`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
@@ -501,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
     ap.add_argument("--blend-threshold", type=float, default=0.3, help="local blending's mask threshold for the -di-lb- rows (default 0.3, the library's)")
     ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)))")
+    ap.add_argument("--self-attention", type=float, default=0.0, help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0: off)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
@@ -541,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "vae": "posterior mean", "negative_prompt": "caption",
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
     # Classifier
@@ -584,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: it["outputs"] + it["outputsDirect"] + it["outputsBlend"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
