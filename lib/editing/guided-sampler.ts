@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { inject, injectable } from 'inversify';
 import type { SchedulerFactory } from '../schedulers/scheduler.js';
-import { SETTINGS, assertStepCount, inRange, rangeText } from '../settings.js';
+import { type RangeSetting, SETTINGS, assertStepCount, inRange, rangeText } from '../settings.js';
 import { yieldToEventLoop } from './event-loop.js';
 import type { AttentionMaps, DenoiserPort } from './ports.js';
 import {
@@ -45,8 +45,11 @@ export function validateEditOptions(o: GuidedSamplerOptions): void {
   if (o.xaGuidance !== undefined && !(Number.isFinite(o.xaGuidance) && o.xaGuidance >= 0)) {
     throw new Error(`xaGuidance must be a non-negative number, got ${o.xaGuidance}`);
   }
-  for (const s of [SETTINGS.selfAttentionInjection, SETTINGS.selfAttentionMaxQueries]) {
-    const v = (o as Record<string, unknown>)[s.option];
+  const ranged: [RangeSetting, number | undefined][] = [
+    [SETTINGS.selfAttentionInjection, o.selfAttentionInjection],
+    [SETTINGS.selfAttentionMaxQueries, o.selfAttentionMaxQueries],
+  ];
+  for (const [s, v] of ranged) {
     if (v !== undefined && !inRange(s, v)) throw new Error(`${s.option} must be ${rangeText(s)}, got ${String(v)}`);
   }
   if (o.gradientSplitMinElements !== undefined && !(o.gradientSplitMinElements >= 0)) {
