@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { multiHeadAttention } from '../lib/models/layers/attention-core.js';
+import { GROUP_NORM_SPLIT_MIN_ELEMENTS, GroupNorm } from '../lib/models/layers/group-norm.js';
+import { LayerNorm } from '../lib/models/layers/layer-norm.js';
 import { conv2dByInputGradient, conv2dFastGrad, isSameStrideOne } from '../lib/models/layers/conv2d.js';
 import { matMul, matMulByConstant } from '../lib/models/layers/matmul.js';
 import { expectClose, forEachBackend } from './helpers/tensors.js';
@@ -17,6 +19,14 @@ function naiveAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number)
 }
 
 const randn = (shape: number[], seed: number): tf.Tensor => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+/** Textbook normalisation over `axes` of `view`-shaped `x` with tfjs' own ops and gradients, then gamma * . + beta. */
+function naiveNorm(x: tf.Tensor, view: number[], axes: number[], eps: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(tf.reshape(x, view), axes, true);
+  let y = tf.reshape(tf.div(tf.sub(tf.reshape(x, view), mean), tf.sqrt(tf.add(variance, eps))), x.shape);
+  if (gamma !== undefined) y = tf.mul(y, gamma);
+  return beta !== undefined ? tf.add(y, beta) : y;
+}
 
 forEachBackend('UNet fast gradient kernels', function () {
   it('recomputing attention: values and q/k/v gradients equal the textbook attention (self and cross)', function () {
@@ -141,12 +151,64 @@ forEachBackend('UNet fast gradient kernels', function () {
     w3.dispose();
   });
 
+  it('GroupNorm and LayerNorm: values and closed-form input gradients equal the textbook composite', function () {
+    // Group norms below and above the size where the statistics switch from one reduction to two.
+    const side = Math.ceil(Math.sqrt(GROUP_NORM_SPLIT_MIN_ELEMENTS / 2 / 32)) + 1;
+    for (const [shape, groups] of [
+      [[2, 4, 5, 32], 8],
+      [[1, 6, 6, 12], 3],
+      [[2, side, side, 32], 4],
+      [[2, 10, 32], 16],
+    ] as [number[], number][]) {
+      tf.tidy(() => {
+        const c = shape.at(-1)!;
+        const norm = new GroupNorm(groups, c, 1e-6);
+        norm.gamma.write(tf.add(randn([c], 20), 1));
+        norm.beta.write(randn([c], 21));
+        // A mean far from 0 and a small spread: the form of the variance matters there.
+        const x = tf.add(tf.mul(randn(shape, 22), 0.5), 3);
+        const dy = randn(shape, 23);
+        const view = [shape[0]!, x.size / shape[0]! / c, groups, c / groups];
+        const ref = (v: tf.Tensor): tf.Tensor => naiveNorm(v, view, [1, 3], 1e-6, norm.gamma.read(), norm.beta.read());
+        const what = `group norm [${shape.join(', ')}] / ${groups}`;
+        expectClose(norm.forward(x), ref(x), 1e-5, `${what} value`);
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(norm.forward(v), dy)))(x);
+        const naive = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ref(v), dy)))(x);
+        expectClose(mine, naive, 1e-4, `${what} input gradient`);
+        norm.dispose();
+      });
+    }
+    for (const affine of [true, false]) {
+      tf.tidy(() => {
+        const norm = new LayerNorm(24, 1e-5, affine);
+        if (affine) {
+          norm.gamma!.write(tf.add(randn([24], 24), 1));
+          norm.beta!.write(randn([24], 25));
+        }
+        const x = tf.add(randn([2, 7, 24], 26), 2);
+        const dy = randn([2, 7, 24], 27);
+        const ref = (v: tf.Tensor): tf.Tensor => naiveNorm(v, v.shape, [2], 1e-5, norm.gamma?.read(), norm.beta?.read());
+        const what = `layer norm${affine ? '' : ' without affine'}`;
+        expectClose(norm.forward(x), ref(x), 1e-5, `${what} value`);
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(norm.forward(v), dy)))(x);
+        const naive = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ref(v), dy)))(x);
+        expectClose(mine, naive, 1e-4, `${what} input gradient`);
+        norm.dispose();
+      });
+    }
+  });
+
   it('keeps no tensors after gradients through these kernels', function () {
     const [q, k, v] = [randn([2, 256, 32], 1), randn([2, 256, 32], 2), randn([2, 256, 32], 3)];
     const start = tf.memory().numTensors;
     for (let i = 0; i < 2; i++) {
       tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(multiHeadAttention(a, b, c, 4)) as tf.Scalar)([q, k, v]));
     }
+    const norm = new GroupNorm(4, 32);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 2; i++) tf.dispose(tf.grad((a: tf.Tensor) => tf.sum(norm.forward(tf.reshape(a, [2, 16, 16, 32]))))(q));
+    expect(tf.memory().numTensors).to.equal(before);
+    norm.dispose();
     expect(tf.memory().numTensors).to.equal(start);
     tf.dispose([q, k, v]);
   });

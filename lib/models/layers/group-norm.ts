@@ -6,6 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { kernelChoices } from '../../backend.js';
 import { Module } from './module.js';
+import { affineNormalize } from './normalize.js';
+
+/**
+ * Elements from which a group norm takes its statistics in two reductions (see {@link groupMean}); below, one reduction
+ * over both axes costs fewer kernels, which is what a small activation's time is made of.
+ */
+export const GROUP_NORM_SPLIT_MIN_ELEMENTS = 1 << 16;
 
 /**
  * The mean of `x` [N, L, G, C/G] over positions and each group's channels, [N, 1, G, 1], as two reductions: every
@@ -37,21 +44,17 @@ export class GroupNorm extends Module {
     this.beta = this.weight('bias', [numChannels]);
   }
 
-  /** Normalises `x` of shape [N, H, W, C] (or [N, L, C], as a sequence). */
+  /** Normalises `x` of shape [N, H, W, C] (or [N, L, C], as a sequence). Differentiable with a closed-form gradient (normalize.ts). */
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const shape = x.shape;
-      const n = shape[0]!;
-      const c = shape[shape.length - 1]!;
-      const g = this.numGroups;
-      const grouped = tf.reshape(x, [n, -1, g, c / g]);
-      const positionsFirst = kernelChoices().groupNormPositionsFirst;
-      const mean = groupMean(grouped, positionsFirst);
-      // square(sub) rather than squaredDifference: tfjs' SquaredDifference gradient does not reduce a broadcast input.
-      const centered = tf.sub(grouped, mean);
-      const variance = groupMean(tf.square(centered), positionsFirst);
-      const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(tf.reshape(normed, shape), this.gamma.read()), this.beta.read());
-    });
+    const shape = x.shape;
+    const n = shape[0]!;
+    const c = shape[shape.length - 1]!;
+    const g = this.numGroups;
+    const view = [n, x.size / (n * c), g, c / g];
+    // Small tensors are bound by per-kernel overhead: one reduction over both axes. Large ones: two, in the order
+    // the backend table measured faster.
+    const positionsFirst = kernelChoices().groupNormPositionsFirst;
+    const mean = x.size < GROUP_NORM_SPLIT_MIN_ELEMENTS ? (t: tf.Tensor) => tf.mean(t, [1, 3], true) : (t: tf.Tensor) => groupMean(t, positionsFirst);
+    return affineNormalize(x, { view, mean, eps: this.eps }, this.gamma.read(), this.beta.read());
   }
 }

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { Module } from './module.js';
+import { affineNormalize } from './normalize.js';
 
 export class LayerNorm extends Module {
   readonly gamma?: LayerVariable;
@@ -19,12 +20,9 @@ export class LayerNorm extends Module {
     }
   }
 
+  /** Normalises the last axis of `x`. Differentiable with a closed-form gradient (normalize.ts). */
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      if (this.gamma !== undefined && this.beta !== undefined) y = tf.add(tf.mul(y, this.gamma.read()), this.beta.read());
-      return y;
-    });
+    const mean = (t: tf.Tensor): tf.Tensor => tf.mean(t, -1, true);
+    return affineNormalize(x, { mean, eps: this.eps }, this.gamma?.read(), this.beta?.read());
   }
 }
