@@ -89,6 +89,8 @@ export interface PipelineSettings {
   readonly directionScale: NumberSetting;
   /** Latent elements per image from which CFG's gradient is taken one half at a time. */
   readonly gradientSplitMinElements: NumberSetting;
+  /** Latent elements per image below which an unguided step runs both passes in one batched forward. */
+  readonly jointForwardMaxElements: NumberSetting;
   /** Local blending's mask threshold on the normalised attention map of the edited object's words. */
   readonly blendThreshold: NumberSetting;
   /** Local blending's mask dilation in latent pixels (default: from the latent's size, so no number here). */
@@ -151,6 +153,17 @@ export const SETTINGS: PipelineSettings = frozen({
     max: Infinity,
     integer: false,
     description: "latent elements per image from which CFG's gradient is taken one half at a time",
+  },
+  jointForwardMaxElements: {
+    option: 'jointForwardMaxElements',
+    flag: 'joint-forward-max-elements',
+    // 32 x 32 x 4, as above: below it a forward's time is per-kernel overhead, which one batched forward pays once;
+    // above it memory counts more (a batch of 3-4 at 512 px).
+    default: 32 * 32 * 4,
+    min: 0,
+    max: Infinity,
+    integer: false,
+    description: 'latent elements per image below which a step without cross-attention guidance runs the reference and edit passes as one batched forward',
   },
   blendThreshold: {
     option: 'threshold',

@@ -87,6 +87,45 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
     );
   });
 
+  it('without guidance runs both passes as one batched forward (jointForwardMaxElements): the same latents and maps', async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
+    for (const [neg, scale] of [
+      [negative, 5],
+      [caption, 5],
+      [negative, 1],
+    ] as const) {
+      const what = `${neg === caption ? 'caption' : 'other'} negative, guidance ${scale}`;
+      const expected = tf.tidy(() => twoPass(unet, noise, caption, neg, direction, 6, scale, 0));
+      const maps: Map<string, tf.Tensor3D>[] = [];
+      const start = tf.memory().numTensors;
+      for (const joint of [Infinity, 0]) {
+        const seen = new Map<string, tf.Tensor3D>();
+        const r = await sampler.sample(noise, { caption, negative: neg, direction }, {
+          steps: 6,
+          guidanceScale: scale,
+          xaGuidance: 0,
+          jointForwardMaxElements: joint,
+          onReferenceMaps: (i, m) => {
+            for (const [k, v] of m) seen.set(`${i} ${k}`, tf.keep(tf.clone(v)));
+          },
+        });
+        expect(relativeError(r.edited, expected.edited), `edited, ${what}, joint below ${joint}`).to.be.below(1e-5);
+        expect(relativeError(r.reconstruction, expected.reconstruction), `reconstruction, ${what}, joint below ${joint}`).to.be.below(1e-5);
+        tf.dispose([r.edited, r.reconstruction]);
+        maps.push(seen);
+      }
+      expect([...maps[0]!.keys()]).to.deep.equal([...maps[1]!.keys()]);
+      for (const [k, m] of maps[0]!) expect(relativeError(m, maps[1]!.get(k)!), `maps ${k}, ${what}`).to.be.below(1e-5);
+      for (const m of maps) tf.dispose([...m.values()]);
+      expect(tf.memory().numTensors, `tensors after both runs, ${what}`).to.equal(start);
+      tf.dispose([expected.edited, expected.reconstruction]);
+    }
+    await sampler.sample(noise, { caption, negative, direction }, { jointForwardMaxElements: Number.NaN }).then(
+      () => expect.fail('no error'),
+      (err: Error) => expect(err.message).to.match(/jointForwardMaxElements must be a non-negative number/),
+    );
+  });
+
   it('holds one timestep of attention maps, frees every tensor, and reports progress', async function () {
     const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
     const start = tf.memory().numTensors;

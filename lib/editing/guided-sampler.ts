@@ -52,8 +52,11 @@ export function validateEditOptions(o: GuidedSamplerOptions): void {
   for (const [s, v] of ranged) {
     if (v !== undefined && !inRange(s, v)) throw new Error(`${s.option} must be ${rangeText(s)}, got ${String(v)}`);
   }
-  if (o.gradientSplitMinElements !== undefined && !(o.gradientSplitMinElements >= 0)) {
-    throw new Error(`gradientSplitMinElements must be a non-negative number (or Infinity), got ${o.gradientSplitMinElements}`);
+  for (const [name, v] of [
+    ['gradientSplitMinElements', o.gradientSplitMinElements],
+    ['jointForwardMaxElements', o.jointForwardMaxElements],
+  ] as const) {
+    if (v !== undefined && !(v >= 0)) throw new Error(`${name} must be a non-negative number (or Infinity), got ${v}`);
   }
 }
 
@@ -143,6 +146,30 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       return { output: r.output, maps: doubled(r.maps), selfMaps: r.selfMaps !== undefined ? doubled(r.selfMaps) : undefined };
     };
 
+    // Without guidance the edit pass does not wait for this step's reference maps, so for a small latent both passes
+    // run as one batched forward: [reference part, edit part], each with its own context. The maps' rows are
+    // batch-major ([batch * heads, ...]), so the reference's are the first rows.
+    const jointFrom = options.jointForwardMaxElements ?? SETTINGS.jointForwardMaxElements.default;
+    const joint = lambda === 0 && noise.size / noise.shape[0] < jointFrom;
+    const refPart = sameHalves ? 1 : cfg ? 2 : 1;
+    const jointContext = joint ? tf.tidy(() => tf.concat([sameHalves ? c.caption : refContext, editContext], 0) as tf.Tensor3D) : undefined;
+    const jointPass = (x: tf.Tensor4D, e: tf.Tensor4D, t: number): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps; editOutput: tf.Tensor4D } => {
+      const input = tf.tidy(() => tf.concat([sameHalves ? x : batch(x), batch(e)], 0) as tf.Tensor4D);
+      const r = this.unet.predictWithMaps(input, t, jointContext!);
+      input.dispose();
+      const total = input.shape[0];
+      const [output, editOutput] = tf.tidy(() => {
+        const [refOut, editOut] = tf.split(r.output, [refPart, total - refPart], 0) as [tf.Tensor4D, tf.Tensor4D];
+        return [sameHalves ? refOut : guide(refOut, scale, cfg), editOut];
+      });
+      r.output.dispose();
+      const maps: AttentionMaps = new Map(
+        [...r.maps].map(([k, m]) => [k, tf.tidy(() => tf.slice(m, [0, 0, 0], [(m.shape[0] / total) * refPart, -1, -1]) as tf.Tensor3D)]),
+      );
+      tf.dispose([...r.maps.values()]);
+      return { output, maps: sameHalves ? doubled(maps) : maps, editOutput };
+    };
+
     let ref = tf.clone(noise);
     let edit = tf.clone(noise);
     try {
@@ -150,12 +177,14 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         throwIfAborted(options.signal);
         const t = timesteps[i]!;
         // Reference pass: records M_ref(t); `output` is the guided prediction.
-        const { output, maps, selfMaps } = referencePass(ref, t, i < injectSteps);
+        const together = joint && i >= injectSteps ? jointPass(ref, edit, t) : undefined;
+        const { output, maps, selfMaps } = together ?? referencePass(ref, t, i < injectSteps);
         try {
           const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
           const nextEdit = tf.tidy(() => {
+            if (together !== undefined) return editScheduler.step(guide(together.editOutput, scale, cfg), t, edit).prevSample as tf.Tensor4D;
             let xIn = batch(edit);
             if (lambda > 0) xIn = tf.sub(xIn, tf.mul(lossGrad(xIn, t, maps), lambda)) as tf.Tensor4D;
             const out = this.unet.predict(xIn, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
@@ -180,6 +209,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           }
         } finally {
           output.dispose();
+          together?.editOutput.dispose();
           for (const m of [...maps.values(), ...(selfMaps?.values() ?? [])]) m.dispose();
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
@@ -193,6 +223,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     } finally {
       refContext.dispose();
       editContext.dispose();
+      jointContext?.dispose();
     }
   }
 }

@@ -153,6 +153,13 @@ export interface GuidedSamplerOptions extends LongCallOptions {
    */
   gradientSplitMinElements?: number;
   /**
+   * Below how many latent elements per image a step without a gradient (`xaGuidance` 0, no self-attention
+   * injection at that step) runs the reference and edit passes as one batched UNet forward instead of two: the same
+   * values, half the kernel launches, which is what a small model's step costs. Default
+   * `SETTINGS.jointForwardMaxElements` (32 x 32 x 4 latents); 0 never.
+   */
+  jointForwardMaxElements?: number;
+  /**
    * Self-attention injection (Prompt-to-Prompt's self-attention replacement): in the first `floor(fraction * T)`
    * steps the edit pass's noise prediction uses the reference pass's self-attention maps in the layers with at
    * most `selfAttentionMaxQueries` queries, which keeps the layout of the input. Default 0 (off), in [0, 1].
