@@ -3,7 +3,7 @@
 // forward convolution. Sizes are chosen above the thresholds at which the wasm paths switch on.
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { multiHeadAttention } from '../lib/models/layers/attention-core.js';
+import { ATTENTION_CHUNK_ELEMENTS, multiHeadAttention } from '../lib/models/layers/attention-core.js';
 import { GROUP_NORM_SPLIT_MIN_ELEMENTS, GroupNorm } from '../lib/models/layers/group-norm.js';
 import { LayerNorm } from '../lib/models/layers/layer-norm.js';
 import { conv2dByInputGradient, conv2dFastGrad, isSameStrideOne } from '../lib/models/layers/conv2d.js';
@@ -43,9 +43,9 @@ forEachBackend('UNet fast gradient kernels', function () {
         const ref = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => naiveAttention(a, b, c, 4);
         const g2 = tf.grads(loss(ref))([q, k, v]);
         // Whole matrices, and blocks of query rows (30 rows a block for 256 keys, a ragged last block).
-        for (const chunkElements of [undefined, 8 * 30 * lk!]) {
+        for (const chunkElements of [undefined, ATTENTION_CHUNK_ELEMENTS, 8 * 30 * lk!]) {
           const mine = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => multiHeadAttention(a, b, c, 4, { chunkElements });
-          const what = `${lk} keys${chunkElements !== undefined ? ', in query blocks' : ''}`;
+          const what = `${lk} keys${chunkElements === undefined ? '' : chunkElements === ATTENTION_CHUNK_ELEMENTS ? ', recomputed' : ', in query blocks'}`;
           expectClose(mine(q, k, v), ref(q, k, v), 1e-5, `attention value (${what})`);
           const g1 = tf.grads(loss(mine))([q, k, v]);
           ['dq', 'dk', 'dv'].forEach((n, i) => expectClose(g1[i]!, g2[i]!, 1e-5, `attention ${n} (${what})`));
@@ -55,9 +55,10 @@ forEachBackend('UNet fast gradient kernels', function () {
   });
 
   it('observed attention (probabilities in the graph) gives the same values and gradients', function () {
-    tf.tidy(() => {
-      // 2 heads of 32 dims over 1024 queries and 77 keys: the products are split on wasm.
-      const [q, k, v] = [randn([1, 1024, 64], 5), randn([1, 77, 64], 6), randn([1, 77, 64], 7)];
+    // 2 heads of 32 dims over 77 keys: 1024 queries (the products are split on wasm; a small attention elsewhere,
+    // on [B, H, L, D] views) and 8192 (above SMALL_ATTENTION_ELEMENTS: the [B * H] path everywhere).
+    for (const lq of [1024, 8192]) tf.tidy(() => {
+      const [q, k, v] = [randn([1, lq, 64], 5), randn([1, 77, 64], 6), randn([1, 77, 64], 7)];
       const f = (a: tf.Tensor) => {
         let probs: tf.Tensor | undefined;
         const out = multiHeadAttention(a, k, v, 2, { onProbs: (p) => (probs = tf.keep(p)) });
@@ -68,10 +69,10 @@ forEachBackend('UNet fast gradient kernels', function () {
       const g = (a: tf.Tensor) => {
         const split = (x: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(x, [1, -1, 2, 32]), [0, 2, 1, 3]);
         const probs = tf.softmax(tf.mul(tf.matMul(split(a), split(k), false, true), 1 / Math.sqrt(32)));
-        const out = tf.reshape(tf.transpose(tf.matMul(probs, split(v)), [0, 2, 1, 3]), [1, 1024, 64]);
+        const out = tf.reshape(tf.transpose(tf.matMul(probs, split(v)), [0, 2, 1, 3]), [1, lq, 64]);
         return tf.add(tf.sum(tf.square(out)), tf.sum(tf.square(probs))) as tf.Scalar;
       };
-      expectClose(tf.grad(f)(q), tf.grad(g)(q), 1e-5, 'observed attention dq');
+      expectClose(tf.grad(f)(q), tf.grad(g)(q), 1e-5, `observed attention dq (${lq} queries)`);
     });
   });
 

@@ -17,7 +17,10 @@ export interface AttentionOptions {
    * tensor is disposed after the call unless the observer keeps it (`tf.keep`) or uses it in a returned value.
    */
   onProbs?: (probs: tf.Tensor3D) => void;
-  /** The most probabilities computed at once when they are recomputed (default {@link ATTENTION_CHUNK_ELEMENTS}). */
+  /**
+   * The most probabilities computed at once when they are recomputed (default {@link ATTENTION_CHUNK_ELEMENTS}).
+   * Given, it also asks for the recomputing path where a small attention would keep its probabilities.
+   */
   chunkElements?: number;
   /**
    * Probabilities to use instead of `softmax(q k^T)`, [batch * heads, queries, keys] (Prompt-to-Prompt's attention
@@ -111,6 +114,40 @@ function recomputedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, sca
 }
 
 /**
+ * Probabilities per attention call (batch x heads x queries x keys) up to which, on a backend whose products need no
+ * workaround (not wasm), the attention runs on [B, H, L, D] views with its probabilities kept for the backward pass:
+ * the fewest kernels, for the small layers whose time is per-kernel overhead (4 MiB of probabilities; SD's 16 x 16
+ * level, the toy models' every level). Larger ones are recomputed in the backward pass ({@link recomputedAttention}).
+ */
+export const SMALL_ATTENTION_ELEMENTS = 1 << 20;
+
+/** [B, L, H*D] -> [B, H, L, D], or with `keysLast` [B, H, D, L] (the keys of `q k^T`, transposed once). */
+function headsView(x: tf.Tensor, heads: number, keysLast = false): tf.Tensor4D {
+  const [b, l, c] = x.shape as [number, number, number];
+  return tf.transpose(tf.reshape(x, [b, l, heads, c / heads]), keysLast ? [0, 2, 3, 1] : [0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/**
+ * The attention on [B, H, L, D] views (no [B * H] reshapes; the products are 4-D, which the native backend runs as
+ * batched products), probabilities kept for autodiff. Values as {@link multiHeadAttention}'s other paths.
+ */
+function attentionOnHeads(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, scale: number, options: AttentionOptions): tf.Tensor3D {
+  const [b, lq, c] = q.shape as [number, number, number];
+  const lk = k.shape[1]!;
+  let probs: tf.Tensor;
+  if (options.probs !== undefined) {
+    options.onProbs?.(options.probs);
+    probs = tf.reshape(options.probs, [b, heads, lq, lk]);
+  } else {
+    let scores: tf.Tensor = tf.mul(tf.matMul(headsView(q, heads), headsView(k, heads, true)), scale);
+    if (options.mask !== undefined) scores = tf.add(scores, options.mask);
+    probs = tf.softmax(scores);
+    if (options.onProbs !== undefined) options.onProbs(tf.reshape(probs, [b * heads, lq, lk]) as tf.Tensor3D);
+  }
+  return tf.reshape(tf.transpose(tf.matMul(probs, headsView(v, heads)), [0, 2, 1, 3]), [b, lq, c]) as tf.Tensor3D;
+}
+
+/**
  * Attention of projected queries `q` [B, Lq, H*D] over keys `k` and values `v` [B, Lk, H*D] with `heads` heads.
  * Returns [B, Lq, H*D].
  *
@@ -125,6 +162,16 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     const headDim = c / heads;
     if (!Number.isInteger(headDim)) throw new Error(`attention: ${c} channels do not split into ${heads} heads`);
     const scale = options.scale ?? 1 / Math.sqrt(headDim);
+    if (options.probs !== undefined) {
+      const want = [b * heads, lq, lk];
+      if (!options.probs.shape.every((d, i) => d === want[i])) {
+        throw new Error(`attention: replacement probabilities are [${options.probs.shape.join(', ')}], expected [${want.join(', ')}]`);
+      }
+    }
+    const small = b * heads * lq * lk <= SMALL_ATTENTION_ELEMENTS && options.chunkElements === undefined;
+    if (small && !plainProductsOnly(b * heads * lq * lk * headDim)) {
+      return attentionOnHeads(q, k, v, heads, scale, options);
+    }
     // [B, H, L, D] -> [B * H, L, D]: diffusers' head_to_batch_dim order.
     const toBatch = (x: tf.Tensor): tf.Tensor3D => {
       const h = splitHeads(x, heads);
@@ -133,10 +180,6 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     const [qh, kh, vh] = [toBatch(q), toBatch(k), toBatch(v)];
     let out: tf.Tensor;
     if (options.probs !== undefined) {
-      const want = [b * heads, lq, lk];
-      if (!options.probs.shape.every((d, i) => d === want[i])) {
-        throw new Error(`attention: replacement probabilities are [${options.probs.shape.join(', ')}], expected [${want.join(', ')}]`);
-      }
       options.onProbs?.(options.probs);
       out = matMul(options.probs, vh);
     } else if (options.onProbs === undefined && options.mask === undefined) {
