@@ -113,35 +113,56 @@ export function assertRegularizable(height: number, width: number, options: Nois
   }
 }
 
-/** `torch.roll(x, k, axis)`: element i moves to (i + k) mod n. */
-export function roll(x: tf.Tensor, k: number, axis: number): tf.Tensor {
-  const n = x.shape[axis]!;
-  const s = ((k % n) + n) % n;
-  if (s === 0) return x;
-  const [head, tail] = tf.split(x, [n - s, s], axis);
-  return tf.concat([tail!, head!], axis);
+/**
+ * `sum_m g[m, y, (y - k_m) mod s]` for a batch of [s, s] matrices `g` [n, s, s]: the cyclic diagonal at lag `k_m` of
+ * each, as a product with a 0/1 mask (built here from the shifts) and a sum. Returns [n].
+ */
+function cyclicDiagonalSums(g: tf.Tensor3D, lags: number[]): tf.Tensor1D {
+  const [n, s] = g.shape;
+  const mask = new Float32Array(n * s * s);
+  lags.forEach((k, m) => {
+    for (let y = 0; y < s; y++) mask[(m * s + y) * s + ((((y - k) % s) + s) % s)] = 1;
+  });
+  return tf.sum(tf.mul(g, tf.tensor3d(mask, [n, s, s])), [1, 2]) as tf.Tensor1D;
 }
 
-/** The auto-correlation loss `L_ac` of NHWC `noise`, drawing one shift per pyramid level from `shifts`. */
+/**
+ * The auto-correlation loss `L_ac` of NHWC `noise`, drawing one shift per pyramid level from `shifts`: for every
+ * (item, channel) map and pyramid level (the map average-pooled by 2 until its side is at most 8), the squares of
+ * `mean(map * roll(map, k, rows))` and `mean(map * roll(map, k, columns))`, summed. Shifts are drawn in the
+ * reference's order (item, channel, level), one per map and level for both axes.
+ *
+ * Computed for all maps of a level at once: `sum_{y,x} M[y,x] M[(y-k) mod H, x]` is the cyclic diagonal at lag k of
+ * the Gram matrix `M M^T` (and of `M^T M` for the columns), so a level costs two batched products and two masked
+ * sums, whatever the number of maps and shifts (rolling each map, as the reference does, is some 40 kernels per map and level,
+ * which is what a small latent's inversion time was made of). The same values up to float summation order.
+ */
 export function autoCorrLoss(noise: tf.Tensor4D, shifts: ShiftSource, minShift: 0 | 1 = 0): tf.Scalar {
   return tf.tidy(() => {
-    const [b, , , c] = noise.shape;
-    const terms: tf.Tensor[] = [];
-    for (let i = 0; i < b; i++) {
-      for (let j = 0; j < c; j++) {
-        let map = tf.slice(noise, [i, 0, 0, j], [1, -1, -1, 1]) as tf.Tensor4D;
-        for (;;) {
-          const side = map.shape[1];
-          const half = Math.floor(side / 2);
-          const k = minShift === 1 ? 1 + shifts.randint(Math.max(half - 1, 1)) : shifts.randint(Math.max(half, 1));
-          terms.push(tf.square(tf.mean(tf.mul(map, roll(map, k, 1)))));
-          terms.push(tf.square(tf.mean(tf.mul(map, roll(map, k, 2)))));
-          if (side <= 8) break;
-          map = tf.avgPool(map, 2, 2, 'valid');
-        }
-      }
+    const [b, height, , c] = noise.shape;
+    const sides: number[] = [];
+    for (let side = height; ; side = Math.floor(side / 2)) {
+      sides.push(side);
+      if (side <= 8) break;
     }
-    return tf.addN(terms) as tf.Scalar;
+    const lags = sides.map(() => new Array<number>(b * c));
+    for (let m = 0; m < b * c; m++) {
+      sides.forEach((side, level) => {
+        const half = Math.floor(side / 2);
+        lags[level]![m] = minShift === 1 ? 1 + shifts.randint(Math.max(half - 1, 1)) : shifts.randint(Math.max(half, 1));
+      });
+    }
+    const terms: tf.Tensor[] = [];
+    let level: tf.Tensor4D = noise;
+    sides.forEach((_, l) => {
+      if (l > 0) level = tf.avgPool(level, 2, 2, 'valid');
+      const [, h, w] = level.shape;
+      const maps = tf.reshape(tf.transpose(level, [0, 3, 1, 2]), [b * c, h, w]) as tf.Tensor3D;
+      const rows = cyclicDiagonalSums(tf.matMul(maps, maps, false, true), lags[l]!);
+      const cols = cyclicDiagonalSums(tf.matMul(maps, maps, true, false), lags[l]!);
+      terms.push(tf.div(tf.concat([rows, cols]), h * w));
+    });
+    return tf.sum(tf.square(terms.length === 1 ? terms[0]! : tf.concat(terms))) as tf.Scalar;
   });
 }
 

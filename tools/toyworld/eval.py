@@ -254,7 +254,10 @@ def run_node(job: dict, path: Path, log) -> subprocess.Popen:
     # niced to 10 like the rest of the run (not 10 more when this process is niced already)
     cmd = (["nice", "-n", str(10 - os.nice(0))] if os.nice(0) < 10 else []) + ["node", str(ROOT / "dist" / "tools" / "toyworld" / "edit-batch.js"), str(path)]
     log(f"eval: {' '.join(cmd)}")
-    return subprocess.Popen(cmd, cwd=ROOT, stderr=open(path.with_suffix(".log"), "w"), env={**os.environ, "PIX2PIX_ZERO_BACKEND": job.get("backend", "wasm")})
+    # One thread, as torch's (OMP_NUM_THREADS=1 in eval.sh): native TensorFlow reads its own variables, not OpenMP's.
+    threads = os.environ.get("OMP_NUM_THREADS", "1")
+    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, **os.environ, "PIX2PIX_ZERO_BACKEND": job.get("backend", "wasm")}
+    return subprocess.Popen(cmd, cwd=ROOT, stderr=open(path.with_suffix(".log"), "w"), env=env)
 
 
 def load_diffusers(model: Path):
