@@ -5,6 +5,7 @@ import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { DDIMScheduler } from '../lib/schedulers/ddim.js';
 import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
 import { FakeDenoiser } from './helpers/fake-denoiser.js';
+import type { StepEndHook } from '../lib/editing/services.js';
 import { forEachBackend, relativeError } from './helpers/tensors.js';
 
 const SCHEDULER = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1 };
@@ -174,6 +175,51 @@ forEachBackend('guided sampler (lock-step reference + edit passes)', function ()
     tf.dispose([same.edited, same.reconstruction, fixed.edited, fixed.reconstruction]);
     expect(tf.memory().numTensors).to.equal(start);
     tf.dispose([plain.edited, plain.reconstruction]);
+  });
+
+  it("with guidance runs the next step's reference forward with the edit prediction, checked against the hooks' reference", async function () {
+    const sampler = new CrossAttentionGuidedSampler(unet, SCHEDULERS);
+    const steps = 5;
+    // A trajectory the hook pins the reference to (as Direct Inversion does), announced right, wrongly, or not at all.
+    const trajectory = Array.from({ length: steps }, (_, k) => tf.tidy(() => tf.mul(noise, 0.8 - k * 0.1) as tf.Tensor4D));
+    const pin = (announce?: (step: number) => tf.Tensor4D | undefined): StepEndHook => {
+      const hook: StepEndHook = ({ step }) => ({ reference: tf.clone(trajectory[step]!) });
+      if (announce !== undefined) hook.referenceAfter = (step) => announce(step);
+      return hook;
+    };
+    const wrong = tf.zerosLike(noise);
+    const hooks: [string, StepEndHook | undefined][] = [
+      ['no hook', undefined],
+      ['pinned, announced', pin((step) => trajectory[step])],
+      ['pinned, wrongly announced', pin(() => wrong)],
+      ['pinned, not announced', pin()],
+      ['scaled, not announced', ({ reference }) => ({ reference: tf.mul(reference, 0.9) as tf.Tensor4D })],
+    ];
+    const calls: Record<string, number> = {};
+    for (const [name, hook] of hooks) {
+      for (const neg of [negative, caption]) {
+        const run = (jointForwardMaxElements: number) => {
+          const before = unet.calls;
+          const r = sampler.sample(noise, { caption, negative: neg, direction }, { steps, guidanceScale: 5, xaGuidance: 0.1, jointForwardMaxElements, onStepEnd: hook });
+          return r.then((out) => ({ ...out, calls: unet.calls - before }));
+        };
+        const start = tf.memory().numTensors;
+        const apart = await run(0);
+        const joined = await run(Infinity);
+        const what = `${name}, ${neg === caption ? 'caption' : 'other'} negative`;
+        expect(relativeError(joined.edited, apart.edited), `edited, ${what}`).to.be.below(1e-5);
+        expect(relativeError(joined.reconstruction, apart.reconstruction), `reconstruction, ${what}`).to.be.below(1e-5);
+        calls[what] = joined.calls;
+        tf.dispose([apart.edited, apart.reconstruction, joined.edited, joined.reconstruction]);
+        expect(tf.memory().numTensors, `tensors, ${what}`).to.equal(start);
+      }
+    }
+    // Run ahead, a step costs the gradient and one joint forward; a wrong or missing announcement costs the
+    // reference forward again.
+    expect(calls['no hook, other negative']).to.equal(1 + 2 * steps);
+    expect(calls['pinned, announced, other negative']).to.equal(1 + 2 * steps);
+    expect(calls['pinned, wrongly announced, other negative']).to.equal(1 + 3 * steps - 1);
+    tf.dispose([...trajectory, wrong]);
   });
 
   it('stops between steps when aborted, freeing its tensors', async function () {

@@ -28,7 +28,7 @@ export class UNetDenoiser implements DenoiserPort {
 
   predictWithMaps(
     latents: tf.Tensor4D,
-    timestep: number,
+    timestep: number | readonly number[],
     context: tf.Tensor3D,
     options: { selfAttentionMaxQueries?: number } = {},
   ): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps } {

@@ -20,7 +20,7 @@ import type { InversionTrajectory, StepEndHook } from './services.js';
  * @throws Error when the trajectory does not have T + 1 latents of the sampler's shape.
  */
 export function directInversion(trajectory: InversionTrajectory): StepEndHook {
-  return ({ step, steps, reference, edit }) => {
+  const hook: StepEndHook = ({ step, steps, reference, edit }) => {
     if (trajectory.length !== steps + 1) {
       throw new Error(`Direct Inversion needs the inversion trajectory of the edit's ${steps} steps (${steps + 1} latents), got ${trajectory.length}`);
     }
@@ -30,4 +30,7 @@ export function directInversion(trajectory: InversionTrajectory): StepEndHook {
     }
     return tf.tidy(() => ({ reference: tf.clone(target), edit: tf.add(edit, tf.sub(target, reference)) as tf.Tensor4D }));
   };
+  // The reference after step i is the trajectory's z_{T-1-i}, known before the step.
+  hook.referenceAfter = (step, steps) => (trajectory.length === steps + 1 ? trajectory[steps - 1 - step] : undefined);
+  return hook;
 }

@@ -36,6 +36,13 @@ function guide(output: tf.Tensor4D, scale: number, cfg: boolean): tf.Tensor4D {
   return tf.add(uncond, tf.mul(tf.sub(cond, uncond), scale)) as tf.Tensor4D;
 }
 
+/** One forward of the reference pass at a step: its guided prediction and its maps (owned by the holder). */
+interface StepForward {
+  output: tf.Tensor4D;
+  maps: AttentionMaps;
+  selfMaps?: AttentionMaps;
+}
+
 /** Checks that the edit options are usable, naming the bad one. */
 export function validateEditOptions(o: GuidedSamplerOptions): void {
   if (o.steps !== undefined) assertStepCount(o.steps);
@@ -132,7 +139,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       tf.dispose([...maps.values()]);
       return out;
     };
-    const referencePass = (x: tf.Tensor4D, t: number, inject: boolean): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps } => {
+    const referencePass = (x: tf.Tensor4D, t: number, inject: boolean): StepForward => {
       const record = inject ? { selfAttentionMaxQueries: maxQueries } : {};
       if (!sameHalves) {
         const input = batch(x);
@@ -146,18 +153,30 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       return { output: r.output, maps: doubled(r.maps), selfMaps: r.selfMaps !== undefined ? doubled(r.selfMaps) : undefined };
     };
 
-    // Without guidance the edit pass does not wait for this step's reference maps, so for a small latent both passes
-    // run as one batched forward: [reference part, edit part], each with its own context. The maps' rows are
-    // batch-major ([batch * heads, ...]), so the reference's are the first rows.
+    // A small latent's forward costs per-kernel overhead, which one batched forward pays once, so passes that do
+    // not wait for each other run as one batch [reference part, edit part], each part with its own context and
+    // timestep:
+    // - without guidance, the edit pass does not wait for this step's reference maps: both passes of step i;
+    // - with guidance, the edit pass's prediction at step i (after its gradient step) runs with the reference pass's
+    //   forward of step i + 1, from the reference latent the step's hooks will leave (`referenceAfter`, e.g. Direct
+    //   Inversion's trajectory; else the DDIM step's). After the hooks that latent is checked, value for value; a
+    //   hook that left another one gets its reference forward run again.
+    // Self-attention injection replays maps per pass, so its steps run apart. The maps' rows are batch-major
+    // ([batch * heads, ...]): the reference's are the first rows.
     const jointFrom = options.jointForwardMaxElements ?? SETTINGS.jointForwardMaxElements.default;
-    const joint = lambda === 0 && noise.size / noise.shape[0] < jointFrom;
+    const small = noise.size / noise.shape[0] < jointFrom;
+    const joint = lambda === 0 && small;
+    const pipelined = lambda > 0 && small && injectSteps === 0;
     const refPart = sameHalves ? 1 : cfg ? 2 : 1;
-    const jointContext = joint ? tf.tidy(() => tf.concat([sameHalves ? c.caption : refContext, editContext], 0) as tf.Tensor3D) : undefined;
-    const jointPass = (x: tf.Tensor4D, e: tf.Tensor4D, t: number): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps; editOutput: tf.Tensor4D } => {
-      const input = tf.tidy(() => tf.concat([sameHalves ? x : batch(x), batch(e)], 0) as tf.Tensor4D);
-      const r = this.unet.predictWithMaps(input, t, jointContext!);
-      input.dispose();
+    const jointContext =
+      joint || pipelined ? tf.tidy(() => tf.concat([sameHalves ? c.caption : refContext, editContext], 0) as tf.Tensor3D) : undefined;
+    /** One forward of the reference pass at `x`, `refT` and the edit pass's (batched) input `editInput` at `editT`. */
+    const jointPass = (x: tf.Tensor4D, editInput: tf.Tensor4D, refT: number, editT: number): StepForward & { editOutput: tf.Tensor4D } => {
+      const input = tf.tidy(() => tf.concat([sameHalves ? x : batch(x), editInput], 0) as tf.Tensor4D);
       const total = input.shape[0];
+      const times = refT === editT ? refT : Array.from({ length: total }, (_, k) => (k < refPart ? refT : editT));
+      const r = this.unet.predictWithMaps(input, times, jointContext!);
+      input.dispose();
       const [output, editOutput] = tf.tidy(() => {
         const [refOut, editOut] = tf.split(r.output, [refPart, total - refPart], 0) as [tf.Tensor4D, tf.Tensor4D];
         return [sameHalves ? refOut : guide(refOut, scale, cfg), editOut];
@@ -169,28 +188,55 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
       tf.dispose([...r.maps.values()]);
       return { output, maps: sameHalves ? doubled(maps) : maps, editOutput };
     };
+    const disposeForward = (f: StepForward | undefined): void => {
+      if (f === undefined) return;
+      f.output.dispose();
+      for (const m of [...f.maps.values(), ...(f.selfMaps?.values() ?? [])]) m.dispose();
+    };
 
     let ref = tf.clone(noise);
     let edit = tf.clone(noise);
+    // The reference forward of the next step, run with this step's edit prediction, and the latent it ran at.
+    let ahead: { forward: StepForward; latent: tf.Tensor4D } | undefined;
     try {
       for (let i = 0; i < timesteps.length; i++) {
         throwIfAborted(options.signal);
         const t = timesteps[i]!;
+        const last = i === timesteps.length - 1;
         // Reference pass: records M_ref(t); `output` is the guided prediction.
-        const together = joint && i >= injectSteps ? jointPass(ref, edit, t) : undefined;
-        const { output, maps, selfMaps } = together ?? referencePass(ref, t, i < injectSteps);
+        let together: (StepForward & { editOutput: tf.Tensor4D }) | undefined;
+        if (joint && i >= injectSteps) {
+          const editInput = batch(edit);
+          together = jointPass(ref, editInput, t, t);
+          if (editInput !== edit) editInput.dispose();
+        }
+        const current: StepForward = ahead?.forward ?? together ?? referencePass(ref, t, i < injectSteps);
+        ahead = undefined;
+        const { output, maps, selfMaps } = current;
+        let editOutput: tf.Tensor4D | undefined;
         try {
           const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
-          const nextEdit = tf.tidy(() => {
-            if (together !== undefined) return editScheduler.step(guide(together.editOutput, scale, cfg), t, edit).prevSample as tf.Tensor4D;
-            let xIn = batch(edit);
-            if (lambda > 0) xIn = tf.sub(xIn, tf.mul(lossGrad(xIn, t, maps), lambda)) as tf.Tensor4D;
-            const out = this.unet.predict(xIn, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
-            const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
-            return editScheduler.step(guide(out, scale, cfg), t, first).prevSample as tf.Tensor4D;
+          const xIn = tf.tidy(() => {
+            const x = batch(edit);
+            return lambda > 0 ? (tf.sub(x, tf.mul(lossGrad(x, t, maps), lambda)) as tf.Tensor4D) : x;
           });
+          if (together !== undefined) {
+            editOutput = together.editOutput;
+          } else if (pipelined && !last) {
+            const latent = options.onStepEnd?.referenceAfter?.(i, timesteps.length) ?? nextRef;
+            const { editOutput: out, ...forward } = jointPass(latent, xIn, timesteps[i + 1]!, t);
+            ahead = { forward, latent };
+            editOutput = out;
+          } else {
+            editOutput = this.unet.predict(xIn, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
+          }
+          const nextEdit = tf.tidy(() => {
+            const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
+            return editScheduler.step(guide(editOutput!, scale, cfg), t, first).prevSample as tf.Tensor4D;
+          });
+          xIn.dispose();
           ref.dispose();
           edit.dispose();
           ref = nextRef;
@@ -198,9 +244,15 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           if (options.onStepEnd !== undefined) {
             const state = { step: i, steps: timesteps.length, timestep: t, reference: ref, edit, referenceMaps: maps, guidanceBatch: cfg ? 2 : 1 } as const;
             const fix: StepEndCorrection | void = options.onStepEnd(state);
-            if (fix?.reference !== undefined && fix.reference !== ref) {
+            const nextReference = fix?.reference ?? ref;
+            // The reference forward ran ahead from the latent the hooks were expected to leave: keep it only if they did.
+            if (ahead !== undefined && nextReference !== ahead.latent && !sameValues(nextReference, ahead.latent)) {
+              disposeForward(ahead.forward);
+              ahead = undefined;
+            }
+            if (nextReference !== ref) {
               ref.dispose();
-              ref = fix.reference;
+              ref = nextReference;
             }
             if (fix?.edit !== undefined && fix.edit !== edit) {
               edit.dispose();
@@ -208,9 +260,8 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
             }
           }
         } finally {
-          output.dispose();
-          together?.editOutput.dispose();
-          for (const m of [...maps.values(), ...(selfMaps?.values() ?? [])]) m.dispose();
+          disposeForward(current);
+          editOutput?.dispose();
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
         await yieldToEventLoop();
@@ -219,6 +270,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     } catch (err) {
       ref.dispose();
       edit.dispose();
+      disposeForward(ahead?.forward);
       throw err;
     } finally {
       refContext.dispose();

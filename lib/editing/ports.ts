@@ -20,11 +20,12 @@ export interface DenoiserPort {
   predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options?: { selfAttention?: AttentionMaps }): tf.Tensor4D;
   /**
    * {@link predict}, also returning every cross-attention map of the pass, and with `selfAttentionMaxQueries` the
-   * self-attention maps of the layers with at most that many queries (kept; the caller disposes them).
+   * self-attention maps of the layers with at most that many queries (kept; the caller disposes them). `timestep`
+   * may give one timestep per batch item (a batch that joins two passes at different steps).
    */
   predictWithMaps(
     latents: tf.Tensor4D,
-    timestep: number,
+    timestep: number | readonly number[],
     context: tf.Tensor3D,
     options?: { selfAttentionMaxQueries?: number },
   ): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps };

@@ -207,7 +207,16 @@ export interface StepEndCorrection {
 }
 
 /** A per-step hook of the guided sampler: returns corrected latents, or nothing to keep them. */
-export type StepEndHook = (state: StepEndState) => StepEndCorrection | void;
+export interface StepEndHook {
+  (state: StepEndState): StepEndCorrection | void;
+  /**
+   * The reference latent this hook will leave after step `step` of `steps`, when it is known before the step runs
+   * (Direct Inversion: the inversion trajectory's latent), else undefined. The sampler may run the next step's
+   * reference forward from it ahead of time (for small latents, batched with the edit pass); it checks the latent
+   * the hook actually returns, so a wrong answer costs time, never correctness. Borrowed: not disposed.
+   */
+  referenceAfter?(step: number, steps: number): tf.Tensor4D | undefined;
+}
 
 /** The outcome of the two lock-step passes. */
 export interface EditLatents {

@@ -5,10 +5,14 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { StepEndCorrection, StepEndHook } from './services.js';
 
-/** One hook that runs `hooks` in order; latents one hook made and a later one replaced are disposed. */
+/**
+ * One hook that runs `hooks` in order; latents one hook made and a later one replaced are disposed. Its
+ * `referenceAfter` is the last announcement of the hooks that make one (a later hook without one may still change
+ * the reference: the sampler checks).
+ */
 export function chainStepEndHooks(...hooks: readonly StepEndHook[]): StepEndHook {
   if (hooks.length === 1) return hooks[0]!;
-  return (state) => {
+  const chained: StepEndHook = (state) => {
     let reference = state.reference;
     let edit = state.edit;
     const made = new Set<tf.Tensor4D>();
@@ -30,4 +34,10 @@ export function chainStepEndHooks(...hooks: readonly StepEndHook[]): StepEndHook
     }
     return { reference: made.has(reference) ? reference : undefined, edit: made.has(edit) ? edit : undefined };
   };
+  chained.referenceAfter = (step, steps) => {
+    let latent: tf.Tensor4D | undefined;
+    for (const hook of hooks) latent = hook.referenceAfter?.(step, steps) ?? latent;
+    return latent;
+  };
+  return chained;
 }

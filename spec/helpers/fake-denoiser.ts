@@ -21,13 +21,14 @@ export class FakeDenoiser implements DenoiserPort {
     }
   }
 
-  private run(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, onProbs?: (p: tf.Tensor3D) => void): tf.Tensor4D {
+  private run(latents: tf.Tensor4D, timestep: number | readonly number[], context: tf.Tensor3D, onProbs?: (p: tf.Tensor3D) => void): tf.Tensor4D {
     this.calls++;
     return tf.tidy(() => {
       const [b, h, w, c] = latents.shape;
       const tokens = tf.reshape(latents, [b, h * w, c]);
       const out = this.attn.forward([tokens, context], { onProbs });
-      return tf.reshape(tf.add(tf.mul(out, 0.5 + timestep / 2000), tf.mul(tokens, 0.1)), [b, h, w, c]) as tf.Tensor4D;
+      const factor = typeof timestep === 'number' ? 0.5 + timestep / 2000 : tf.tensor3d(timestep.map((t) => 0.5 + t / 2000), [b, 1, 1]);
+      return tf.reshape(tf.add(tf.mul(out, factor), tf.mul(tokens, 0.1)), [b, h, w, c]) as tf.Tensor4D;
     });
   }
 
@@ -35,7 +36,7 @@ export class FakeDenoiser implements DenoiserPort {
     return this.run(latents, timestep, context);
   }
 
-  predictWithMaps(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps } {
+  predictWithMaps(latents: tf.Tensor4D, timestep: number | readonly number[], context: tf.Tensor3D): { output: tf.Tensor4D; maps: AttentionMaps } {
     const maps: AttentionMaps = new Map();
     const output = this.run(latents, timestep, context, (p) => maps.set('attn2', tf.keep(tf.clone(p))));
     return { output, maps };
