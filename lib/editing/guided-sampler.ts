@@ -214,29 +214,30 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         ahead = undefined;
         const { output, maps, selfMaps } = current;
         let editOutput: tf.Tensor4D | undefined;
+        let xIn: tf.Tensor4D | undefined;
         try {
           const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
-          const xIn = tf.tidy(() => {
+          xIn = tf.tidy(() => {
             const x = batch(edit);
             return lambda > 0 ? (tf.sub(x, tf.mul(lossGrad(x, t, maps), lambda)) as tf.Tensor4D) : x;
           });
+          const input = xIn;
           if (together !== undefined) {
             editOutput = together.editOutput;
           } else if (pipelined && !last) {
             const latent = options.onStepEnd?.referenceAfter?.(i, timesteps.length) ?? nextRef;
-            const { editOutput: out, ...forward } = jointPass(latent, xIn, timesteps[i + 1]!, t);
+            const { editOutput: out, ...forward } = jointPass(latent, input, timesteps[i + 1]!, t);
             ahead = { forward, latent };
             editOutput = out;
           } else {
-            editOutput = this.unet.predict(xIn, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
+            editOutput = this.unet.predict(input, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
           }
           const nextEdit = tf.tidy(() => {
-            const first = cfg ? (tf.slice(xIn, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : xIn;
+            const first = cfg ? (tf.slice(input, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : input;
             return editScheduler.step(guide(editOutput!, scale, cfg), t, first).prevSample as tf.Tensor4D;
           });
-          xIn.dispose();
           ref.dispose();
           edit.dispose();
           ref = nextRef;
@@ -262,6 +263,8 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         } finally {
           disposeForward(current);
           editOutput?.dispose();
+          // Without CFG or guidance the edit input is the edit latent itself, which the loop owns.
+          if (xIn !== undefined && xIn !== edit) xIn.dispose();
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
         await yieldToEventLoop();
