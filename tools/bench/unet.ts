@@ -6,7 +6,8 @@
  *
  * - the fixture UNets (tiny-sd's SD 1.x-style UNet and the SD 2.x-style one) at a 64 x 64 image (8 x 8 latents),
  *   batch 2 (classifier-free guidance), 77 context tokens (`fixture-sd1`, `fixture-sd2`), and tiny-sd at its
- *   default 512 x 512 image (64 x 64 latents, `tiny-sd-512`);
+ *   default 512 x 512 image (64 x 64 latents, `tiny-sd-512`), and the shipped toy-world UNet at its 64 x 64 image
+ *   (16 x 16 latents, `toyworld`: a model bound by per-kernel overhead);
  * - full-size Stable Diffusion 1.x blocks with random weights, batch 2, context 77 x 768: one layer of the first
  *   `CrossAttnDownBlock2D` (ResnetBlock2D + Transformer2DModel, 320 channels, 8 heads) at 64 x 64
  *   (`sd1-down64`), and the `UNetMidBlock2DCrossAttn` (1280 channels) at 8 x 8 (`sd1-mid8`);
@@ -308,6 +309,7 @@ interface Case {
 const FIXTURES: Record<string, [string, string]> = {
   sd1: ['tiny-sd UNet (SD 1.x style)', path.join(ROOT, 'converted_models', 'tiny-sd', 'unet')],
   sd2: ['unet-sd2 fixture (SD 2.x style)', path.join(ROOT, 'spec', 'fixtures', 'models', 'unet-sd2')],
+  toyworld: ['toy-world UNet (the shipped default model)', path.join(ROOT, 'converted_models', 'toyworld', 'unet')],
 };
 
 async function withSubject(backend: BackendName, s: Subject, reps: number, note?: string): Promise<Result> {
@@ -376,6 +378,8 @@ function blockCase(id: string): Case {
 const CASES: Case[] = [
   { id: 'fixture-sd1', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd1!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
   { id: 'fixture-sd2', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.sd2!, 8, 2), b === 'cpu' ? 3 : 5, '64 px image') },
+  // The default model at its own size: per-kernel overhead, not arithmetic (docs/benchmarks.md, the toy world).
+  { id: 'toyworld', run: (b) => withSubject(b, fixtureSubject(...FIXTURES.toyworld!, 16, 2), b === 'cpu' ? 3 : 10, '64 px image, 16 x 16 latents') },
   {
     id: 'tiny-sd-512',
     run: (b) => (b === 'cpu' ? undefined : withSubject(b, fixtureSubject(FIXTURES.sd1![0], FIXTURES.sd1![1], 64, 2), 1, '512 px image, the shipped model at its default size')),
