@@ -219,10 +219,14 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
           const nextRef = tf.tidy(() => refScheduler.step(output, t, ref).prevSample as tf.Tensor4D);
           options.onReferenceMaps?.(i, maps);
           // Edit pass: one gradient step on the latent towards the reference maps, then a DDIM step.
-          xIn = tf.tidy(() => {
-            const x = batch(edit);
-            return lambda > 0 ? (tf.sub(x, tf.mul(lossGrad(x, t, maps), lambda)) as tf.Tensor4D) : x;
-          });
+          // The edit pass's input (after its gradient step); a joint forward of both passes has already run on it.
+          xIn =
+            together !== undefined
+              ? edit
+              : tf.tidy(() => {
+                  const x = batch(edit);
+                  return lambda > 0 ? (tf.sub(x, tf.mul(lossGrad(x, t, maps), lambda)) as tf.Tensor4D) : x;
+                });
           const input = xIn;
           if (together !== undefined) {
             editOutput = together.editOutput;
@@ -235,7 +239,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
             editOutput = this.unet.predict(input, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
           }
           const nextEdit = tf.tidy(() => {
-            const first = cfg ? (tf.slice(input, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : input;
+            const first = cfg && input !== edit ? (tf.slice(input, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : input;
             return editScheduler.step(guide(editOutput!, scale, cfg), t, first).prevSample as tf.Tensor4D;
           });
           ref.dispose();
@@ -263,7 +267,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         } finally {
           disposeForward(current);
           editOutput?.dispose();
-          // Without CFG or guidance the edit input is the edit latent itself, which the loop owns.
+          // The edit input may be the edit latent itself (a joint step, or neither CFG nor guidance): the loop owns it.
           if (xIn !== undefined && xIn !== edit) xIn.dispose();
         }
         options.onProgress?.({ phase: 'edit', step: i + 1, total: timesteps.length });
