@@ -56,13 +56,15 @@ export class QueueJobs implements JobBackend {
   }
 
   async status(id: string): Promise<JobStatus | undefined> {
-    const job = await Job.fromId<QueuedEdit, QueuedResult>(this.queue, id);
+    // The state first, then the job's fields: a job read before its state could be 'failed' or 'completed' without
+    // the failedReason or return value that the same move wrote.
+    const state = await this.queue.getJobState(id);
+    const job = state === 'unknown' ? undefined : await Job.fromId<QueuedEdit, QueuedResult>(this.queue, id);
     const cancelled = (await this.redis.exists(cancelKey(id))) === 1;
     if (job === undefined) return cancelled ? { id, status: 'cancelled', progress: null, caption: null, error: CANCELLED } : undefined;
-    const state = await job.getState();
     let status: JobState = STATES[state] ?? 'failed';
     if (state === 'failed' && cancelled) status = 'cancelled';
-    const error = status === 'failed' || status === 'cancelled' ? (job.failedReason ?? CANCELLED) : null;
+    const error = status === 'failed' || status === 'cancelled' ? (job.failedReason ?? (status === 'cancelled' ? CANCELLED : 'the job failed without a reason')) : null;
     const returned = job.returnvalue as QueuedResult | null | undefined;
     return { id, status, progress: progressOf(job.progress), caption: status === 'done' ? (returned?.caption ?? null) : null, error };
   }
