@@ -157,7 +157,10 @@ export interface LocalBlendSettings {
   readonly words?: readonly string[];
   /** Where the normalised map exceeds this the edit is kept (default `SETTINGS.blendThreshold`, 0.3). */
   readonly threshold?: number;
-  /** The mask's reach past the attention, in latent pixels (default Prompt-to-Prompt's: max(1, round(latent side / 16))); 0: none. */
+  /**
+   * The mask's reach past the attention, in latent pixels (default Prompt-to-Prompt's: max(1, round(latent side /
+   * 16)); 0 when every word is an attribute: a colour or material edit keeps the thing's outline); 0: none.
+   */
   readonly dilation?: number;
 }
 
@@ -460,7 +463,9 @@ export class Pix2PixZero {
           // A concept given by a sentence file is named by its path: its word is the file's name.
           const words = blend.words ?? [path.basename(direction.meta.source, path.extname(direction.meta.source))];
           const tokens = await this.blendTokens(caption, words, expected.tokens);
-          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation: blend.dilation }));
+          // An attribute edit (a colour, a material) keeps the thing's outline: its mask needs no room for a new one.
+          const dilation = blend.dilation ?? (words.every((w) => isAttribute(w.trim())) ? 0 : undefined);
+          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation }));
           else this.onNotice?.(`local blending: the caption '${caption}' names none of ${words.map((w) => `'${w}'`).join(', ')}: edited without it (name the object with localBlend.words, --blend-words)`);
         }
         if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);
@@ -490,10 +495,10 @@ export class Pix2PixZero {
     }
   }
 
-  /** Embeddings of each prompt ([1, 77, d] each; the caller disposes them), then the text encoder released. */
   /**
-   * The caption's token positions (0 = the start token, below `maxPositions`) of each of `words`, and, for an
-   * attribute word (a colour, material or pattern), of the caption word after it (the thing it is said of).
+   * The caption's token positions (0 = the start token, below `maxPositions`) of each of `words`; for an attribute
+   * word (a colour, material or pattern), of the caption word after it instead (the thing it is said of: an
+   * attribute's own attention spreads over the whole image).
    */
   private async blendTokens(caption: string, words: readonly string[], maxPositions: number): Promise<number[]> {
     const embedder = this.embedder;
@@ -501,12 +506,13 @@ export class Pix2PixZero {
     const captionTokens = await embedder.tokenize(caption);
     const found = new Set<number>();
     for (const word of words) {
-      const positions = wordTokenPositions(captionTokens, await embedder.tokenize(word), { withNext: isAttribute(word.trim()), maxPositions });
+      const positions = wordTokenPositions(captionTokens, await embedder.tokenize(word), { nextOnly: isAttribute(word.trim()), maxPositions });
       for (const p of positions) found.add(p);
     }
     return [...found].sort((a, b) => a - b);
   }
 
+  /** Embeddings of each prompt ([1, 77, d] each; the caller disposes them), then the text encoder released. */
   private async embedPrompts(texts: readonly string[], signal: AbortSignal | undefined): Promise<tf.Tensor3D[]> {
     const out: tf.Tensor3D[] = [];
     try {

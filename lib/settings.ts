@@ -181,7 +181,7 @@ export const SETTINGS: PipelineSettings = frozen({
     min: 0,
     max: 64,
     integer: true,
-    description: "local blending: the mask's reach past the attention, in latent pixels (default max(1, round(latent side / 16)), Prompt-to-Prompt's; 0: none)",
+    description: "local blending: the mask's reach past the attention, in latent pixels (default max(1, round(latent side / 16)), Prompt-to-Prompt's; 0 when every blend word is an attribute; 0: none)",
   },
   selfAttentionInjection: {
     option: 'selfAttentionInjection',

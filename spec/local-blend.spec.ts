@@ -60,6 +60,12 @@ describe('wordTokenPositions', function () {
     expect(wordTokenPositions(caption, ['car</w>'], { withNext: true })).to.deep.equal([7]);
     expect(wordTokenPositions(caption, ['red</w>'], { withNext: true, maxPositions: 7 })).to.deep.equal([2, 3, 6]);
   });
+  it('takes the next token instead of the word with nextOnly (the thing an attribute is said of), the word itself where it ends the caption', function () {
+    expect(wordTokenPositions(caption, ['red</w>'], { nextOnly: true })).to.deep.equal([3, 7]);
+    expect(wordTokenPositions(caption, ['a</w>', 'red</w>'], { nextOnly: true })).to.deep.equal([3, 7]);
+    expect(wordTokenPositions(caption, ['car</w>'], { nextOnly: true })).to.deep.equal([7]);
+    expect(wordTokenPositions(caption, ['red</w>'], { nextOnly: true, maxPositions: 7 })).to.deep.equal([3]);
+  });
   it('agrees with the reference on the fixtures\' captions (our CLIP tokenizer against transformers\')', function () {
     for (const [name, c] of Object.entries(meta.cases)) {
       const tok = ClipTokenizer.fromFolder(readStableDiffusionFolder(modelOf(c)).tokenizer);
@@ -170,6 +176,28 @@ describe('local blending through the facade and the CLI', function () {
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { dilation: 1.5 } }), /local blend dilation must be an integer in \[0, 64\] latent pixels, got 1\.5/);
       tf.dispose([r.latents, other.latents, unblended.latents, chained.latents, d.tensor]);
       r.inversion.dispose();
+      expect(tf.memory().numTensors).to.equal(start);
+    } finally {
+      p2p.dispose();
+    }
+  });
+
+  it('the facade blends an attribute word on the thing after it, undilated (a colour edit keeps the outline)', async function () {
+    const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false });
+    try {
+      const start = tf.memory().numTensors;
+      const d = await p2p.direction({ name: 'red', sentences: meta.source }, { name: 'blue', sentences: meta.target });
+      const opts = { directInversion: true, numRegSteps: 0 } as const;
+      const caption = 'a photo of a red cat sitting on a sofa';
+      const attribute = await p2p.edit(image, d, { ...opts, caption, size: c.size, steps: meta.steps, localBlend: { threshold: c.threshold } });
+      // The direction's source word "red" is an attribute: its mask is that of "cat", the word after it, not dilated.
+      const thing = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: c.threshold, dilation: 0 } });
+      expect(relativeError(attribute.latents, thing.latents), 'red = cat, undilated').to.equal(0);
+      // A thing word gets the default dilation, another edit: the test can tell them apart.
+      const dilated = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: c.threshold } });
+      expect(relativeError(attribute.latents, dilated.latents), 'cat, dilated').to.be.above(1e-3);
+      tf.dispose([attribute.latents, thing.latents, dilated.latents, d.tensor]);
+      attribute.inversion.dispose();
       expect(tf.memory().numTensors).to.equal(start);
     } finally {
       p2p.dispose();

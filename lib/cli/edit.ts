@@ -55,9 +55,10 @@ Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..
             --direct-inversion (keep the reference pass on the inversion trajectory, Ju et al.: the
             reconstruction is the input's VAE round trip, the edit drifts less; no extra cost)
             --local-blend (keep the reference pass outside the edited object's attention mask, Prompt-to-Prompt's
-            local blending: background and other objects stay)  --blend-words w1,w2 (default: the source concept,
-            and after an attribute such as a colour the caption's next word)  ${dflt(S.blendThreshold)}
-            --blend-dilation k (the mask's reach in latent pixels; default max(1, round(latent side / 16)), 0: none)
+            local blending: background and other objects stay)  --blend-words w1,w2 (default: the source concept;
+            for an attribute such as a colour, the caption's next word, the thing it is said of)  ${dflt(S.blendThreshold)}
+            --blend-dilation k (the mask's reach in latent pixels; default max(1, round(latent side / 16)), 0 for
+            attribute words: their edit keeps the outline; 0: none)
             ${dflt(S.selfAttentionInjection)} (the fraction of the first steps whose self-attention maps, in layers of at
             most ${S.selfAttentionMaxQueries.default} queries, are the reference pass's: Prompt-to-Prompt's self-attention replacement, keeps the layout)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f

@@ -109,19 +109,32 @@ export function localBlend(options: LocalBlendOptions): StepEndHook {
   };
 }
 
+/** Options of {@link wordTokenPositions}. */
+export interface WordTokenOptions {
+  /** Also the token after each occurrence of the word. */
+  readonly withNext?: boolean;
+  /**
+   * Instead of the word's own tokens, the token after each occurrence (the thing an attribute is said of: "ball" in
+   * "a red ball"); an occurrence that ends the caption keeps its own tokens.
+   */
+  readonly nextOnly?: boolean;
+  /** Positions from this one on are dropped (the text encoder's length). */
+  readonly maxPositions?: number;
+}
+
 /**
- * The positions (0 = the start token) of `word`'s tokens wherever it occurs in `caption`'s tokens, and, when
- * `withNext`, of the token after each occurrence: an attribute's ("red" in "a red ball") attention is spread
- * over the image, the thing it is said of is where the edit happens. Positions past `maxPositions` are dropped.
+ * The positions (0 = the start token) of `word`'s tokens wherever it occurs in `caption`'s tokens, with or instead of
+ * the token after each occurrence (`withNext`, `nextOnly`). Positions from `maxPositions` on are dropped.
  */
-export function wordTokenPositions(caption: readonly string[], word: readonly string[], options: { withNext?: boolean; maxPositions?: number } = {}): number[] {
+export function wordTokenPositions(caption: readonly string[], word: readonly string[], options: WordTokenOptions = {}): number[] {
   const found = new Set<number>();
   const limit = options.maxPositions ?? Infinity;
   if (word.length === 0) return [];
   for (let j = 0; j + word.length <= caption.length; j++) {
     if (!word.every((t, o) => caption[j + o] === t)) continue;
-    for (let o = 0; o < word.length; o++) found.add(j + o + 1);
-    if (options.withNext === true && j + word.length < caption.length) found.add(j + word.length + 1);
+    const hasNext = j + word.length < caption.length;
+    if (!(options.nextOnly === true && hasNext)) for (let o = 0; o < word.length; o++) found.add(j + o + 1);
+    if ((options.withNext === true || options.nextOnly === true) && hasNext) found.add(j + word.length + 1);
   }
   return [...found].filter((p) => p < limit).sort((a, b) => a - b);
 }

@@ -76,16 +76,18 @@ class SelfAttentionReplace(p2pz.Pix2PixZeroAttnProcessor):
 
 
 def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset()) -> list[int]:
-    """The caption's token positions (0 = start token) of each word, and of the token after an attribute word."""
+    """The caption's token positions (0 = start token) of each word; for an attribute word, of the token after it
+    instead (the thing it is said of), unless the attribute ends the caption."""
     ids = tokenizer(caption).input_ids
     found = set()
     for word in words:
         w = tokenizer(word, add_special_tokens=False).input_ids
         for j in range(1, len(ids) - len(w)):  # content tokens only: not the start and end tokens
             if ids[j:j + len(w)] == w:
-                found.update(range(j, j + len(w)))
                 if word.strip().lower() in attributes and j + len(w) < len(ids) - 1:
                     found.add(j + len(w))
+                else:
+                    found.update(range(j, j + len(w)))
     return sorted(p for p in found if p < tokenizer.model_max_length)
 
 

@@ -84,7 +84,7 @@ METHODS = methods_for(0.1)  # main() sets it from --xa-guidance
 YARDSTICKS = ("input", "ideal", "reconstruction", "reconstruction-di")
 #: (ours, diffusers) method prefixes compared for agreement and guidance effect
 SIDES = (("ours", "diffusers"), ("ours-di", "diffusers-di"), ("ours-di-lb", "diffusers-di-lb"))
-#: the attribute words whose blend mask also takes the next caption word (lib/editing/sentence-generator.ts' list)
+#: the attribute words whose blend mask is the next caption word's, undilated (a subset of lib/editing/sentence-generator.ts' list)
 ATTRIBUTE_WORDS = frozenset({"red", "blue", "green", "yellow", "orange", "purple", "pink", "black", "white", "grey", "gray", "brown"})
 
 
@@ -318,10 +318,14 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
         source = tasks[it["task"]]["source"]
         tokens = direct_inversion.blend_tokens_of(pipe.tokenizer, it["caption"], [source], ATTRIBUTE_WORDS)
+        # as the library: an attribute edit keeps the thing's outline, so its mask is not dilated unless asked
+        blend_dilation = settings.get("blendDilation")
+        if blend_dilation is None and source in ATTRIBUTE_WORDS:
+            blend_dilation = 0
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
-                                              blend_threshold=settings["blendThreshold"], blend_dilation=settings.get("blendDilation"),
+                                              blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
                                               self_attention=settings.get("selfAttention") or 0.0)
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
