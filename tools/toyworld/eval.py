@@ -15,7 +15,9 @@ size, and edits them with
                                       (tools/reference/direct_inversion.py), same inversion
   ours-di-lb-xaX, ours-di-lb-xa0      Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend: outside a
                                       mask of the source word's reference attention the edit keeps the reference
-                                      pass; after a colour word, the caption's next word too), same inversion
+                                      pass; for a colour word, the caption's next word's, undilated) and
+                                      self-attention injection in the first half of the steps (--self-attention
+                                      0.5), same inversion
   diffusers-di-lb-xaX, ...-lb-xa0     its reference implementation (direct_inversion.LocalBlend)
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
@@ -414,8 +416,9 @@ def write_markdown(path: Path, report: dict) -> None:
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
          + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "") + "): outside a mask of",
-         "  the source word's attention in the reference pass (after a colour word, also the caption's next word: the object) the",
-         "  edit keeps the reference latent (ours: `localBlend: true`; diffusers: `direct_inversion.LocalBlend`);",
+         "  the source word's attention in the reference pass (for a colour word, the caption's next word: the object; its mask",
+         "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend: true`,",
+         "  `selfAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
          f"- held-out scenes: seeds from {s.get('scene_seed', HELDOUT_SEED0)} (task k draws {s.get('scene_seed', HELDOUT_SEED0)} + k x {TASK_STREAM}, + 1, ...; `--scene-seed`), the first",
          f"  {s['n']} per task whose main object (index 0) has the source attribute (for a colour edit: on a background the",
@@ -510,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
     ap.add_argument("--blend-threshold", type=float, default=0.3, help="local blending's mask threshold for the -di-lb- rows (default 0.3, the library's)")
     ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)))")
-    ap.add_argument("--self-attention", type=float, default=0.0, help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0: off)")
+    ap.add_argument("--self-attention", type=float, default=0.5,
+                    help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
