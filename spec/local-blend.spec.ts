@@ -2,7 +2,7 @@
  * Local blending (Prompt-to-Prompt's LocalBlend as a step hook) against its reference on diffusers' components
  * (tools/reference/direct_inversion.py's LocalBlend, fixtures by local_blend_outputs.py): the token positions, every
  * step's mask and the edited latents, with and without Direct Inversion, with and without CFG, on SD 1.x and the
- * v-prediction SD 2.x-style pipeline; then through the facade and the CLI, and the hook chain's bookkeeping.
+ * v-prediction SD 2.x-style pipeline, for an attribute word (the mask of the thing after it); then through the facade and the CLI, and the hook chain's bookkeeping.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -34,6 +34,10 @@ interface Case {
   dilation?: number;
   self_attention?: number;
   model?: string;
+  /** The case's own caption (default meta.caption). */
+  caption?: string;
+  /** Words among `words` that are attributes: their mask is the next word's. */
+  attributes?: string[];
 }
 const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
   caption: string;
@@ -70,7 +74,8 @@ describe('wordTokenPositions', function () {
     for (const [name, c] of Object.entries(meta.cases)) {
       const tok = ClipTokenizer.fromFolder(readStableDiffusionFolder(modelOf(c)).tokenizer);
       const found = new Set<number>();
-      for (const w of c.words) for (const p of wordTokenPositions(tok.tokenize(meta.caption), tok.tokenize(w), { maxPositions: 77 })) found.add(p);
+      const caption = tok.tokenize(c.caption ?? meta.caption);
+      for (const w of c.words) for (const p of wordTokenPositions(caption, tok.tokenize(w), { nextOnly: c.attributes?.includes(w), maxPositions: 77 })) found.add(p);
       expect([...found].sort((a, b) => a - b), name).to.deep.equal(c.tokens);
     }
   });
@@ -182,21 +187,23 @@ describe('local blending through the facade and the CLI', function () {
     }
   });
 
-  it('the facade blends an attribute word on the thing after it, undilated (a colour edit keeps the outline)', async function () {
+  it('the facade blends an attribute word on the thing after it, undilated (a colour edit keeps the outline), as the reference', async function () {
+    const a = meta.cases.lb_attribute!;
     const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false });
     try {
       const start = tf.memory().numTensors;
+      const attributeRef = readReference(path.join(DIR, 'lb_attribute.safetensors'));
+      // The direction's source word is "red", an attribute: its mask is that of "cat", the word after it, not dilated.
       const d = await p2p.direction({ name: 'red', sentences: meta.source }, { name: 'blue', sentences: meta.target });
       const opts = { directInversion: true, numRegSteps: 0 } as const;
-      const caption = 'a photo of a red cat sitting on a sofa';
-      const attribute = await p2p.edit(image, d, { ...opts, caption, size: c.size, steps: meta.steps, localBlend: { threshold: c.threshold } });
-      // The direction's source word "red" is an attribute: its mask is that of "cat", the word after it, not dilated.
-      const thing = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: c.threshold, dilation: 0 } });
+      const attribute = await p2p.edit(image, d, { ...opts, caption: a.caption, size: a.size, steps: meta.steps, localBlend: { threshold: a.threshold } });
+      tf.tidy(() => expectClose(attribute.latents, nhwc(attributeRef.edited_latents!), 1e-3, 'attribute blend (facade)'));
+      const thing = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: a.threshold, dilation: 0 } });
       expect(relativeError(attribute.latents, thing.latents), 'red = cat, undilated').to.equal(0);
       // A thing word gets the default dilation, another edit: the test can tell them apart.
-      const dilated = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: c.threshold } });
+      const dilated = await p2p.edit(attribute.inversion, d, { ...opts, localBlend: { words: ['cat'], threshold: a.threshold } });
       expect(relativeError(attribute.latents, dilated.latents), 'cat, dilated').to.be.above(1e-3);
-      tf.dispose([attribute.latents, thing.latents, dilated.latents, d.tensor]);
+      tf.dispose([attribute.latents, thing.latents, dilated.latents, d.tensor, ...Object.values(attributeRef)]);
       attribute.inversion.dispose();
       expect(tf.memory().numTensors).to.equal(start);
     } finally {

@@ -4,8 +4,9 @@ mask from the reference pass's maps, over diffusers' pipeline components) on the
 Cases, all at 64 px (8 x 8 latents) with threshold 0.8 (the random tiny models attend almost uniformly: lower
 thresholds give all-ones masks, which test nothing; the builder refuses those): with Direct Inversion and CFG
 (tiny-sd, the word "cat"), without Direct Inversion on the SD 2.x-style v-prediction pipeline (tiny-sd2, "sofa"),
-with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), and without the mask's dilation (tiny-sd,
-"cat" and "sofa"). The token positions are found by direct_inversion.blend_tokens_of with transformers'
+with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), without the mask's dilation (tiny-sd,
+"cat" and "sofa"), and for an attribute word (tiny-sd, "red" in "a photo of a red cat sitting on a sofa": the mask
+of "cat", undilated). The token positions are found by direct_inversion.blend_tokens_of with transformers'
 tokenizer; the tests find them with ours and compare.
 
 Writes spec/fixtures/reference/local_blend/:
@@ -36,6 +37,10 @@ CASES = {
     "si_di_lb": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, self_attention=0.6),
     "si_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=[], threshold=0.3, self_attention=0.4,
                            model="spec/fixtures/models/tiny-sd2"),
+    # an attribute word (a colour): its mask is that of the thing after it ("cat"), undilated, as the library blends
+    # a colour edit; a caption of its own
+    "lb_attribute": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["red"], attributes=["red"], threshold=0.8,
+                         dilation=0, caption="a photo of a red cat sitting on a sofa"),
 }
 
 
@@ -49,12 +54,15 @@ def build(root: Path) -> list[Path]:
         pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
         pipe.set_progress_bar_config(disable=True)
         _, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, root / IMAGES[c["size"]])
+        caption = c.get("caption", CAPTION)
+        if caption != CAPTION:
+            caption_embeds = pipe.encode_prompt(caption, "cpu", 1, False)[0]
         # plain DDIM inversion (no regularisation): the blend is what is tested here
-        trajectory = di.invert_trajectory(pipe, CAPTION, image_latents, STEPS, torch.Generator().manual_seed(0),
+        trajectory = di.invert_trajectory(pipe, caption, image_latents, STEPS, torch.Generator().manual_seed(0),
                                           lambda_auto_corr=0.0, lambda_kl=0.0, num_reg_steps=0, num_auto_corr_rolls=0)
-        tokens = di.blend_tokens_of(pipe.tokenizer, CAPTION, c["words"])
+        tokens = di.blend_tokens_of(pipe.tokenizer, caption, c["words"], frozenset(c.get("attributes", ())))
         assert tokens or not c["words"], f"{name}: the caption has none of {c['words']}"
-        args = dict(caption=CAPTION, negative_prompt=CAPTION, source_embeds=source_embeds, target_embeds=target_embeds,
+        args = dict(caption=caption, negative_prompt=caption, source_embeds=source_embeds, target_embeds=target_embeds,
                     trajectory=trajectory, steps=STEPS, guidance_scale=c["guidance_scale"],
                     cross_attention_guidance_amount=c["xa"], direct=c["direct"])
         masks: dict[str, torch.Tensor] = {}
