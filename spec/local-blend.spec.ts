@@ -2,7 +2,8 @@
  * Local blending (Prompt-to-Prompt's LocalBlend as a step hook) against its reference on diffusers' components
  * (tools/reference/direct_inversion.py's LocalBlend, fixtures by local_blend_outputs.py): the token positions, every
  * step's mask and the edited latents, with and without Direct Inversion, with and without CFG, on SD 1.x and the
- * v-prediction SD 2.x-style pipeline, for an attribute word (the mask of the thing after it); then through the facade and the CLI, and the hook chain's bookkeeping.
+ * v-prediction SD 2.x-style pipeline, for an attribute word (the mask of the thing after it); then through the
+ * facade and the CLI, and the hook chain's bookkeeping.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

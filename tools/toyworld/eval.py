@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
     ap.add_argument("--blend-threshold", type=float, default=0.3, help="local blending's mask threshold for the -di-lb- rows (default 0.3, the library's)")
-    ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)))")
+    ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)), 0 for a colour word)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
