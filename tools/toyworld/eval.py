@@ -521,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--banks", type=Path, default=ROOT / "assets" / "sentences", help="sentence banks folder (<concept>.txt)")
     ap.add_argument("--only", default="ours,diffusers", help="which editors to run (ours, diffusers)")
+    ap.add_argument("--rows", default="all", choices=["all", "plain"],
+                    help="which methods: all, or plain (pix2pix-zero with and without guidance only: a third of the time, e.g. to compare sentence banks)")
     ap.add_argument("--backend", default="wasm", choices=["wasm", "tensorflow", "cpu"], help="our tfjs backend (default wasm, the tables' so far)")
     ap.add_argument("--retrain", action="store_true", help="retrain the classifier first")
     ap.add_argument("--reuse", action="store_true", help="keep edited images already in the work folder (re-score only)")
@@ -529,12 +531,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "bench" / "eval.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "eval.md")
     args = ap.parse_args(argv)
-    global METHODS
+    global METHODS, YARDSTICKS
     if args.reg_steps < 0:
         raise SystemExit(f"eval: --reg-steps must be >= 0, got {args.reg_steps}")
     if not args.xa_guidance > 0:
         raise SystemExit(f"eval: --xa-guidance must be > 0 (it is compared with 0), got {args.xa_guidance}")
     METHODS = methods_for(args.xa_guidance)
+    plain = args.rows == "plain"
+    if plain:
+        METHODS, YARDSTICKS = METHODS[:4], tuple(y for y in YARDSTICKS if y != "reconstruction-di")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     n = 5 if args.quick else args.n
@@ -553,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     if args.scene_seed < 0:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
-    settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "guidanceScale": args.guidance_scale,
+    settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
                 "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
@@ -582,12 +587,12 @@ def main(argv: list[str] | None = None) -> int:
                           "caption": None if captioner else world.describe(scene),
                           "outputs": [rel(work / METHODS[0] / f"{iid}.png"), rel(work / METHODS[1] / f"{iid}.png")],
                           "diffusers_outputs": [rel(work / METHODS[2] / f"{iid}.png"), rel(work / METHODS[3] / f"{iid}.png")],
-                          "outputsDirect": [rel(work / METHODS[4] / f"{iid}.png"), rel(work / METHODS[5] / f"{iid}.png")],
-                          "diffusers_di_outputs": [rel(work / METHODS[6] / f"{iid}.png"), rel(work / METHODS[7] / f"{iid}.png")],
-                          "outputsBlend": [rel(work / METHODS[8] / f"{iid}.png"), rel(work / METHODS[9] / f"{iid}.png")],
-                          "diffusers_lb_outputs": [rel(work / METHODS[10] / f"{iid}.png"), rel(work / METHODS[11] / f"{iid}.png")],
+                          "outputsDirect": None if plain else [rel(work / METHODS[4] / f"{iid}.png"), rel(work / METHODS[5] / f"{iid}.png")],
+                          "diffusers_di_outputs": [] if plain else [rel(work / METHODS[6] / f"{iid}.png"), rel(work / METHODS[7] / f"{iid}.png")],
+                          "outputsBlend": None if plain else [rel(work / METHODS[8] / f"{iid}.png"), rel(work / METHODS[9] / f"{iid}.png")],
+                          "diffusers_lb_outputs": [] if plain else [rel(work / METHODS[10] / f"{iid}.png"), rel(work / METHODS[11] / f"{iid}.png")],
                           "reconstruction": rel(work / "reconstruction" / f"{iid}.png"),
-                          "reconstructionDirect": rel(work / "reconstruction-di" / f"{iid}.png")})
+                          "reconstructionDirect": None if plain else rel(work / "reconstruction-di" / f"{iid}.png")})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
     items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
@@ -600,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
            "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention")} | {"size": size},
            "tasks": task_specs}
-    ours_files = lambda it: it["outputs"] + it["outputsDirect"] + it["outputsBlend"] + [it["reconstruction"], it["reconstructionDirect"]]  # noqa: E731
+    ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
     todo = [it for it in items if not (args.reuse and all((ROOT / o).exists() for o in ours_files(it) + diffusers_files(it)))]
     only = set(args.only.split(","))
@@ -670,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = {m: [] for m in YARDSTICKS + METHODS}
         pairs = [(a, b, xa) for a, b in SIDES for xa in settings["xaGuidance"]]
         agree = {f"{xa}" + side_label(a): {"diffs": [], "max": 0.0, "same": []} for a, b, xa in pairs}
-        wanted = [m for m in METHODS if m.split("-")[0] in only] + (["reconstruction", "reconstruction-di"] if "ours" in only else [])
+        wanted = [m for m in METHODS if m.split("-")[0] in only] + ([y for y in YARDSTICKS if y.startswith("reconstruction")] if "ours" in only else [])
         complete = [i for i in items if i["task"] == task and all((work / m / f"{i['id']}.png").exists() for m in wanted)]
         if len(complete) < sum(1 for i in items if i["task"] == task):
             log(f"eval: {task}: {len(complete)} of {sum(1 for i in items if i['task'] == task)} scenes have every method's edit; scoring those")
@@ -704,11 +709,11 @@ def main(argv: list[str] | None = None) -> int:
             "captions": {"exact": round(float(np.mean([i["caption"] == world.describe(scenes[i["id"]][2]) for i in task_items])), 4),
                          "name_source": round(float(np.mean([src in i["caption"].split() for i in task_items])), 4)},
             "guidance_effect": {side: paired(rows[f"{side}-xa{settings['xaGuidance'][0]:g}"], rows[f"{side}-xa0"])
-                                for side in (x for pair in SIDES for x in pair) if rows[f"{side}-xa0"] and rows[f"{side}-xa{settings['xaGuidance'][0]:g}"]},
+                                for side in (x for pair in SIDES for x in pair) if rows.get(f"{side}-xa0") and rows.get(f"{side}-xa{settings['xaGuidance'][0]:g}")},
             "direct_inversion_effect": {f"xa{xa:g}": paired(rows[f"ours-di-xa{xa:g}"], rows[f"ours-xa{xa:g}"])
-                                        for xa in settings["xaGuidance"] if rows[f"ours-di-xa{xa:g}"] and rows[f"ours-xa{xa:g}"]},
+                                        for xa in settings["xaGuidance"] if rows.get(f"ours-di-xa{xa:g}") and rows.get(f"ours-xa{xa:g}")},
             "local_blend_effect": {f"xa{xa:g}": paired(rows[f"ours-di-lb-xa{xa:g}"], rows[f"ours-di-xa{xa:g}"])
-                                   for xa in settings["xaGuidance"] if rows[f"ours-di-lb-xa{xa:g}"] and rows[f"ours-di-xa{xa:g}"]},
+                                   for xa in settings["xaGuidance"] if rows.get(f"ours-di-lb-xa{xa:g}") and rows.get(f"ours-di-xa{xa:g}")},
             "seeds": [scenes[i["id"]][1] for i in complete], "drawn": sum(1 for i in items if i["task"] == task),
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
