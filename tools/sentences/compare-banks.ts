@@ -2,26 +2,43 @@
  * How close directions from generated sentence banks come to those of the curated banks: for each toy-world task
  * (circle -> square, square -> triangle, red -> blue), the cosine similarity and norm ratio of the direction made
  * from N generated sentences per concept (N = 10, 100, 1000; lib/editing/sentence-generator.ts, seed 0) to the one
- * made from the curated banks (assets/sentences), on the shipped toy-world model's text encoder.
+ * made from the curated banks (assets/sentences), on the shipped toy-world model's text encoder; and how close each
+ * direction comes to the exact edit of real captions: for up to 40 captions per task of the benchmark's held-out
+ * scenes (docs/bench/eval.json), the cosine of the direction to E(caption with the source word replaced) - E(caption),
+ * averaged (what pix2pix-zero's edit prompt approximates with caption + direction).
  *
  * Run: npm run build && node dist/tools/sentences/compare-banks.js [--model dir]
  */
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
+import { Pix2PixZeroTextEmbedder } from '../../lib/pix2pix-zero-text-embedder.js';
 import { generateSentences } from '../../lib/editing/sentence-generator.js';
 import { builtinSentences } from '../../lib/editing/sentences.js';
 
-const TASKS: [string, string][] = [['circle', 'square'], ['square', 'triangle'], ['red', 'blue']];
+const TASKS: [string, string, string][] = [['circle', 'square', 'circle2square'], ['square', 'triangle', 'square2triangle'], ['red', 'blue', 'red2blue']];
 const COUNTS = [10, 100, 1000];
 
 const modelArg = process.argv.indexOf('--model');
 const p2p = await Pix2PixZero.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
+const embedder = await Pix2PixZeroTextEmbedder.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
 try {
-  const rows: string[] = ['| task | sentences | cosine to curated | norm / curated |', '|---|---|---|---|'];
-  for (const [a, b] of TASKS) {
+  const rows: string[] = ['| task | sentences | cosine to curated | norm / curated | cosine to the exact caption edits |', '|---|---|---|---|---|'];
+  const images = (JSON.parse(fs.readFileSync('docs/bench/eval.json', 'utf8')) as { images: Record<string, { caption: string }> }).images;
+  for (const [a, b, task] of TASKS) {
+    const word = new RegExp(`\\b${a}\\b`);
+    const captions = Object.entries(images).filter(([id, v]) => id.startsWith(`${task}-`) && word.test(v.caption)).map(([, v]) => v.caption).slice(0, 40);
+    const edited = await embedder.embed(captions.map((c) => c.replace(word, b)));
+    const original = await embedder.embed(captions);
+    const exact: tf.Tensor3D = tf.sub(edited, original);
+    tf.dispose([edited, original]);
+    const toExact = (d: tf.Tensor): number => tf.tidy(() => {
+      const dot = tf.sum(tf.mul(exact, tf.reshape(d, [1, exact.shape[1], exact.shape[2]])), [1, 2]);
+      return tf.mean(tf.div(dot, tf.mul(tf.norm(exact, 'euclidean', [1, 2]), tf.norm(d)))).dataSync()[0]!;
+    });
     const curated = await p2p.direction({ name: a, sentences: builtinSentences(a) }, { name: b, sentences: builtinSentences(b) });
     const cn = tf.tidy(() => tf.norm(curated.tensor).dataSync()[0]!);
-    rows.push(`| ${a} -> ${b} | curated (${builtinSentences(a).length} / ${builtinSentences(b).length}) | 1 | 1 |`);
+    rows.push(`| ${a} -> ${b} | curated (${builtinSentences(a).length} / ${builtinSentences(b).length}) | 1 | 1 | ${toExact(curated.tensor).toFixed(3)} |`);
     for (const n of COUNTS) {
       const d = await p2p.direction({ name: a, sentences: generateSentences(a, { count: n }) }, { name: b, sentences: generateSentences(b, { count: n }) });
       const [cos, ratio] = tf.tidy(() => {
@@ -30,10 +47,11 @@ try {
         const dn = tf.norm(x).dataSync()[0]!;
         return [tf.sum(tf.mul(x, y)).dataSync()[0]! / (dn * cn), dn / cn];
       });
-      rows.push(`| ${a} -> ${b} | generated ${n} | ${cos.toFixed(3)} | ${ratio.toFixed(2)} |`);
+      rows.push(`| ${a} -> ${b} | generated ${n} | ${cos.toFixed(3)} | ${ratio.toFixed(2)} | ${toExact(d.tensor).toFixed(3)} |`);
       d.dispose();
     }
     curated.dispose();
+    exact.dispose();
   }
   console.log(rows.join('\n'));
 } finally {
