@@ -77,7 +77,7 @@ const CAPTION_SHAPES = ['{N} {P}'];
  * How many sentences in four take a caption shape. pix2pix-zero adds the direction to the caption's embedding
  * position by position, and CLIP's text encoder is causal, so the bank should put the concept where captions do:
  * first, after zero to two adjectives. Measured on the toy world (docs/eval.md, issue 19): with style-first shapes
- * only a few times in four, the direction's cosine to the exact edit of held-out captions rose from 0.61-0.75 to
+ * one sentence in four instead of two in three, the direction's cosine to the exact edit of held-out captions rose from 0.61-0.75 to
  * 0.72-0.81 (curated banks: 0.76-0.85).
  */
 const CAPTION_SHARE = 3;
