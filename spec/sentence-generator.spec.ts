@@ -31,7 +31,7 @@ describe('sentence generator', function () {
   });
   it('puts the concept where captions do: first, after at most two adjectives, in most sentences', function () {
     const s = generateSentences('lion', { count: 1000 });
-    // "a lion ...", "two small lions ...", "a group of large white lions ...": the head noun within the first five words.
+    // "a lion ...", "two small lions ...", "a group of large white lions ...": the head noun within the first six words.
     const early = s.filter((x) => x.split(' ').slice(0, 6).some((w) => w === 'lion' || w === 'lions')).length;
     expect(early).to.be.within(650, 850);
     const adjectives = new Set(s.map((x) => /^an? ((?:[a-z]+ ){0,2})lion\b/.exec(x)?.[1]).filter((a) => a !== undefined));

@@ -62,8 +62,7 @@ const VIEWS = [
 ];
 
 /**
- * Sentence shapes: S style, N noun phrase, P setting, V view, C the bare concept; `{be}` is "is" or "are" as the
- * noun phrase needs, `{cbe}` as the bare concept needs.
+ * Sentence shapes: S style, N noun phrase, P setting, V view; `{be}` is "is" or "are" as the noun phrase needs.
  */
 const SHAPES = [
   '{S} {N}', '{S} {N} {P}', '{S} {N} {V}', '{S} {N} {P}, {V}', 'there {be} {N} {P}',
@@ -235,9 +234,6 @@ export function generateSentences(concept: string, options: SentenceGeneratorOpt
   const word = normalizeConcept(concept);
   const attribute = isAttribute(word);
   const number = attribute ? 'singular' : conceptNumber(word);
-  const conceptBe = number === 'singular' || number === 'mass' ? 'is' : 'are';
-  // "the {C} is ...": an attribute stands before a thing.
-  const bare = attribute ? `${word} thing` : word;
   const gen = new TorchGenerator(options.seed ?? 0);
   const pick = <T>(xs: readonly T[]): T => xs[gen.randint(xs.length)]!;
   // A caption's noun phrase: no adjective, a size or a colour, or a size and a colour (a third each); a concept that
@@ -257,11 +253,9 @@ export function generateSentences(concept: string, options: SentenceGeneratorOpt
     const s = pick(gen.randint(4) < CAPTION_SHARE ? CAPTION_SHAPES : SHAPES)
       .replace('{S}', pick(STYLES))
       .replace('{N}', np.phrase)
-      .replace('{C}', bare)
       .replace('{P}', pick(SETTINGS))
       .replace('{V}', pick(VIEWS))
-      .replace('{be}', np.be)
-      .replace('{cbe}', conceptBe);
+      .replace('{be}', np.be);
     out.add(s);
   }
   return [...out];
