@@ -61,6 +61,16 @@ export interface KernelChoices {
    * 2.5-4.5x faster than `tf.moments` over both axes at once; which of the two is faster depends on the backend.
    */
   readonly groupNormPositionsFirst: boolean;
+  /**
+   * Run a stride-1 convolution of at most this many output positions (batch x height x width; 0: never) as one
+   * matrix product over the input's shifted windows (`models/layers/conv2d.ts` `conv2dAsProduct`). On tensorflow
+   * oneDNN's convolution of a batch-1 activation up to 32 x 32 keeps one of the two cores idle (16 x 16 x 1280:
+   * batch 1 76 ms, batch 2 68 ms); as a product (ms, convolution -> product, forward / forward + input gradient,
+   * Intel Xeon, 2 threads): 1 x 8 x 8 x 1280 21 -> 12 / 46 -> 23, 1 x 16 x 16 x 1280 76 -> 34 / 123 -> 68,
+   * 1 x 32 x 32 x 640 45 -> 31 / 73 -> 68, 2 x 16 x 16 x 1280 69 -> 62 / 135 -> 124, while 2 x 32 x 32 x 640
+   * (46 -> 62) and 1 x 64 x 64 x 320 (25 -> 34) are slower: hence 1,024.
+   */
+  readonly convAsProductMaxPositions: number;
 }
 
 /** One backend: how it is provided and what it can do. */
@@ -100,7 +110,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024 },
   },
   {
     name: 'wasm',
@@ -108,14 +118,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0 },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0 },
   },
 ];
 

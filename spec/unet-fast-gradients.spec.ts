@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { ATTENTION_CHUNK_ELEMENTS, multiHeadAttention } from '../lib/models/layers/attention-core.js';
 import { GROUP_NORM_SPLIT_MIN_ELEMENTS, GroupNorm } from '../lib/models/layers/group-norm.js';
 import { LayerNorm } from '../lib/models/layers/layer-norm.js';
-import { conv2dByInputGradient, conv2dFastGrad, isSameStrideOne } from '../lib/models/layers/conv2d.js';
+import { withKernelChoices } from '../lib/backend.js';
+import { conv2dAsProduct, conv2dByInputGradient, conv2dFastGrad, isSameStrideOne, runsAsProduct } from '../lib/models/layers/conv2d.js';
 import { matMul, matMulByConstant } from '../lib/models/layers/matmul.js';
 import { expectClose, forEachBackend } from './helpers/tensors.js';
 
@@ -149,6 +150,39 @@ forEachBackend('UNet fast gradient kernels', function () {
     const w3 = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
     expect(isSameStrideOne(w3, 2, [1, 1, 1, 1]), 'stride 2').to.equal(false);
     expect(isSameStrideOne(w3, 1, [0, 1, 0, 1]), 'asymmetric padding').to.equal(false);
+    w3.dispose();
+  });
+
+  it('conv2dAsProduct: values and input gradient equal tfjs built-in convolution (padded, asymmetric, unpadded, 1 x k)', function () {
+    const cases: [number, number, number, [number, number, number, number]][] = [
+      [8, 3, 3, [1, 1, 1, 1]],
+      [7, 3, 3, [0, 1, 0, 1]],
+      [6, 3, 3, [0, 0, 0, 0]],
+      [6, 5, 5, [2, 2, 2, 2]],
+      [5, 1, 3, [0, 0, 1, 1]],
+    ];
+    for (const [size, kh, kw, pad] of cases) {
+      tf.tidy(() => {
+        const x = randn([2, size, size + 1, 6], 30) as tf.Tensor4D;
+        const w = randn([kh, kw, 6, 4], 31) as tf.Tensor4D;
+        const padded = (v: tf.Tensor): tf.Tensor4D => tf.pad(v, [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]]) as tf.Tensor4D;
+        const what = `${size} k${kh}x${kw} [${pad}]`;
+        const out = conv2dAsProduct(x, w, pad);
+        expectClose(out, tf.conv2d(padded(x), w, 1, 'valid'), 1e-5, `conv value ${what}`);
+        const dy = randn(out.shape, 32);
+        const mine = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(conv2dAsProduct(v as tf.Tensor4D, w, pad), dy)))(x);
+        const builtin = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(padded(v), w, 1, 'valid'), dy)))(x);
+        expectClose(mine, builtin, 1e-5, `conv input gradient ${what}`);
+      });
+    }
+    const w3 = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
+    withKernelChoices({ convAsProductMaxPositions: 2 * 16 * 16 }, () => {
+      expect(runsAsProduct([2, 16, 16, 2], w3, 1, [1, 1, 1, 1]), '512 positions').to.equal(true);
+      expect(runsAsProduct([2, 16, 17, 2], w3, 1, [1, 1, 1, 1]), '544 positions').to.equal(false);
+      expect(runsAsProduct([2, 16, 17, 2], w3, 1, [0, 0, 0, 0]), '2 x 14 x 15 positions unpadded').to.equal(true);
+      expect(runsAsProduct([1, 8, 8, 2], w3, 2, [1, 1, 1, 1]), 'stride 2').to.equal(false);
+    });
+    withKernelChoices({ convAsProductMaxPositions: 0 }, () => expect(runsAsProduct([1, 2, 2, 2], w3, 1, [1, 1, 1, 1]), 'off').to.equal(false));
     w3.dispose();
   });
 
