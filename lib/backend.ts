@@ -71,6 +71,18 @@ export interface KernelChoices {
    * (46 -> 62) and 1 x 64 x 64 x 320 (25 -> 34) are slower: hence 1,024.
    */
   readonly convAsProductMaxPositions: number;
+  /**
+   * Keep the weights of widening `Linear` layers (out > in: CLIP's and BLIP's MLP `fc1`, BLIP's word scores; the
+   * UNet's GEGLU projection opts out, see `unet/feed-forward.ts`) in PyTorch's `[out, in]` layout (no transpose when
+   * loading) and multiply by their transpose (`models/layers/linear.ts`), instead of `[in, out]` and a plain product. On tensorflow oneDNN's product with a
+   * wide untransposed right operand is slow, with a transposed one not (ms, Intel Xeon, 2 threads): 16 x 77 x 768 by
+   * 768 x 3072 36.7 -> 19.8, 1024 x 640 by 640 x 5120 44.5 -> 22.8, 256 x 1280 by 1280 x 10240 45.9 -> 22.4. Square
+   * and narrowing layers gain nothing (4096 x 320 by 320 x 320 2.9 / 2.9 ms) and keep `[in, out]` (with every layer
+   * transposed, the UNet's process kept 0.4-0.8 GiB more resident after a forward and a gradient). The text
+   * encoder's 2 x 120 sentences (the bench's direction phase) 21.5-22.0 s -> 18.6-18.9 s. wasm (XNNPACK) runs
+   * transposed products 10-20x slower.
+   */
+  readonly wideLinearWeightsAsStored: boolean;
 }
 
 /** One backend: how it is provided and what it can do. */
@@ -110,7 +122,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024 },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024, wideLinearWeightsAsStored: true },
   },
   {
     name: 'wasm',
@@ -118,14 +130,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0 },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, wideLinearWeightsAsStored: false },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0 },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, wideLinearWeightsAsStored: false },
   },
 ];
 

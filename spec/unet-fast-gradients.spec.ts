@@ -8,6 +8,7 @@ import { GROUP_NORM_SPLIT_MIN_ELEMENTS, GroupNorm } from '../lib/models/layers/g
 import { LayerNorm } from '../lib/models/layers/layer-norm.js';
 import { withKernelChoices } from '../lib/backend.js';
 import { conv2dAsProduct, conv2dByInputGradient, conv2dFastGrad, isSameStrideOne, runsAsProduct } from '../lib/models/layers/conv2d.js';
+import { Linear } from '../lib/models/layers/linear.js';
 import { matMul, matMulByConstant } from '../lib/models/layers/matmul.js';
 import { expectClose, forEachBackend } from './helpers/tensors.js';
 
@@ -184,6 +185,38 @@ forEachBackend('UNet fast gradient kernels', function () {
     });
     withKernelChoices({ convAsProductMaxPositions: 0 }, () => expect(runsAsProduct([1, 2, 2, 2], w3, 1, [1, 1, 1, 1]), 'off').to.equal(false));
     w3.dispose();
+  });
+
+  it('Linear in both weight layouts (widening layers [out, in] where the backend asks): the same values and input gradients, any rank', function () {
+    for (const [inF, outF, shape] of [
+      [24, 96, [2, 7, 24]],
+      [96, 24, [2, 7, 96]],
+      [16, 48, [5, 16]],
+      [48, 16, [2, 3, 4, 48]],
+    ] as [number, number, number[]][]) {
+      tf.tidy(() => {
+        const w = randn([outF, inF], 33); // PyTorch's [out, in]
+        const b = randn([outF], 34);
+        const build = (asStored: boolean): Linear => {
+          const lin = withKernelChoices({ wideLinearWeightsAsStored: asStored }, () => new Linear(inF, outF));
+          expect(lin.transposedKernel).to.equal(asStored && outF > inF);
+          lin.kernel.write(lin.transposedKernel ? w : tf.transpose(w));
+          lin.bias!.write(b);
+          return lin;
+        };
+        const x = randn(shape, 35);
+        const dy = randn([...shape.slice(0, -1), outF], 36);
+        const ref = (v: tf.Tensor): tf.Tensor => tf.add(tf.reshape(tf.matMul(tf.reshape(v, [-1, inF]), w, false, true), [...v.shape.slice(0, -1), outF]), b);
+        const naive = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ref(v), dy)))(x);
+        for (const asStored of [false, true]) {
+          const lin = build(asStored);
+          const what = `Linear ${inF} -> ${outF} on [${shape.join(", ")}], ${lin.transposedKernel ? "[out, in]" : "[in, out]"}`;
+          expectClose(lin.forward(x), ref(x), 1e-5, `${what} value`);
+          expectClose(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(lin.forward(v), dy)))(x), naive, 1e-5, `${what} input gradient`);
+          lin.disposeAll();
+        }
+      });
+    }
   });
 
   it('GroupNorm and LayerNorm: values and closed-form input gradients equal the textbook composite', function () {
