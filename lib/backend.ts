@@ -74,13 +74,13 @@ export interface KernelChoices {
   /**
    * Keep the weights of widening `Linear` layers (out > in: CLIP's and BLIP's MLP `fc1`, BLIP's word scores; the
    * UNet's GEGLU projection opts out, see `unet/feed-forward.ts`) in PyTorch's `[out, in]` layout (no transpose when
-   * loading) and multiply by their transpose (`models/layers/linear.ts`), instead of `[in, out]` and a plain product. On tensorflow oneDNN's product with a
-   * wide untransposed right operand is slow, with a transposed one not (ms, Intel Xeon, 2 threads): 16 x 77 x 768 by
-   * 768 x 3072 36.7 -> 19.8, 1024 x 640 by 640 x 5120 44.5 -> 22.8, 256 x 1280 by 1280 x 10240 45.9 -> 22.4. Square
-   * and narrowing layers gain nothing (4096 x 320 by 320 x 320 2.9 / 2.9 ms) and keep `[in, out]` (with every layer
-   * transposed, the UNet's process kept 0.4-0.8 GiB more resident after a forward and a gradient). The text
-   * encoder's 2 x 120 sentences (the bench's direction phase) 21.5-22.0 s -> 18.6-18.9 s. wasm (XNNPACK) runs
-   * transposed products 10-20x slower.
+   * loading) and multiply by their transpose (`models/layers/linear.ts`), instead of `[in, out]` and a plain
+   * product. On tensorflow oneDNN's product with a wide untransposed right operand is slow, with a transposed one
+   * not (ms, Intel Xeon, 2 threads): 16 x 77 x 768 by 768 x 3072 36.7 -> 19.8, 1024 x 640 by 640 x 5120 44.5 -> 22.8,
+   * 256 x 1280 by 1280 x 10240 45.9 -> 22.4. Square and narrowing layers gain nothing (4096 x 320 by 320 x 320 2.9 /
+   * 2.9 ms) and keep `[in, out]` (with every layer transposed, the UNet's process kept 0.4-0.8 GiB more resident
+   * after a forward and a gradient, and the 512 px edit peaked at 8.6-9.0 GiB). The text encoder's 2 x 120 sentences
+   * (the bench's direction phase) 21.5-22.0 s -> 18.6-18.9 s. wasm (XNNPACK) runs transposed products 10-20x slower.
    */
   readonly wideLinearWeightsAsStored: boolean;
 }

@@ -193,6 +193,7 @@ forEachBackend('UNet fast gradient kernels', function () {
       [96, 24, [2, 7, 96]],
       [16, 48, [5, 16]],
       [48, 16, [2, 3, 4, 48]],
+      [16, 48, [2, 3, 4, 16]],
     ] as [number, number, number[]][]) {
       tf.tidy(() => {
         const w = randn([outF, inF], 33); // PyTorch's [out, in]
