@@ -72,6 +72,14 @@ export interface KernelChoices {
    */
   readonly convAsProductMaxPositions: number;
   /**
+   * The fewest multiply-adds of a convolution run as a product (with `convAsProductMaxPositions`): a product
+   * launches about a dozen kernels (pad, window slices, concat, product) where a convolution launches one, which a
+   * model bound by per-kernel overhead pays for nothing (tensorflow: the toy-world UNet's 16 x 16 x 96
+   * convolutions, 42 M multiply-adds at batch 2, made its batch-2 forward 70 -> 117 ms and its gradient 163 -> 223
+   * ms as products). SD's smallest at 512 px (8 x 8 x 1280, batch 1) has 943 M.
+   */
+  readonly convAsProductMinMacs: number;
+  /**
    * Keep the weights of widening `Linear` layers (out > in: CLIP's and BLIP's MLP `fc1`, BLIP's word scores; the
    * UNet's GEGLU projection opts out, see `unet/feed-forward.ts`) in PyTorch's `[out, in]` layout (no transpose when
    * loading) and multiply by their transpose (`models/layers/linear.ts`), instead of `[in, out]` and a plain
@@ -122,7 +130,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024, wideLinearWeightsAsStored: true },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true },
   },
   {
     name: 'wasm',
@@ -130,14 +138,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
   },
 ];
 

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { writeSafetensors, SafetensorsFile } from '../lib/io/safetensors.js';
-import { conv2dFastGrad } from '../lib/models/layers/conv2d.js';
+import { withKernelChoices } from '../lib/backend.js';
+import { conv2dFastGrad, runsAsProduct } from '../lib/models/layers/conv2d.js';
 import { AttentionRecorder, UNet2DConditionModel, parseUNetConfig } from '../lib/models/unet/index.js';
 import { CrossAttentionLoss } from '../lib/editing/cross-attention-loss.js';
 import { FIXTURES, TINY_SD, expectClose, forEachBackend, readReference } from './helpers/tensors.js';
@@ -77,6 +78,29 @@ forEachBackend('UNet2DConditionModel matches diffusers', function () {
           });
           expect(tf.memory().numTensors, 'tensors after a gradient step').to.equal(start);
         }
+        tf.dispose([...reference.values()]);
+      });
+
+      it('every convolution as a product (the large-model path): output and checkpointed loss gradient as diffusers', function () {
+        const reference = new Map<string, tf.Tensor3D>();
+        const rec = new AttentionRecorder();
+        tf.tidy(() => {
+          unet.predict(nhwc(ref.sample!), 500, ref.context_ref as tf.Tensor3D, { hook: rec });
+        });
+        for (const [k, v] of rec.take()) reference.set(k, v);
+        withKernelChoices({ convAsProductMaxPositions: Infinity, convAsProductMinMacs: 0 }, () =>
+          tf.tidy(() => {
+            const sample = nhwc(ref.sample!);
+            expect(runsAsProduct(sample.shape, unet.convIn.kernel.read() as tf.Tensor4D, 1, unet.convIn.pad), 'conv_in as a product').to.equal(true);
+            expectClose(unet.predict(nhwc(ref.sample!), 500, ref.context as tf.Tensor3D), nhwc(ref['t500.out']!), 1e-4, `${name} output as products`);
+            const grad = tf.grad((x: tf.Tensor) => {
+              const hook = new CrossAttentionLoss(reference);
+              unet.predict(x as tf.Tensor4D, 500, ref.context as tf.Tensor3D, { hook, checkpoint: true });
+              return hook.loss();
+            })(nhwc(ref.sample!));
+            expectClose(grad, nhwc(ref['t500.grad']!), 1e-3, `${name} gradient as products`);
+          }),
+        );
         tf.dispose([...reference.values()]);
       });
 

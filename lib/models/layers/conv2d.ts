@@ -118,27 +118,18 @@ export function conv2dFastGrad(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: numb
 }
 
 /**
- * The fewest multiply-adds of a convolution that {@link conv2dAsProduct} computes: it launches about a dozen kernels
- * (pad, window slices, concat, product) where a convolution launches one, which a small model, bound by per-kernel
- * overhead, pays for nothing (the toy-world UNet's 16 x 16 x 96 convolutions, 42 M multiply-adds at batch 2: its
- * batch-2 forward 70 -> 117 ms, its gradient 163 -> 223 ms as products). SD's smallest at 512 px (8 x 8 x 1280,
- * batch 1) has 943 M.
- */
-export const CONV_AS_PRODUCT_MIN_MACS = 1 << 27;
-
-/**
  * Whether a convolution of `kernel` at `stride` over an input of `shape` runs as one matrix product
- * ({@link conv2dAsProduct}): stride 1, a kernel larger than 1 x 1, at most the backend table's
- * `convAsProductMaxPositions` output positions (batch x height x width) and at least {@link CONV_AS_PRODUCT_MIN_MACS}
+ * ({@link conv2dAsProduct}): stride 1, a kernel larger than 1 x 1, and, as the backend table says, at most
+ * `convAsProductMaxPositions` output positions (batch x height x width) and at least `convAsProductMinMacs`
  * multiply-adds.
  */
 export function runsAsProduct(shape: readonly number[], kernel: tf.Tensor4D, stride: number, pad: Padding4): boolean {
-  const max = kernelChoices().convAsProductMaxPositions;
+  const { convAsProductMaxPositions: max, convAsProductMinMacs: minMacs } = kernelChoices();
   const [kh, kw, cin, cout] = kernel.shape;
   if (max <= 0 || stride !== 1 || kh * kw === 1) return false;
   const [n, h, w] = shape as [number, number, number];
   const positions = n * (h + pad[0] + pad[1] - kh + 1) * (w + pad[2] + pad[3] - kw + 1);
-  return positions <= max && positions * kh * kw * cin * cout >= CONV_AS_PRODUCT_MIN_MACS;
+  return positions <= max && positions * kh * kw * cin * cout >= minMacs;
 }
 
 /**
