@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { readBlipFolder } from '../lib/io/model-folder.js';
-import { type GenerateOptions, generateCaptionIds } from '../lib/models/blip/generate.js';
+import { type GenerateOptions, generateCaptionIds, topK } from '../lib/models/blip/generate.js';
 import { BlipForConditionalGeneration } from '../lib/models/blip/model.js';
 import { BertTokenizer } from '../lib/tokenizers/bert-tokenizer.js';
 import { FIXTURES, forEachBackend, readReference } from './helpers/tensors.js';
@@ -88,4 +88,18 @@ describe('BERT tokenizer matches transformers', function () {
       }
     });
   }
+});
+
+describe("beam search's topK", function () {
+  it('is a stable descending sort, cut to n, on random values with many ties', function () {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const n of [1, 3, 6, 50]) {
+      const values = Array.from({ length: 500 }, () => Math.floor(rand() * 40) - (rand() < 0.05 ? Infinity : 0));
+      const sorted = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]! || a - b);
+      expect(topK(values, n)).to.deep.equal(sorted.slice(0, n));
+    }
+    expect(topK([1, 2], 5)).to.deep.equal([1, 0]);
+    expect(topK([NaN, 1, NaN, 0], 3)).to.deep.equal([1, 3, 0]);
+  });
 });

@@ -122,11 +122,22 @@ function greedy(model: BlipForConditionalGeneration, embeds: tf.Tensor3D, prompt
   }
 }
 
-/** Indices of the `n` largest values, largest first (stable for ties: lower index first). */
-function topK(values: ArrayLike<number>, n: number): number[] {
-  const idx = Array.from({ length: values.length }, (_, i) => i);
-  idx.sort((a, b) => values[b]! - values[a]! || a - b);
-  return idx.slice(0, n);
+/**
+ * Indices of the `n` largest values, largest first (stable for ties: lower index first), by one pass that keeps the
+ * best `n` in order (the beams' candidates: n = 2 x beams of beams x vocabulary values, where a full sort took
+ * tens of milliseconds a step). NaN counts as the smallest value.
+ */
+export function topK(values: ArrayLike<number>, n: number): number[] {
+  const best: number[] = [];
+  const better = (i: number, j: number): boolean => values[i]! > values[j]! || (Number.isNaN(values[j]!) && !Number.isNaN(values[i]!));
+  for (let i = 0; i < values.length; i++) {
+    if (best.length === n && !better(i, best[n - 1]!)) continue;
+    let pos = Math.min(best.length, n - 1);
+    while (pos > 0 && better(i, best[pos - 1]!)) pos--;
+    if (best.length === n) best.pop();
+    best.splice(pos, 0, i);
+  }
+  return best;
 }
 
 function beam(
@@ -149,9 +160,7 @@ function beam(
   let unsatisfied = true;
   let curLen = prompt.length;
 
-  const tiled = tf.tidy(() => tf.tile(embeds, [k, 1, 1]) as tf.Tensor3D);
-  let cache: DecoderCache = model.textDecoder.startCache(tiled);
-  tiled.dispose();
+  let cache: DecoderCache = model.textDecoder.startCache(embeds, k);
   let last: Float32Array[];
   ({ last, cache } = decode(model, running, cache));
   try {

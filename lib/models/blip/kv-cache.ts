@@ -5,10 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** The keys and values of one attention, [B, L, hidden] each. */
+/**
+ * The keys and values of one attention, split into heads in the layout the attention multiplies them in (so a cached
+ * step transposes nothing): keys [B, heads, headDim, L], values [B, heads, L, headDim].
+ */
 export interface KeyValues {
-  readonly k: tf.Tensor;
-  readonly v: tf.Tensor;
+  readonly k: tf.Tensor4D;
+  readonly v: tf.Tensor4D;
 }
 
 /**

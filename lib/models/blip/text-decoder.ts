@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { activation } from '../layers/activations.js';
-import { multiHeadAttention } from '../layers/attention-core.js';
+import { attendHeads, headsView } from '../layers/attention-core.js';
 import { Embedding } from '../layers/embedding.js';
 import { LayerNorm } from '../layers/layer-norm.js';
 import { Linear } from '../layers/linear.js';
@@ -60,14 +60,17 @@ class BlipTextSelfAttention extends Module {
     this.value = this.child('value', new Linear(kvInput, hidden));
   }
 
-  /** Keys and values of `states` (the image features for cross-attention). */
+  /** Keys and values of `states` (the image features for cross-attention), split into heads. */
   keyValues(states: tf.Tensor): KeyValues {
-    return { k: this.key.forward(states), v: this.value.forward(states) };
+    return tf.tidy(() => ({ k: headsView(this.key.forward(states), this.heads, true), v: headsView(this.value.forward(states), this.heads) }));
   }
 
   /** The attention context of `x` over `kv`, with an optional additive `mask`. */
   attend(x: tf.Tensor, kv: KeyValues, mask?: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => multiHeadAttention(this.query.forward(x), kv.k, kv.v, this.heads, mask === undefined ? {} : { mask }));
+    return tf.tidy(() => {
+      const q = headsView(this.query.forward(x), this.heads);
+      return attendHeads(q, kv.k, kv.v, 1 / Math.sqrt(q.shape[3]), mask === undefined ? {} : { mask });
+    });
   }
 
   /** `inputs` = [x, states]: the context of `x` over `states` (`x` itself when omitted). */
@@ -293,17 +296,27 @@ export class BlipTextLMHeadModel extends Module {
     return tf.tidy(() => this.cls.forward([this.bert.forward(inputs), this.wordTable()]));
   }
 
-  /** An empty cache for `imageEmbeds` [B, patches + 1, encoderHidden] (the image's cross-attention keys/values). */
-  startCache(imageEmbeds: tf.Tensor): DecoderCache {
+  /**
+   * An empty cache for `imageEmbeds` [B, patches + 1, encoderHidden]: the image's cross-attention keys/values,
+   * computed once, each image's repeated `copies` times in a row (the beams of beam search: [B * copies, ...]).
+   */
+  startCache(imageEmbeds: tf.Tensor, copies = 1): DecoderCache {
+    if (!Number.isInteger(copies) || copies < 1) throw new Error(`BLIP text decoder: copies must be a positive integer, got ${copies}`);
     const self: KeyValues[] = [];
     const cross: KeyValues[] = [];
     tf.tidy(() => {
-      const b = imageEmbeds.shape[0]!;
+      const b = imageEmbeds.shape[0]! * copies;
+      const heads = this.config.numAttentionHeads;
+      const d = this.config.hiddenSize / heads;
+      const repeat = (x: tf.Tensor4D): tf.Tensor4D => {
+        if (copies === 1) return x;
+        const [n, ...rest] = x.shape;
+        return tf.reshape(tf.tile(tf.expandDims(x, 1), [1, copies, 1, 1, 1]), [n * copies, ...rest]);
+      };
       for (const layer of this.bert.encoder.layer) {
-        const empty = (): tf.Tensor => tf.keep(tf.zeros([b, 0, this.config.hiddenSize]));
-        self.push({ k: empty(), v: empty() });
+        self.push({ k: tf.keep(tf.zeros([b, heads, d, 0])), v: tf.keep(tf.zeros([b, heads, 0, d])) });
         const kv = layer.crossattention.keyValues(imageEmbeds);
-        cross.push({ k: tf.keep(kv.k), v: tf.keep(kv.v) });
+        cross.push({ k: tf.keep(repeat(kv.k)), v: tf.keep(repeat(kv.v)) });
       }
     });
     return { length: 0, self, cross };
@@ -328,7 +341,7 @@ export class BlipTextLMHeadModel extends Module {
       this.bert.encoder.layer.forEach((layer, i) => {
         const old = cache.self[i]!;
         const kvNew = layer.attention.keyValues(h);
-        const kv = { k: tf.keep(tf.concat([old.k, kvNew.k], 1)), v: tf.keep(tf.concat([old.v, kvNew.v], 1)) };
+        const kv = { k: tf.keep(tf.concat([old.k, kvNew.k], 3)), v: tf.keep(tf.concat([old.v, kvNew.v], 2)) };
         self.push(kv);
         h = layer.decode(h, kv, cache.cross[i]!, mask);
       });

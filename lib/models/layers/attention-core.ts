@@ -121,30 +121,42 @@ function recomputedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, sca
  */
 export const SMALL_ATTENTION_ELEMENTS = 1 << 20;
 
-/** [B, L, H*D] -> [B, H, L, D], or with `keysLast` [B, H, D, L] (the keys of `q k^T`, transposed once). */
-function headsView(x: tf.Tensor, heads: number, keysLast = false): tf.Tensor4D {
+/**
+ * [B, L, H*D] -> [B, H, L, D], or with `keysLast` [B, H, D, L] (the keys of `q k^T`, transposed once): the layout
+ * {@link attendHeads} takes, and the one a key/value cache keeps so that no step transposes it again.
+ */
+export function headsView(x: tf.Tensor, heads: number, keysLast = false): tf.Tensor4D {
   const [b, l, c] = x.shape as [number, number, number];
   return tf.transpose(tf.reshape(x, [b, l, heads, c / heads]), keysLast ? [0, 2, 3, 1] : [0, 2, 1, 3]) as tf.Tensor4D;
 }
 
 /**
- * The attention on [B, H, L, D] views (no [B * H] reshapes; the products are 4-D, which the native backend runs as
- * batched products), probabilities kept for autodiff. Values as {@link multiHeadAttention}'s other paths.
+ * `softmax(qh kt * scale + mask) vh` on head views: queries `qh` [B, H, Lq, D], keys `kt` [B, H, D, Lk] (keys
+ * last, see {@link headsView}), values `vh` [B, H, Lk, Dv]. Returns [B, Lq, H*Dv]. The products are 4-D, which the
+ * native backend runs as batched products; the probabilities are kept for autodiff. `options.probs` (replacement
+ * maps) and `options.onProbs` as for {@link multiHeadAttention}.
  */
+export function attendHeads(qh: tf.Tensor4D, kt: tf.Tensor4D, vh: tf.Tensor4D, scale: number, options: AttentionOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, heads, lq] = qh.shape;
+    const lk = kt.shape[3];
+    let probs: tf.Tensor;
+    if (options.probs !== undefined) {
+      options.onProbs?.(options.probs);
+      probs = tf.reshape(options.probs, [b, heads, lq, lk]);
+    } else {
+      let scores: tf.Tensor = tf.mul(tf.matMul(qh, kt), scale);
+      if (options.mask !== undefined) scores = tf.add(scores, options.mask);
+      probs = tf.softmax(scores);
+      if (options.onProbs !== undefined) options.onProbs(tf.reshape(probs, [b * heads, lq, lk]) as tf.Tensor3D);
+    }
+    return mergeHeads(tf.matMul(probs, vh));
+  });
+}
+
+/** The attention of [B, L, H*D] projections on head views ({@link attendHeads}), probabilities kept for autodiff. */
 function attentionOnHeads(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, scale: number, options: AttentionOptions): tf.Tensor3D {
-  const [b, lq, c] = q.shape as [number, number, number];
-  const lk = k.shape[1]!;
-  let probs: tf.Tensor;
-  if (options.probs !== undefined) {
-    options.onProbs?.(options.probs);
-    probs = tf.reshape(options.probs, [b, heads, lq, lk]);
-  } else {
-    let scores: tf.Tensor = tf.mul(tf.matMul(headsView(q, heads), headsView(k, heads, true)), scale);
-    if (options.mask !== undefined) scores = tf.add(scores, options.mask);
-    probs = tf.softmax(scores);
-    if (options.onProbs !== undefined) options.onProbs(tf.reshape(probs, [b * heads, lq, lk]) as tf.Tensor3D);
-  }
-  return tf.reshape(tf.transpose(tf.matMul(probs, headsView(v, heads)), [0, 2, 1, 3]), [b, lq, c]) as tf.Tensor3D;
+  return attendHeads(headsView(q, heads), headsView(k, heads, true), headsView(v, heads), scale, options);
 }
 
 /**
