@@ -56,11 +56,15 @@ export interface KernelChoices {
    */
   readonly convByInputGradient: boolean;
   /**
-   * Reduce a group norm's statistics over the positions first (a column reduction, channels contiguous), then over
-   * each group's channels (`models/layers/group-norm.ts`); otherwise over each group's channels first. Either is
-   * 2.5-4.5x faster than `tf.moments` over both axes at once; which of the two is faster depends on the backend.
+   * How a group norm reduces its statistics (`models/layers/group-norm.ts`), each several times faster than
+   * `tf.moments` over both axes at once: over each group's channels first, then the positions (`'groups-first'`);
+   * over the positions first, channels contiguous (`'positions-first'`); or the same with the positions' sum as a
+   * product by a row of ones (`'positions-by-product'`): on tensorflow Eigen's column reduction is single-threaded
+   * and slow on large activations, oneDNN's product is not (Intel Xeon, 2 threads, per-channel mean, ms, reduction ->
+   * product: 1 x 512² x 128 44 -> 9.7, 1 x 256² x 256 17 -> 3.8, 1 x 128² x 512 5.2 -> 1.8, 2 x 64² x 320 1.1 ->
+   * 0.6).
    */
-  readonly groupNormPositionsFirst: boolean;
+  readonly groupNormStatistics: 'groups-first' | 'positions-first' | 'positions-by-product';
   /**
    * Run a stride-1 convolution of at most this many output positions (batch x height x width; 0: never) as one
    * matrix product over the input's shifted windows (`models/layers/conv2d.ts` `conv2dAsProduct`). On tensorflow
@@ -130,7 +134,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormPositionsFirst: true, convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true },
   },
   {
     name: 'wasm',
@@ -138,14 +142,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormPositionsFirst: false, convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
   },
 ];
 

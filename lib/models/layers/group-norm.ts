@@ -15,16 +15,21 @@ import { affineNormalize } from './normalize.js';
 export const GROUP_NORM_SPLIT_MIN_ELEMENTS = 1 << 16;
 
 /**
- * The mean of `x` [N, L, G, C/G] over positions and each group's channels, [N, 1, G, 1], as two reductions: every
- * group has as many elements per channel, so the mean of the means is the mean. Which one runs first is a kernel
- * choice of the backend table (`groupNormPositionsFirst`); both are several times faster than one reduction over
- * axes [1, 3].
+ * The mean of `x` [N, L, G, C/G] over positions and each group's channels, [N, 1, G, 1]. Below
+ * {@link GROUP_NORM_SPLIT_MIN_ELEMENTS} one reduction over both axes (fewest kernels); above, two: every group has as
+ * many elements per channel, so the mean of the means is the mean. How the two run is a kernel choice of the backend
+ * table (`groupNormStatistics`); each is several times faster than one reduction over axes [1, 3].
  */
-function groupMean(x: tf.Tensor, positionsFirst: boolean): tf.Tensor {
+export function groupMean(x: tf.Tensor): tf.Tensor {
+  if (x.size < GROUP_NORM_SPLIT_MIN_ELEMENTS) return tf.mean(x, [1, 3], true);
+  const how = kernelChoices().groupNormStatistics;
   const [n, l, g, cg] = x.shape as [number, number, number, number];
-  if (!positionsFirst) return tf.mean(tf.mean(x, 3, true), 1, true);
-  const perChannel = tf.mean(tf.reshape(x, [n, l, g * cg]), 1, true);
-  return tf.mean(tf.reshape(perChannel, [n, 1, g, cg]), 3, true);
+  if (how === 'groups-first') return tf.mean(tf.mean(x, 3, true), 1, true);
+  return tf.tidy(() => {
+    const rows = tf.reshape(x, [n, l, g * cg]);
+    const perChannel = how === 'positions-first' ? tf.mean(rows, 1, true) : tf.div(tf.matMul(tf.ones([n, 1, l]), rows), l);
+    return tf.mean(tf.reshape(perChannel, [n, 1, g, cg]), 3, true);
+  });
 }
 
 export class GroupNorm extends Module {
@@ -51,10 +56,6 @@ export class GroupNorm extends Module {
     const c = shape[shape.length - 1]!;
     const g = this.numGroups;
     const view = [n, x.size / (n * c), g, c / g];
-    // Small tensors are bound by per-kernel overhead: one reduction over both axes. Large ones: two, in the order
-    // the backend table measured faster.
-    const positionsFirst = kernelChoices().groupNormPositionsFirst;
-    const mean = x.size < GROUP_NORM_SPLIT_MIN_ELEMENTS ? (t: tf.Tensor) => tf.mean(t, [1, 3], true) : (t: tf.Tensor) => groupMean(t, positionsFirst);
-    return affineNormalize(x, { view, mean, eps: this.eps }, this.gamma.read(), this.beta.read());
+    return affineNormalize(x, { view, mean: groupMean, eps: this.eps }, this.gamma.read(), this.beta.read());
   }
 }

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { kernelChoices } from '../../backend.js';
 import { type Conv2d, conv2dByInputGradient, isSameStrideOne } from '../layers/conv2d.js';
-import type { GroupNorm } from '../layers/group-norm.js';
+import { type GroupNorm, groupMean } from '../layers/group-norm.js';
 import type { ResnetBlock2D } from '../layers/resnet-block-2d.js';
 import type { Downsample2D, Upsample2D } from '../layers/sampling.js';
 
@@ -44,8 +44,8 @@ export function groupNormForInference(norm: GroupNorm, x: tf.Tensor): tf.Tensor 
   // Per (item, channel) mean and scale: small tensors.
   const [mean, scale] = tf.tidy(() => {
     const grouped = tf.reshape(x, [n, -1, g, c / g]);
-    const m = tf.mean(grouped, [1, 3], true);
-    const variance = tf.mean(tf.squaredDifference(grouped, m), [1, 3], true);
+    const m = groupMean(grouped);
+    const variance = groupMean(tf.squaredDifference(grouped, m));
     const rstd = tf.rsqrt(tf.add(variance, norm.eps));
     const expand = (t: tf.Tensor): tf.Tensor => tf.reshape(tf.tile(t, [1, 1, 1, c / g]), perChannel);
     return [expand(m), tf.mul(expand(rstd), norm.gamma.read())];
