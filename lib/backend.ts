@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { registerNativeKernels } from './native-kernels.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 /** A backend this library can run on. `tensorflow` is the native backend of tfjs-node(-gpu). */
@@ -110,6 +111,8 @@ export interface BackendSpec {
   threads(): number;
   /** Kernel variants that are fast on it. */
   readonly kernels: KernelChoices;
+  /** Registers kernels over the package's own, once it has loaded (see native-kernels.ts). */
+  readonly registerKernels?: () => void;
 }
 
 /** TensorFlow's own intra-op thread count (its `TF_NUM_INTRAOP_THREADS`, else every CPU the process may use). */
@@ -135,6 +138,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
     kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true },
+    registerKernels: registerNativeKernels,
   },
   {
     name: 'wasm',
@@ -300,7 +304,10 @@ let nativeProvider: string | undefined;
 /** Loads tfjs-node(-gpu) once per process; returns the package that registered the `tensorflow` backend. */
 async function loadNative(options: BackendOptions, skipped: BackendInfo['skipped']): Promise<string | undefined> {
   if (nativeProvider !== undefined) return nativeProvider;
-  if (tf.findBackend('tensorflow') !== null) return (nativeProvider = 'already registered');
+  if (tf.findBackend('tensorflow') !== null) {
+    backendSpec('tensorflow').registerKernels?.();
+    return (nativeProvider = 'already registered');
+  }
   prepareNativeEnvironment(options.nativeLogs === true);
   // Not tf.getBackend(): before any backend is active it would initialise one as a side effect.
   // (engine.backendName is typed string but is undefined until a backend is set.)
@@ -322,6 +329,7 @@ async function loadNative(options: BackendOptions, skipped: BackendInfo['skipped
       // tfjs-node activates itself on load. TensorFlow prints its start-up notices at its first op: one runs while
       // stderr is muted. Then the caller decides what is active.
       tf.tidy(() => tf.add(tf.ones([1]), 1).dataSync());
+      backendSpec('tensorflow').registerKernels?.();
       if (typeof previous === 'string' && previous !== 'tensorflow') await tf.setBackend(previous);
       return (nativeProvider = found.offline ? `${pkg} (${nativeDir()})` : pkg);
     } catch (err) {

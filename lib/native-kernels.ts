@@ -1,0 +1,79 @@
+/**
+ * Kernels this library registers over tfjs-node's own on the `tensorflow` backend, each because a measurement showed
+ * that another TensorFlow op computes the same values faster (docs/benchmarks.md).
+ *
+ * - `BatchMatMul`: tfjs-node runs every `tf.matMul` as TensorFlow's `BatchMatMulV2`. When the right operand is one
+ *   matrix (its batch dimensions, if any, are all 1: a layer's weight) the product is a single 2-D product of the
+ *   left operand's rows, and TensorFlow's 2-D `MatMul` runs it faster (Intel Xeon, 2 threads, ms, `BatchMatMulV2`
+ *   -> `MatMul`: [1232, 768] x [768, 768] 5.8 -> 5.0; x [768, 3072] 37-41 -> 19.4, or 21.5 with the weight stored
+ *   transposed; [1232, 3072] x [3072, 768] 23.4 -> 20.2; the full-size SD UNet forward at 64 x 64, batch 2, 13.8 /
+ *   14.8 -> 12.5 / 12.7 s). Other products (attention's batches of products, a transposed batched left operand,
+ *   non-float32) go to tfjs-node's kernel unchanged. Gradients are unaffected: tfjs differentiates `BatchMatMul`
+ *   by the op, whichever kernel runs it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** The part of tfjs-node's `NodeJSKernelBackend` these kernels call. */
+interface NativeKernelBackend {
+  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number };
+  executeSingleOutput(name: string, attrs: { name: string; type: number; value: number | boolean }[], inputs: tf.Tensor[]): tf.Tensor;
+}
+
+function isNativeBackend(b: unknown): b is NativeKernelBackend {
+  const c = b as Partial<NativeKernelBackend> | undefined;
+  return typeof c?.executeSingleOutput === 'function' && typeof c.binding?.TF_ATTR_BOOL === 'number';
+}
+
+const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+/**
+ * `a b` (`transposeA`/`transposeB` as tfjs' `matMul`) as one 2-D `MatMul` when `b` is one matrix and `a`'s rows can
+ * be stacked (not transposed, or a single matrix); `undefined` where it does not apply.
+ */
+function asMatrixProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean, backend: unknown): tf.Tensor | undefined {
+  if (!isNativeBackend(backend) || !(a instanceof tf.Tensor) || !(b instanceof tf.Tensor) || a.dtype !== 'float32' || b.dtype !== 'float32' || a.rank < 2 || b.rank < 2 || a.size === 0 || b.size === 0) return undefined;
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  if (product(bBatch) !== 1 || (transposeA && product(aBatch) !== 1)) return undefined;
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+  const n = transposeB ? b.shape[b.rank - 2]! : b.shape[b.rank - 1]!;
+  const batch = [...Array<number>(Math.max(0, bBatch.length - aBatch.length)).fill(1), ...aBatch];
+  const { binding } = backend;
+  return tf.tidy(() => {
+    const rows = tf.reshape(a, transposeA ? [ar, ac] : [product(aBatch) * m, k]);
+    const matrix = tf.reshape(b, b.shape.slice(-2));
+    const y = backend.executeSingleOutput(
+      'MatMul',
+      [
+        { name: 'T', type: binding.TF_ATTR_TYPE, value: binding.TF_FLOAT },
+        { name: 'transpose_a', type: binding.TF_ATTR_BOOL, value: transposeA },
+        { name: 'transpose_b', type: binding.TF_ATTR_BOOL, value: transposeB },
+      ],
+      [rows, matrix],
+    );
+    return tf.reshape(y, [...batch, m, n]);
+  });
+}
+
+let registered = false;
+
+/**
+ * Registers the kernels above over the `tensorflow` backend's own (once; later calls do nothing). Each falls back
+ * to the kernel it replaces where it does not apply.
+ */
+export function registerNativeKernels(): void {
+  if (registered) return;
+  const original = tf.getKernel('BatchMatMul', 'tensorflow');
+  if (original === undefined) return;
+  registered = true;
+  tf.unregisterKernel('BatchMatMul', 'tensorflow');
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs as { a: tf.Tensor; b: tf.Tensor };
+      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+      return asMatrixProduct(a, b, transposeA, transposeB, args.backend) ?? original.kernelFunc(args);
+    },
+  });
+}
