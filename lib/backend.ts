@@ -96,6 +96,15 @@ export interface KernelChoices {
    * (the bench's direction phase) 21.5-22.0 s -> 18.6-18.9 s. wasm (XNNPACK) runs transposed products 10-20x slower.
    */
   readonly wideLinearWeightsAsStored: boolean;
+  /**
+   * The fewest multiply-adds of a product by one matrix that the `tensorflow` backend runs as TensorFlow's 2-D
+   * `MatMul` instead of `BatchMatMulV2` (native-kernels.ts; unused elsewhere). Below, the two reshapes around it cost
+   * more than it saves (ms, one thread / two: [2, 256, 96] x [96, 96] 0.077 -> 0.114 / 0.127 -> 0.113; [2, 256, 320]
+   * x [320, 320] 0.72 -> 0.75 / 0.44 -> 0.66; [3, 768] x [768, 768], a BLIP decoding step, 0.11 -> 0.16 / 0.14 ->
+   * 0.18), and from 2 x 1024 x 320 x 320 to 2^28 the two are level: without the floor the toy-world UNet's
+   * gradient, every product under 20 M multiply-adds, was 6 % slower.
+   */
+  readonly matrixProductMinMacs: number;
 }
 
 /** One backend: how it is provided and what it can do. */
@@ -137,8 +146,8 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true },
-    registerKernels: registerNativeKernels,
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true, matrixProductMinMacs: 1 << 28 },
+    registerKernels: () => registerNativeKernels(() => kernelChoices().matrixProductMinMacs),
   },
   {
     name: 'wasm',
@@ -146,14 +155,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0 },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0 },
   },
 ];
 

@@ -4,12 +4,13 @@
  *
  * - `BatchMatMul`: tfjs-node runs every `tf.matMul` as TensorFlow's `BatchMatMulV2`. When the right operand is one
  *   matrix (its batch dimensions, if any, are all 1: a layer's weight) the product is a single 2-D product of the
- *   left operand's rows, and TensorFlow's 2-D `MatMul` runs it faster (Intel Xeon, 2 threads, ms, `BatchMatMulV2`
- *   -> `MatMul`: [1232, 768] x [768, 768] 5.8 -> 5.0; x [768, 3072] 37-41 -> 19.4, or 21.5 with the weight stored
- *   transposed; [1232, 3072] x [3072, 768] 23.4 -> 20.2; the full-size SD UNet forward at 64 x 64, batch 2, 13.8 /
- *   14.8 -> 12.5 / 12.7 s). Other products (attention's batches of products, a transposed batched left operand,
- *   non-float32) go to tfjs-node's kernel unchanged. Gradients are unaffected: tfjs differentiates `BatchMatMul`
- *   by the op, whichever kernel runs it.
+ *   left operand's rows, and from a floor of multiply-adds (the kernel choice `matrixProductMinMacs`) TensorFlow's 2-D `MatMul` runs it
+ *   faster (Intel Xeon, 2 threads, ms, `BatchMatMulV2` -> `MatMul`: [16, 77, 768] x [768, 768] 4.9 -> 4.7;
+ *   [1, 4096, 320] x [320, 2560] 24.5 -> 21.5; [1232, 768] x [768, 3072] 37-41 -> 19.4; alternating in one process,
+ *   the CLIP text encoder on 16 sentences 1.14-1.21 -> 1.07-1.11 s, the full-size SD UNet forward at 64 x 64,
+ *   batch 2, 11.1 / 11.3 -> 10.3 / 10.6 s). Other products (attention's batches of products, a transposed batched
+ *   left operand, non-float32, small ones) go to tfjs-node's kernel unchanged. Gradients are unaffected: tfjs
+ *   differentiates `BatchMatMul` by the op, whichever kernel runs it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -26,11 +27,12 @@ function isNativeBackend(b: unknown): b is NativeKernelBackend {
 
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
+
 /**
  * `a b` (`transposeA`/`transposeB` as tfjs' `matMul`) as one 2-D `MatMul` when `b` is one matrix and `a`'s rows can
  * be stacked (not transposed, or a single matrix); `undefined` where it does not apply.
  */
-function asMatrixProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean, backend: unknown): tf.Tensor | undefined {
+function asMatrixProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean, backend: unknown, minMacs: number): tf.Tensor | undefined {
   if (!isNativeBackend(backend) || !(a instanceof tf.Tensor) || !(b instanceof tf.Tensor) || a.dtype !== 'float32' || b.dtype !== 'float32' || a.rank < 2 || b.rank < 2 || a.size === 0 || b.size === 0) return undefined;
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -38,6 +40,7 @@ function asMatrixProduct(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transp
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [m, k] = transposeA ? [ac, ar] : [ar, ac];
   const n = transposeB ? b.shape[b.rank - 2]! : b.shape[b.rank - 1]!;
+  if (product(aBatch) * m * k * n < minMacs) return undefined;
   const batch = [...Array<number>(Math.max(0, bBatch.length - aBatch.length)).fill(1), ...aBatch];
   const { binding } = backend;
   return tf.tidy(() => {
@@ -60,9 +63,10 @@ let registered = false;
 
 /**
  * Registers the kernels above over the `tensorflow` backend's own (once; later calls do nothing). Each falls back
- * to the kernel it replaces where it does not apply.
+ * to the kernel it replaces where it does not apply; `minMacs()` is read at every product (the kernel table's
+ * `matrixProductMinMacs`, which tests override).
  */
-export function registerNativeKernels(): void {
+export function registerNativeKernels(minMacs: () => number): void {
   if (registered) return;
   const original = tf.getKernel('BatchMatMul', 'tensorflow');
   if (original === undefined) return;
@@ -73,7 +77,7 @@ export function registerNativeKernels(): void {
     kernelFunc: (args) => {
       const { a, b } = args.inputs as { a: tf.Tensor; b: tf.Tensor };
       const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-      return asMatrixProduct(a, b, transposeA, transposeB, args.backend) ?? original.kernelFunc(args);
+      return asMatrixProduct(a, b, transposeA, transposeB, args.backend, minMacs()) ?? original.kernelFunc(args);
     },
   });
 }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { initBackend } from '../lib/backend.js';
+import { initBackend, withKernelChoices } from '../lib/backend.js';
 import { TEST_BACKENDS, expectClose } from './helpers/tensors.js';
 
 /** Deterministic values in [-1, 1). */
@@ -94,7 +94,8 @@ describe('native kernels [tensorflow]', function () {
 
   it('tf.matMul equals the float64 product for every rank, transpose and broadcast, with its gradients', function () {
     const before = tf.memory().numTensors;
-    CASES.forEach(([sa, sb, ta, tb], i) => {
+    // Every product of these small cases above the floor, so that the 2-D kernel takes the first nine.
+    withKernelChoices({ matrixProductMinMacs: 1 }, () => CASES.forEach(([sa, sb, ta, tb], i) => {
       tf.tidy(() => {
         const [a, b] = [values(sa, 2 * i + 1), values(sb, 2 * i + 2)];
         const what = `[${sa.join(', ')}]${ta ? 'ᵀ' : ''} x [${sb.join(', ')}]${tb ? 'ᵀ' : ''}`;
@@ -119,7 +120,20 @@ describe('native kernels [tensorflow]', function () {
         expect(ga || gb, `${what}: no gradient checked`).to.equal(true);
         expect(Math.abs(analytic - numeric), `${what} gradient: ${analytic} vs ${numeric}`).to.be.at.most(1e-4 * Math.max(1, Math.abs(numeric)));
       });
-    });
+    }));
     expect(tf.memory().numTensors).to.equal(before);
+  });
+
+  it('leaves products under the floor to BatchMatMulV2', function () {
+    tf.tidy(() => {
+      const [a, b] = [values([2, 5, 7], 1), values([7, 3], 2)];
+      const exact = reference(a, b, false, false);
+      for (const [floor, op] of [[2 * 5 * 7 * 3 + 1, 'BatchMatMulV2'], [2 * 5 * 7 * 3, 'MatMul']] as const) {
+        withKernelChoices({ matrixProductMinMacs: floor }, () => {
+          const y = ranOps(() => tf.matMul(a, b), (ops) => expect(ops, `floor ${floor}`).to.include(op));
+          expectClose(y, exact, 1e-6, `floor ${floor} value`);
+        });
+      }
+    });
   });
 });
