@@ -4,13 +4,14 @@
  *
  * - `BatchMatMul`: tfjs-node runs every `tf.matMul` as TensorFlow's `BatchMatMulV2`. When the right operand is one
  *   matrix (its batch dimensions, if any, are all 1: a layer's weight) the product is a single 2-D product of the
- *   left operand's rows, and from a floor of multiply-adds (the kernel choice `matrixProductMinMacs`) TensorFlow's 2-D `MatMul` runs it
- *   faster (Intel Xeon, 2 threads, ms, `BatchMatMulV2` -> `MatMul`: [16, 77, 768] x [768, 768] 4.9 -> 4.7;
- *   [1, 4096, 320] x [320, 2560] 24.5 -> 21.5; [1232, 768] x [768, 3072] 37-41 -> 19.4; alternating in one process,
- *   the CLIP text encoder on 16 sentences 1.14-1.21 -> 1.07-1.11 s, the full-size SD UNet forward at 64 x 64,
- *   batch 2, 11.1 / 11.3 -> 10.3 / 10.6 s). Other products (attention's batches of products, a transposed batched
- *   left operand, non-float32, small ones) go to tfjs-node's kernel unchanged. Gradients are unaffected: tfjs
- *   differentiates `BatchMatMul` by the op, whichever kernel runs it.
+ *   left operand's rows, and from a floor of multiply-adds (the kernel choice `matrixProductMinMacs`) TensorFlow's
+ *   2-D `MatMul` runs it faster. Intel Xeon, 2 threads, ms, `BatchMatMulV2` -> `MatMul`: [16, 77, 768] x [768, 768]
+ *   4.9 -> 4.7; [1, 4096, 320] x [320, 2560] 24.5 -> 21.5; [1232, 768] x [768, 3072] 21.5 (weight stored
+ *   transposed) -> 19.4. Alternating in one process, the order swapped each round: the CLIP text encoder on 16
+ *   sentences 1.14-1.20 -> 1.05-1.08 s, the full-size SD 1.x UNet forward at 64 x 64, batch 2, 10.8 / 10.9 -> 10.0 /
+ *   10.4 s. Other products (attention's batches of products, a transposed batched left operand, non-float32, small
+ *   ones) go to tfjs-node's kernel unchanged. Gradients are unaffected: tfjs differentiates `BatchMatMul` by the op,
+ *   whichever kernel runs it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -26,7 +27,6 @@ function isNativeBackend(b: unknown): b is NativeKernelBackend {
 }
 
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
-
 
 /**
  * `a b` (`transposeA`/`transposeB` as tfjs' `matMul`) as one 2-D `MatMul` when `b` is one matrix and `a`'s rows can
