@@ -105,6 +105,14 @@ export interface KernelChoices {
    * gradient, every product under 20 M multiply-adds, was 6 % slower.
    */
   readonly matrixProductMinMacs: number;
+  /**
+   * Run the UNet's calls as TensorFlow graphs (`native-graph/`) when their latents have at most this many elements
+   * per image (0: never; only the `tensorflow` backend has graphs). A small model's eager call is nearly all
+   * per-op overhead, which a graph does not pay: the toy-world UNet (16 x 16 x 4 latents) gradient ~2,900 ops
+   * 240 -> 55 ms. Larger latents are bound by their kernels and keep the eager path (and its memory controls:
+   * scoped tidies, checkpointing, chunked attention).
+   */
+  readonly graphMaxElements: number;
 }
 
 /** One backend: how it is provided and what it can do. */
@@ -146,7 +154,7 @@ export const BACKENDS: readonly BackendSpec[] = [
     description: 'native TensorFlow (tfjs-node-gpu or tfjs-node; offline: npm run setup:tensorflow)',
     packages: ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'],
     threads: tensorflowThreads,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true, matrixProductMinMacs: 1 << 28 },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: true, groupNormStatistics: 'positions-by-product', convAsProductMaxPositions: 1024, convAsProductMinMacs: 1 << 27, wideLinearWeightsAsStored: true, matrixProductMinMacs: 1 << 28, graphMaxElements: 16 * 16 * 4 },
     registerKernels: () => registerNativeKernels(() => kernelChoices().matrixProductMinMacs),
   },
   {
@@ -155,14 +163,14 @@ export const BACKENDS: readonly BackendSpec[] = [
     packages: ['@tensorflow/tfjs-backend-wasm'],
     heapLimitBytes: 4 * 1024 ** 3,
     threads: () => getThreadsCount(),
-    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0 },
+    kernels: { plainProducts: true, convInputGradientAsForwardConv: true, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0, graphMaxElements: 0 },
   },
   {
     name: 'cpu',
     description: 'pure JavaScript (slow; always present)',
     packages: ['@tensorflow/tfjs-backend-cpu'],
     threads: () => 1,
-    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0 },
+    kernels: { plainProducts: false, convInputGradientAsForwardConv: false, convByInputGradient: false, groupNormStatistics: 'groups-first', convAsProductMaxPositions: 0, convAsProductMinMacs: 0, wideLinearWeightsAsStored: false, matrixProductMinMacs: 0, graphMaxElements: 0 },
   },
 ];
 
@@ -180,11 +188,56 @@ export function backendSpec(name: BackendName): BackendSpec {
 
 let kernelOverride: Partial<KernelChoices> | undefined;
 
-/** The kernel variants of the active backend (those of `cpu` for a backend outside the table). */
+/**
+ * Kernel choices forced for the whole process, as a JSON object (`{"graphMaxElements": 0}`): how a benchmark
+ * compares variants across whole commands.
+ */
+export const KERNEL_CHOICES_ENV = 'PIX2PIX_ZERO_KERNEL_CHOICES';
+
+/**
+ * Kernel choices from a JSON object's text (empty: none).
+ *
+ * @throws Error when it is not a JSON object of known choices with values of their types, naming what is wrong.
+ */
+export function parseKernelChoices(text: string, source = KERNEL_CHOICES_ENV): Partial<KernelChoices> {
+  let parsed: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new Error(`${source} must be a JSON object, got '${text}'`);
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${source} must be a JSON object, got '${text}'`);
+  const known = backendSpec('tensorflow').kernels as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(key in known)) throw new Error(`${source}: unknown kernel choice '${key}' (known: ${Object.keys(known).join(', ')})`);
+    if (typeof value !== typeof known[key]) throw new Error(`${source}: '${key}' must be a ${typeof known[key]}, got ${JSON.stringify(value)}`);
+  }
+  return parsed as Partial<KernelChoices>;
+}
+
+let envChoices: Partial<KernelChoices> | undefined;
+
+/**
+ * The choices `$PIX2PIX_ZERO_KERNEL_CHOICES` forces (read at the first call).
+ *
+ * @throws Error when it is malformed (see {@link parseKernelChoices}).
+ */
+export function environmentKernelChoices(): Partial<KernelChoices> {
+  envChoices ??= parseKernelChoices(process.env[KERNEL_CHOICES_ENV] ?? '');
+  return envChoices;
+}
+
+/**
+ * The kernel variants of the active backend (those of `cpu` for a backend outside the table), with those of
+ * `$PIX2PIX_ZERO_KERNEL_CHOICES` and {@link withKernelChoices} over them.
+ */
 export function kernelChoices(): KernelChoices {
   const name = tf.getBackend();
   const kernels = (BACKENDS.find((b) => b.name === name) ?? backendSpec('cpu')).kernels;
-  return kernelOverride === undefined ? kernels : { ...kernels, ...kernelOverride };
+  const forced = environmentKernelChoices();
+  return kernelOverride === undefined && Object.keys(forced).length === 0 ? kernels : { ...kernels, ...forced, ...kernelOverride };
 }
 
 /**
@@ -387,10 +440,12 @@ function info(name: BackendName, provider: string, skipped: BackendInfo['skipped
 /**
  * Chooses, initialises and activates a backend. Safe to call more than once; each call re-applies the choice.
  *
- * @throws Error when a forced backend cannot be loaded, naming the backend and what to do.
+ * @throws Error when a forced backend cannot be loaded, naming the backend and what to do, or when
+ * `$PIX2PIX_ZERO_KERNEL_CHOICES` is malformed.
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const choice = resolveBackendChoice(options);
+  environmentKernelChoices();
   const skipped: BackendInfo['skipped'] = [];
 
   if (choice === 'tensorflow' || choice === 'auto') {
