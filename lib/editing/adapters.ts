@@ -11,19 +11,55 @@ import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { ClipTextEmbedder } from './text-embedder.js';
 import { CrossAttentionLoss } from './cross-attention-loss.js';
 import type { AttentionMaps, AutoencoderPort, DenoiserPort } from './ports.js';
+import { kernelChoices } from '../backend.js';
+import { type GraphCallResult, type GraphStats, GraphFunctions } from '../native-graph/graph-functions.js';
 import type { Captioner, TextEmbedder } from './services.js';
 
-/** The UNet as the pipeline's denoiser. */
+/** The timesteps of a batch as a tensor [B] (one for all, or one per item). */
+function timestepTensor(timestep: number | readonly number[], batch: number): tf.Tensor1D {
+  return tf.tensor1d(typeof timestep === 'number' ? new Array<number>(batch).fill(timestep) : [...timestep], 'float32');
+}
+
+/**
+ * The UNet as the pipeline's denoiser. On a backend with graphs, calls on latents of at most the kernel choice
+ * `graphMaxElements` per image run as TensorFlow graphs (`native-graph/`): the same kernels without the per-op
+ * overhead that is nearly all of a small model's time. Each call is a function of its tensors (latents, timesteps,
+ * context, maps) and the UNet's weights only, which is what lets it trace.
+ */
 export class UNetDenoiser implements DenoiserPort {
+  private weights: tf.Tensor[] | undefined;
+  private readonly graphs = new GraphFunctions(() => (this.weights ??= [...this.unet.namedWeights().values()].map((w) => w.variable.read())));
+
   constructor(readonly unet: UNet2DConditionModel) {}
 
   get latentChannels(): number {
     return this.unet.config.inChannels;
   }
 
+  /** How this adapter's calls ran (graph or eager). */
+  get graphStats(): GraphStats {
+    return this.graphs.stats;
+  }
+
+  /** `fn(t)` with the timesteps as a tensor, through a graph when the latents are small enough. */
+  private call(kind: string, latents: tf.Tensor4D, timestep: number | readonly number[], tensors: tf.Tensor[], fn: (t: tf.Tensor1D) => GraphCallResult): GraphCallResult {
+    const b = latents.shape[0];
+    const t = timestepTensor(timestep, b);
+    try {
+      return latents.size / b > kernelChoices().graphMaxElements ? fn(t) : this.graphs.call(kind, [latents, t, ...tensors], () => fn(t));
+    } finally {
+      t.dispose();
+    }
+  }
+
   predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: { selfAttention?: AttentionMaps } = {}): tf.Tensor4D {
-    const hook = options.selfAttention !== undefined && options.selfAttention.size > 0 ? new SelfAttentionReplay(options.selfAttention) : undefined;
-    return this.unet.predict(latents, timestep, context, { hook });
+    const replay = options.selfAttention !== undefined && options.selfAttention.size > 0 ? options.selfAttention : undefined;
+    const kind = `predict|${[...(replay?.keys() ?? [])].join(',')}`;
+    const r = this.call(kind, latents, timestep, [context, ...(replay?.values() ?? [])], (t) => ({
+      outputs: [this.unet.predict(latents, t, context, { hook: replay !== undefined ? new SelfAttentionReplay(replay) : undefined })],
+      meta: [],
+    }));
+    return r.outputs[0] as tf.Tensor4D;
   }
 
   predictWithMaps(
@@ -32,20 +68,46 @@ export class UNetDenoiser implements DenoiserPort {
     context: tf.Tensor3D,
     options: { selfAttentionMaxQueries?: number } = {},
   ): { output: tf.Tensor4D; maps: AttentionMaps; selfMaps?: AttentionMaps } {
-    const recorder = new AttentionRecorder(options.selfAttentionMaxQueries ?? 0);
-    try {
-      const output = this.unet.predict(latents, timestep, context, { hook: recorder });
-      return { output, maps: recorder.take(), ...(options.selfAttentionMaxQueries !== undefined ? { selfMaps: recorder.takeSelf() } : {}) };
-    } catch (err) {
-      recorder.dispose();
-      throw err;
-    }
+    const withSelf = options.selfAttentionMaxQueries !== undefined;
+    const r = this.call(`maps|${options.selfAttentionMaxQueries ?? '-'}`, latents, timestep, [context], (t) => {
+      const recorder = new AttentionRecorder(options.selfAttentionMaxQueries ?? 0);
+      try {
+        const output = this.unet.predict(latents, t, context, { hook: recorder });
+        const maps = recorder.take();
+        const selfMaps = withSelf ? recorder.takeSelf() : new Map<string, tf.Tensor3D>();
+        return { outputs: [output, ...maps.values(), ...selfMaps.values()], meta: [...[...maps.keys()].map((k) => `c:${k}`), ...[...selfMaps.keys()].map((k) => `s:${k}`)] };
+      } catch (err) {
+        recorder.dispose();
+        throw err;
+      }
+    });
+    const maps: AttentionMaps = new Map();
+    const selfMaps: AttentionMaps = new Map();
+    r.meta.forEach((m, k) => (m.startsWith('c:') ? maps : selfMaps).set(m.slice(2), r.outputs[k + 1] as tf.Tensor3D));
+    return { output: r.outputs[0] as tf.Tensor4D, maps, ...(withSelf ? { selfMaps } : {}) };
   }
 
   crossAttentionLoss(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Scalar {
     const hook = new CrossAttentionLoss(reference);
     this.unet.predict(latents, timestep, context, { hook }).dispose();
     return hook.loss();
+  }
+
+  crossAttentionLossGradient(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Tensor4D {
+    const r = this.call(`loss-gradient|${[...reference.keys()].join(',')}`, latents, timestep, [context, ...reference.values()], (t) => {
+      const loss = (x: tf.Tensor): tf.Scalar => {
+        const hook = new CrossAttentionLoss(reference);
+        this.unet.predict(x as tf.Tensor4D, t, context, { hook }).dispose();
+        return hook.loss();
+      };
+      return { outputs: [tf.grad(loss)(latents)], meta: [] };
+    });
+    return r.outputs[0] as tf.Tensor4D;
+  }
+
+  /** Frees the graphs (not the UNet). */
+  dispose(): void {
+    this.graphs.dispose();
   }
 }
 
@@ -125,7 +187,8 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
     };
     if (lean) owned.push({ dispose: () => void textEmbedder.release() });
     const unet = UNet2DConditionModel.fromFolder(folder.unet);
-    owned.push({ dispose: () => unet.disposeAll() });
+    const denoiser = new UNetDenoiser(unet);
+    owned.push({ dispose: () => (denoiser.dispose(), unet.disposeAll()) });
     const vae = AutoencoderKL.fromFolder(folder.vae);
     owned.push(vae);
     const width = encoder.hiddenSize;
@@ -143,7 +206,7 @@ export async function loadModelPorts(folder: StableDiffusionFolder, options: Loa
       textEmbedder,
       releaseTextEncoder,
       captioner,
-      denoiser: new UNetDenoiser(unet),
+      denoiser,
       vae: new VaeAutoencoder(vae),
       embeddingShape: { tokens: encoder.tokenizer.modelMaxLength, width },
       defaultImageSize: (unet.config.sampleSize ?? 64) * vae.downscale,

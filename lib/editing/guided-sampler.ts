@@ -106,7 +106,8 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         : [tf.clone(c.caption), edited];
     });
     const gradient = (x: tf.Tensor4D, t: number, context: tf.Tensor3D, maps: AttentionMaps): tf.Tensor4D =>
-      tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, context, maps))(x) as tf.Tensor4D;
+      this.unet.crossAttentionLossGradient?.(x, t, context, maps) ??
+      (tf.grad((v: tf.Tensor) => this.unet.crossAttentionLoss(v as tf.Tensor4D, t, context, maps))(x) as tf.Tensor4D);
     // The loss is a mean over batch x heads and the UNet treats batch items apart, so CFG's batch-2 gradient is
     // each half's own batch-1 gradient times 1/2 (as diffusers computes it: one backward pass of both halves).
     // Taken one half at a time, the backward pass holds one half's activations: half the peak, the same values,

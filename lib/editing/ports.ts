@@ -35,6 +35,11 @@ export interface DenoiserPort {
    * respect to `latents` (called inside `tf.grad`).
    */
   crossAttentionLoss(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Scalar;
+  /**
+   * The gradient of {@link crossAttentionLoss} with respect to `latents` (optional: without it the sampler takes
+   * `tf.grad` of the loss). A denoiser that can compute it faster than the tape (as one graph) offers it.
+   */
+  crossAttentionLossGradient?(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, reference: AttentionMaps): tf.Tensor4D;
 }
 
 /** The VAE as the pipeline uses it. */

@@ -153,19 +153,21 @@ export class UNet2DConditionModel extends Module {
 
   /**
    * The model output (noise, v or x_0 by the scheduler's prediction type) for `latents` [B, H, W, C] at
-   * `timestep` (one for the batch, or one per batch item), conditioned on `context` [B, keys, crossAttentionDim].
+   * `timestep` (one for the batch, or one per batch item, as numbers or a tensor [B]), conditioned on `context` [B, keys, crossAttentionDim].
    */
-  predict(latents: tf.Tensor4D, timestep: number | readonly number[], context: tf.Tensor3D, options: UNetForwardOptions = {}): tf.Tensor4D {
+  predict(latents: tf.Tensor4D, timestep: number | readonly number[] | tf.Tensor1D, context: tf.Tensor3D, options: UNetForwardOptions = {}): tf.Tensor4D {
     const [b, h, w, c] = latents.shape;
     if (c !== this.config.inChannels) throw new Error(`UNet: latents have ${c} channels, the model takes ${this.config.inChannels}`);
     if (h < 1 || w < 1) throw new Error(`UNet: empty latents ${h}x${w}`);
-    if (typeof timestep !== 'number' && timestep.length !== b) throw new Error(`UNet: ${timestep.length} timesteps for a batch of ${b}`);
+    const count = typeof timestep === 'number' ? b : timestep instanceof tf.Tensor ? timestep.shape[0] : timestep.length;
+    if (count !== b) throw new Error(`UNet: ${count} timesteps for a batch of ${b}`);
     if (context.shape[0] !== b || context.shape[2] !== this.config.crossAttentionDim) {
       throw new Error(`UNet: context is [${context.shape.join(', ')}], expected [${b}, keys, ${this.config.crossAttentionDim}]`);
     }
     return tf.tidy(() => {
       const cfg = this.config;
-      const t = typeof timestep === 'number' ? (tf.fill([b], timestep, 'float32') as tf.Tensor1D) : tf.tensor1d([...timestep], 'float32');
+      const t =
+        timestep instanceof tf.Tensor ? timestep : typeof timestep === 'number' ? (tf.fill([b], timestep, 'float32') as tf.Tensor1D) : tf.tensor1d([...timestep], 'float32');
       const temb = this.timeEmbedding.forward(timestepFeatures(t, cfg.blockOutChannels[0]!, cfg.flipSinToCos, cfg.freqShift));
       const want = options.checkpoint ?? 'auto';
       const checkpoint = tapeIsOn() && (want === true || (want === 'auto' && b * h * w * cfg.blockOutChannels[0]! >= CHECKPOINT_MIN_ELEMENTS));
