@@ -112,6 +112,19 @@ describe('progress', function () {
       p.close();
     });
 
+    it('takes the rate over the last steps: slow first steps (a graph compiling) leave the ETA once the pace settles', function () {
+      const term = fakeTerminal();
+      const p = new ProgressReporter(term.io, true, term.now);
+      p.start('edit');
+      // Three 1 s steps, then 0.2 s steps: after 12 steps the 8 most recent ran at 5 it/s, 38 left -> 7.6 s.
+      for (let step = 1; step <= 12; step++) {
+        term.clock.t += step <= 3 ? 1000 : 200;
+        p.onProgress({ phase: 'edit', step, total: 50 });
+      }
+      expect(frames(term.err()).at(-1)).to.match(/12\/50 5\.00 it\/s ETA 7\.6s$/);
+      p.close();
+    });
+
     it('ends a bar left open, so that an error prints on a line of its own', function () {
       const term = fakeTerminal();
       const p = new ProgressReporter(term.io, true, term.now);

@@ -29,12 +29,16 @@ export function formatRate(stepsPerSecond: number): string {
   return `${stepsPerSecond.toFixed(stepsPerSecond < 10 ? 2 : 1)} it/s`;
 }
 
+/**
+ * Steps over which the rate (and so the ETA) is taken: the most recent ones, so that slower first steps (a graph
+ * being traced and compiled, caches warming) stop weighing on the ETA once the steps run at their steady pace.
+ */
+const RATE_WINDOW = 8;
+
 /** Draws per-phase progress and records each phase's duration. */
 export class ProgressReporter {
   private phase: string | undefined;
   private phaseStart = 0;
-  /** The step count the current phase's clock started from (0, or the first step seen when its start is unknown). */
-  private baseStep = 0;
   /** When the current phase reached its last step (a phase ends there, not at the next phase's first event). */
   private phaseEnd: number | undefined;
   /** When the last phase ended (by {@link finish} or at its last step). */
@@ -43,6 +47,11 @@ export class ProgressReporter {
   /** Whether a bar is drawn without its closing newline. */
   private lineOpen = false;
   private readonly seconds: Record<string, number> = {};
+  /**
+   * The current phase's last few (time, step) points, the first its start: the step count its clock started from
+   * (0, or the first step seen when its start is unknown). The rate is taken over them.
+   */
+  private marks: { t: number; step: number }[] = [];
 
   constructor(
     private readonly io: CliIO,
@@ -73,6 +82,8 @@ export class ProgressReporter {
       if (e.step > 0 && previousEnd !== undefined) this.begin(e.phase, previousEnd, 0);
       else this.begin(e.phase, t, e.step);
     }
+    this.marks.push({ t, step: e.step });
+    if (this.marks.length > RATE_WINDOW + 1) this.marks.shift();
     const done = e.step >= e.total;
     if (done && this.phaseEnd === undefined) this.phaseEnd = t;
     if (!this.enabled || (t - this.lastDraw < REDRAW_MS && !done)) return;
@@ -104,14 +115,16 @@ export class ProgressReporter {
   private begin(phase: string, at: number, baseStep: number): void {
     this.phase = phase;
     this.phaseStart = at;
-    this.baseStep = baseStep;
     this.phaseEnd = undefined;
+    this.marks = [{ t: at, step: baseStep }];
   }
 
   private line(e: ProgressEvent, t: number): string {
     const elapsed = (t - this.phaseStart) / 1000;
-    const counted = e.step - this.baseStep;
-    const rate = counted > 0 && elapsed > 0 ? counted / elapsed : Number.NaN;
+    const first = this.marks[0]!;
+    const counted = e.step - first.step;
+    const span = (t - first.t) / 1000;
+    const rate = counted > 0 && span > 0 ? counted / span : Number.NaN;
     const fraction = e.total > 0 ? Math.min(1, Math.max(0, e.step / e.total)) : 1;
     const filled = Math.round(WIDTH * fraction);
     const bar = `${'#'.repeat(filled)}${'-'.repeat(WIDTH - filled)}`;
