@@ -96,38 +96,32 @@ function isNumberList(v: unknown): v is readonly number[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'number');
 }
 
-/** An `AttrValue` of a binding attribute (lists for array values). */
+/**
+ * An `AttrValue` of a binding attribute (a `ListValue` for an array). A scalar kind's field number is the same in
+ * both messages: i 3, f 4, b 5, type 6.
+ */
 function attrValue(a: NativeAttr, t: AttrTypes): ProtoWriter {
-  const w = new ProtoWriter();
   const v = a.value;
-  const list = (write: (l: ProtoWriter, x: number | boolean) => void): ProtoWriter => {
-    const l = new ProtoWriter();
-    for (const x of v as readonly (number | boolean)[]) write(l, x);
-    return w.message(1, l);
-  };
-  switch (a.type) {
-    case t.TF_ATTR_STRING:
-      if (typeof v !== 'string') break;
-      return w.string(2, v);
-    case t.TF_ATTR_INT:
-      if (Array.isArray(v)) return list((l, x) => l.int(3, Number(x)));
-      if (typeof v !== 'number') break;
-      return w.int(3, v);
-    case t.TF_ATTR_FLOAT:
-      if (Array.isArray(v)) return list((l, x) => l.float(4, Number(x)));
-      if (typeof v !== 'number') break;
-      return w.float(4, v);
-    case t.TF_ATTR_BOOL:
-      if (Array.isArray(v)) return list((l, x) => l.bool(5, Boolean(x)));
-      if (typeof v !== 'boolean') break;
-      return w.bool(5, v);
-    case t.TF_ATTR_TYPE:
-      if (Array.isArray(v)) return list((l, x) => l.int(DT_TYPE_FIELD, Number(x)));
-      if (typeof v !== 'number') break;
-      return w.int(DT_TYPE_FIELD, v);
-    case t.TF_ATTR_SHAPE:
-      if (!isNumberList(v)) break;
-      return w.message(7, shapeProto(v));
+  const scalars: readonly (readonly [number, number, 'int' | 'float' | 'bool'])[] = [
+    [t.TF_ATTR_INT, 3, 'int'],
+    [t.TF_ATTR_FLOAT, 4, 'float'],
+    [t.TF_ATTR_BOOL, 5, 'bool'],
+    [t.TF_ATTR_TYPE, DT_TYPE_FIELD, 'int'],
+  ];
+  const scalar = scalars.find(([type]) => type === a.type);
+  if (scalar !== undefined) {
+    const [, field, kind] = scalar;
+    const put = (w: ProtoWriter, x: unknown): ProtoWriter => (kind === 'float' ? w.float(field, Number(x)) : kind === 'bool' ? w.bool(field, Boolean(x)) : w.int(field, Number(x)));
+    if (Array.isArray(v)) {
+      const list = new ProtoWriter();
+      for (const x of v as unknown[]) put(list, x);
+      return new ProtoWriter().message(1, list);
+    }
+    if (typeof v === (kind === 'bool' ? 'boolean' : 'number')) return put(new ProtoWriter(), v);
+  } else if (a.type === t.TF_ATTR_STRING && typeof v === 'string') {
+    return new ProtoWriter().string(2, v);
+  } else if (a.type === t.TF_ATTR_SHAPE && isNumberList(v)) {
+    return new ProtoWriter().message(7, shapeProto(v));
   }
   throw new Error(`graph: cannot write attribute '${a.name}' (type ${a.type}, value ${JSON.stringify(v)})`);
 }
