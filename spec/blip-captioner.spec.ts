@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { BlipCaptioner } from '../lib/editing/captioner.js';
+import { BlipCaptioner, captionText } from '../lib/editing/captioner.js';
 import { readImage } from '../lib/io/image.js';
 import { Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { cli } from './helpers/cli.js';
@@ -50,6 +50,19 @@ forEachBackend('BLIP captioner', () => {
       expect(tf.memory().numTensors, 'tensors after four captions').to.equal(before);
       t.dispose();
     }
+  });
+
+  it("strips the prompt from the whole decoded text, as transformers + the authors' code do (a first '##' piece joins the prompt)", function () {
+    const tok = captioner.tokenizer;
+    const bos = captioner.model.config.text.bosTokenId;
+    const prompt = [bos, ...tok.encode('a picture of').slice(1, -1)];
+    const piece = tok.tokenId('##s')!;
+    const word = tok.encode('a', false)[0]!;
+    expect(captionText(tok, [...prompt, piece, word], prompt.length, true)).to.equal(tok.decode([...prompt, piece, word]).slice('a picture of'.length).trim());
+    expect(captionText(tok, [...prompt, piece, word], prompt.length, true)).to.match(/^s a$/);
+    expect(captionText(tok, [...prompt, word, piece], prompt.length, true)).to.equal('as');
+    expect(captionText(tok, [...prompt, word], prompt.length, false)).to.equal('a picture of a');
+    expect(captionText(tok, [bos, word, word], 1, true)).to.equal('a a');
   });
 
   it('rejects bad inputs by name, and aborts', async function () {

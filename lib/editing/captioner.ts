@@ -37,6 +37,20 @@ export interface CaptionResult {
 }
 
 /**
+ * The caption of generated `ids` (prompt included): the whole sequence decoded as transformers decodes it, and with
+ * `stripPrompt` the prompt's own text cut from its start, as the authors' code (LAVIS) and diffusers' users do.
+ * Decoding the generated tokens alone is not the same when the first of them continues the prompt's last word (a
+ * WordPiece `##` piece: "a picture of" + "##zyn" is "a picture ofzyn", so the caption is "zyn", not "##zyn"). When
+ * the text does not start with the prompt's, it is returned whole.
+ */
+export function captionText(tokenizer: BertTokenizer, ids: readonly number[], promptLength: number, stripPrompt: boolean): string {
+  const text = tokenizer.decode(ids).trim();
+  if (!stripPrompt) return text;
+  const prompt = tokenizer.decode(ids.slice(0, promptLength)).trim();
+  return text.startsWith(prompt) ? text.slice(prompt.length).trim() : text;
+}
+
+/**
  * Captions images with a BLIP model. Build it with {@link BlipCaptioner.load}; free it with {@link dispose}.
  * Without options a caption is `generate()`'s default: greedy, at most 20 tokens.
  */
@@ -90,8 +104,7 @@ export class BlipCaptioner implements Captioner {
       throwIfAborted(o.signal, 'caption aborted');
       const ids = generateCaptionIds(this.model, feats, promptIds, o);
       o.onProgress?.({ phase: 'caption', step: 2, total: 2 });
-      const generated = o.stripPrompt === true ? ids.slice(promptIds.length) : ids;
-      return { caption: this.tokenizer.decode(generated).trim(), ids };
+      return { caption: captionText(this.tokenizer, ids, promptIds.length, o.stripPrompt === true), ids };
     } finally {
       feats.dispose();
     }

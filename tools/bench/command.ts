@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- command [--subject sd1|sd2] [--steps N] [--reg-steps N] [--size N] [--backend tensorflow|wasm|cpu] [--no-reference]`
+ * `npm run bench -- command [--subject sd1|sd2] [--model DIR] [--captioner DIR] [--steps N] [--reg-steps N] [--size N]
+ *   [--backend tensorflow|wasm|cpu] [--no-reference] [--record NAME]`
  *
  * A user's whole 512 px edit on the full-size subjects (tools/reference/full_size.py `sd1` and `blip`, built into
  * .fullsize/ on first use), as a user runs it, each side a fresh process under `/usr/bin/time -v`, one after the
@@ -15,7 +16,9 @@
  * Reported: each side's wall time and maximum resident set (from `/usr/bin/time`), their ratios, whether the
  * captions are the same, and the edited latents' agreement (max |ours - diffusers| / max |diffusers|). Written to
  * docs/bench/command-<backend>.json (with `--subject sd2`, the SD 2.x subject: v-prediction, OpenCLIP ViT-H text encoder;
- * docs/bench/command-<backend>-sd2.json).
+ * docs/bench/command-<backend>-sd2.json), or to docs/bench/<NAME>.json with `--record NAME`. `--model` and `--captioner`
+ * take other folders than the subjects (a held-out pipeline: `tools/reference/full_size.py sd1 blip --seed 7` builds .fullsize/sd1-seed7 and
+ * .fullsize/blip-base-seed7).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -55,6 +58,20 @@ interface Args {
   reference: boolean;
   /** The full-size Stable Diffusion subject (tools/reference/full_size.py): SD 1.x or SD 2.x. */
   subject: 'sd1' | 'sd2';
+  /** A Stable Diffusion folder instead of the subject's. */
+  model?: string;
+  /** A BLIP folder instead of the subject's. */
+  captioner?: string;
+  /** The record's name under docs/bench/ (default: command-<backend>[-sd2][-ours-only]). */
+  record?: string;
+}
+
+/** A folder argument that must hold `file`. */
+function folderArg(flag: string, value: string | undefined, file: string): string {
+  if (value === undefined || value.startsWith('--')) throw new Error(`${flag} needs a folder`);
+  const dir = path.resolve(value);
+  if (!fs.existsSync(path.join(dir, file))) throw new Error(`${flag}: ${dir} has no ${file}`);
+  return dir;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -74,8 +91,13 @@ function parseArgs(argv: string[]): Args {
       const v = argv[++i];
       if (v !== 'sd1' && v !== 'sd2') throw new Error(`--subject must be sd1 or sd2, got ${v ?? 'nothing'}`);
       args.subject = v;
-    }
-    else throw new Error(`command bench: unknown argument ${a}`);
+    } else if (a === '--model') args.model = folderArg('--model', argv[++i], 'model_index.json');
+    else if (a === '--captioner') args.captioner = folderArg('--captioner', argv[++i], 'config.json');
+    else if (a === '--record') {
+      const v = argv[++i];
+      if (v === undefined || !/^[\w.-]+$/.test(v)) throw new Error(`--record needs a file name (letters, digits, . _ -), got ${v ?? 'nothing'}`);
+      args.record = v;
+    } else throw new Error(`command bench: unknown argument ${a}`);
   }
   return args;
 }
@@ -84,8 +106,8 @@ function parseArgs(argv: string[]): Args {
 export async function benchCommand(argv: string[]): Promise<void> {
   const args = parseArgs(argv);
   if (!fs.existsSync(TIME)) throw new Error(`${TIME} is missing (Debian's package 'time'): it measures both sides`);
-  const model = fullSizeSubject(args.subject, 'model_index.json');
-  const captioner = fullSizeSubject('blip', 'config.json');
+  const model = args.model ?? fullSizeSubject(args.subject, 'model_index.json');
+  const captioner = args.captioner ?? fullSizeSubject('blip', 'config.json');
   const started = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'p2pz-command-'));
   try {
@@ -128,7 +150,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     }
 
     const ratio = (a: number, b: number | undefined): string => (b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-    console.log(`\npix2pix-zero edit, ${args.size} px, ${args.steps} steps, ${args.regSteps} regularisation rounds, full-size ${args.subject === 'sd1' ? 'SD 1.x' : 'SD 2.x'} + BLIP base: ours (${args.backend}) vs diffusers (torch, 2 threads)\n`);
+    console.log(`\npix2pix-zero edit, ${args.size} px, ${args.steps} steps, ${args.regSteps} regularisation rounds, ${args.model !== undefined ? path.relative(ROOT, model) : `full-size ${args.subject === 'sd1' ? 'SD 1.x' : 'SD 2.x'}`} + ${args.captioner !== undefined ? path.relative(ROOT, captioner) : 'BLIP base'}: ours (${args.backend}) vs diffusers (torch, 2 threads)\n`);
     printTable(
       ['', 'ours', 'diffusers', 'ours/diffusers'],
       [
@@ -140,7 +162,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     if (theirs !== undefined) {
       console.log(`\ncaptions ${theirs.caption === oursReport.caption ? 'identical' : `differ: ours "${oursReport.caption}", diffusers "${theirs.caption}"`}; edited latents max relative error ${agreement!.toExponential(2)}`);
     }
-    const record = writeRecord(`command-${args.backend}${args.subject === 'sd1' ? '' : `-${args.subject}`}${args.reference ? '' : '-ours-only'}`, {
+    const record = writeRecord(args.record ?? `command-${args.backend}${args.subject === 'sd1' ? '' : `-${args.subject}`}${args.reference ? '' : '-ours-only'}`, {
       benchmark: 'command',
       date: new Date().toISOString(),
       machine: machineInfo(),
