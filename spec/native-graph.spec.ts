@@ -127,6 +127,23 @@ describe('GraphFunctions [tensorflow]', function () {
     graphs.dispose();
   });
 
+  it('frees the least recently used sessions beyond maxGraphs (and every session on dispose)', function () {
+    const sessions = (): number => (tf.backend() as unknown as { binding: { getNumOfSavedModels(): number } }).binding.getNumOfSavedModels();
+    const start = sessions();
+    const graphs = new GraphFunctions(() => [w], 1);
+    const x = tf.ones([2, 3]);
+    const call = (key: string): void => tf.dispose(graphs.call(key, [x], () => ({ outputs: f(x), meta: [] })).outputs);
+    for (let i = 0; i < 3; i++) call('a');
+    expect(sessions()).to.equal(start + 1);
+    for (let i = 0; i < 3; i++) call('b');
+    expect(sessions(), 'a freed when b compiled').to.equal(start + 1);
+    call('a');
+    expect(graphs.stats).to.include({ traced: 5, compiled: 2, graph: 2 });
+    graphs.dispose();
+    expect(sessions()).to.equal(start);
+    x.dispose();
+  });
+
   it('feeds the parameters as they are now (a reassigned weight), and refuses disposed ones', function () {
     const v = tf.variable(tf.tensor1d([1, 2, 3]));
     const graphs = new GraphFunctions(() => [v]);

@@ -105,6 +105,7 @@ export class GraphFunctions {
     const entry = this.entries.get(fullKey) ?? { traces: 0 };
     this.entries.delete(fullKey);
     this.entries.set(fullKey, entry);
+    this.evict();
     if (entry.session !== undefined && entry.session.backend === backend) return this.run(entry.session, inputs);
     if (entry.failed !== undefined) {
       this.stats.eager++;
@@ -172,12 +173,19 @@ export class GraphFunctions {
     return { outputs: meta.map((m) => backend.createOutputTensor(m)), meta: session.meta };
   }
 
+  /**
+   * Frees the least recently used sessions beyond `maxGraphs`, and forgets the least recently used computations
+   * beyond 4 x `maxGraphs` (a service editing many sizes would otherwise keep a trace of each).
+   */
   private evict(): void {
-    const loaded = [...this.entries].filter(([, e]) => e.session !== undefined);
-    for (const [key, e] of loaded.slice(0, Math.max(0, loaded.length - this.maxGraphs))) {
-      e.session!.backend.binding.deleteSavedModel(e.session!.id);
+    const drop = (key: string, e: Entry): void => {
+      if (e.session !== undefined) e.session.backend.binding.deleteSavedModel(e.session.id);
       this.entries.delete(key);
-    }
+    };
+    const loaded = [...this.entries].filter(([, e]) => e.session !== undefined);
+    for (const [key, e] of loaded.slice(0, Math.max(0, loaded.length - this.maxGraphs))) drop(key, e);
+    const all = [...this.entries];
+    for (const [key, e] of all.slice(0, Math.max(0, all.length - 4 * this.maxGraphs))) drop(key, e);
   }
 
   /** Frees every session (later calls trace again). */
