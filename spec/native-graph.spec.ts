@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { initBackend, parseKernelChoices, withKernelChoices } from '../lib/backend.js';
 import { UNetDenoiser } from '../lib/editing/adapters.js';
+import { ClipTextEncoder } from '../lib/models/clip-text/text-encoder.js';
 import { UNet2DConditionModel } from '../lib/models/unet/index.js';
 import { GraphFunctions } from '../lib/native-graph/graph-functions.js';
 import { ProtoWriter } from '../lib/native-graph/protobuf.js';
@@ -218,4 +219,45 @@ describe('UNet as graphs matches diffusers [tensorflow]', function () {
       });
     });
   }
+});
+
+describe('CLIP text encoder as graphs matches transformers [tensorflow]', function () {
+  let encoder: ClipTextEncoder;
+  let ref: Record<string, tf.Tensor>;
+  before(async function () {
+    if (!TEST_BACKENDS.includes('tensorflow')) this.skip();
+    await initBackend({ backend: 'tensorflow' });
+    encoder = ClipTextEncoder.fromFolder(TINY_SD);
+    ref = readReference(path.join('reference', 'clip', 'tiny_sd.safetensors'));
+  });
+  after(function () {
+    encoder?.dispose();
+    tf.dispose(Object.values(ref ?? {}));
+  });
+
+  it('last_hidden_state, pooled output and clip skip within 1e-4, from graphs after two traces, leaking nothing', function () {
+    const ids = tf.cast(ref.input_ids!, 'int32') as tf.Tensor2D;
+    const start = tf.memory().numTensors;
+    for (let round = 0; round < 4; round++) {
+      tf.tidy(() => {
+        const out = encoder.model.encode(ids);
+        expectClose(out.lastHiddenState, ref.last_hidden_state!, 1e-4, `last_hidden_state, round ${round}`);
+        expectClose(out.pooledOutput!, ref.pooler_output!, 1e-4, `pooler_output, round ${round}`);
+        const skip = ref.clip_skip_1;
+        if (skip !== undefined) {
+          const few = tf.slice(ids, [0, 0], [skip.shape[0]!, -1]) as tf.Tensor2D;
+          expectClose(encoder.model.encode(few, { clipSkip: 1, pooled: false }).lastHiddenState, skip, 1e-4, `clip skip 1, round ${round}`);
+        }
+      });
+    }
+    expect(tf.memory().numTensors).to.equal(start);
+    const stats = encoder.model.graphStats!;
+    expect(stats.failures.size, [...stats.failures.values()].join('; ')).to.equal(0);
+    expect(stats).to.include({ compiled: 2, graph: 4 });
+    ids.dispose();
+    const graph = tf.tidy(() => encoder.model.encode(tf.cast(ref.input_ids!, 'int32') as tf.Tensor2D).lastHiddenState);
+    const eager = withKernelChoices({ textEncoderGraphs: false }, () => tf.tidy(() => encoder.model.encode(tf.cast(ref.input_ids!, 'int32') as tf.Tensor2D).lastHiddenState));
+    expectClose(graph, eager, 1e-5, 'graph against eager');
+    tf.dispose([graph, eager]);
+  });
 });

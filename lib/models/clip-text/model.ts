@@ -15,6 +15,8 @@ import { Mlp } from '../layers/mlp.js';
 import type { ComponentFolder } from '../../io/model-folder.js';
 import { type ForwardArgs, Module } from '../layers/module.js';
 import { type WeightNameMap, loadComponentModel } from '../load-weights.js';
+import { kernelChoices } from '../../backend.js';
+import { type GraphStats, GraphFunctions } from '../../native-graph/graph-functions.js';
 import { type ClipTextConfig, parseClipTextConfig } from './config.js';
 import { clipTextShapeBindings, clipTextWeightMap, loadClipTextWeights } from './weights.js';
 
@@ -177,6 +179,52 @@ export class CLIPTextModel extends Module {
     return lastHiddenState;
   }
 
+  private graphs: GraphFunctions | undefined;
+
+  /** How the layers' calls ran (graph or eager) on a backend with graphs; undefined before the first such call. */
+  get graphStats(): GraphStats | undefined {
+    return this.graphs?.stats;
+  }
+
+  private graphFunctions(): GraphFunctions {
+    if (this.graphs === undefined) {
+      let weights: tf.Tensor[] | undefined;
+      this.graphs = new GraphFunctions(() => (weights ??= [...this.namedWeights().values()].map((w) => w.variable.read())));
+    }
+    return this.graphs;
+  }
+
+  /**
+   * The encoder layers and the final layer norm on embedded tokens [B, L, hidden]: `last_hidden_state` (clip-skipped
+   * with `clipSkip`) and, for the pooled output, the last layer's normalised output.
+   */
+  private encoderLayers(embedded: tf.Tensor, clipSkip: number, wantPooled: boolean): tf.Tensor[] {
+    return tf.tidy(() => {
+      const n = this.config.numHiddenLayers;
+      const mask = causalMask(embedded.shape[1]!);
+      // hidden_states = [embeddings, layer 1 out, ..., layer n out]; clip skip k takes hidden_states[n - k].
+      // Without the pooled output, the last k layers need not run.
+      const target = n - clipSkip;
+      let h = embedded;
+      let skipped = clipSkip > 0 && target === 0 ? h : undefined;
+      const runLayers = wantPooled ? n : target;
+      for (let i = 0; i < runLayers; i++) {
+        h = this.layers[i]!.forward(h, { mask });
+        if (clipSkip > 0 && i + 1 === target) skipped = h;
+      }
+      const lastHiddenState = this.finalLayerNorm.forward(skipped ?? h);
+      if (!wantPooled) return [lastHiddenState];
+      return [lastHiddenState, skipped === undefined ? tf.clone(lastHiddenState) : this.finalLayerNorm.forward(h)];
+    });
+  }
+
+  /** Frees the weights and the graphs. */
+  override disposeAll(): number {
+    this.graphs?.dispose();
+    this.graphs = undefined;
+    return super.disposeAll();
+  }
+
   /**
    * Runs the text model on int32 token ids [B, L] (L <= `maxPositionEmbeddings`), without attention mask (as
    * Stable Diffusion does: the causal mask alone keeps padding from reaching earlier positions).
@@ -196,20 +244,13 @@ export class CLIPTextModel extends Module {
     const eosPositions = wantPooled ? endTokenPositions(ids.dataSync(), batch, length, this.config.eosTokenId) : [];
     return tf.tidy(() => {
       const intIds = ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32');
-      const mask = causalMask(length);
-      // hidden_states = [embeddings, layer 1 out, ..., layer n out]; clip skip k takes hidden_states[n - k].
-      // Without the pooled output, the last k layers need not run.
-      const target = n - clipSkip;
-      let h = this.embeddings.forward(intIds);
-      let skipped = clipSkip > 0 && target === 0 ? h : undefined;
-      const runLayers = wantPooled ? n : target;
-      for (let i = 0; i < runLayers; i++) {
-        h = this.layers[i]!.forward(h, { mask });
-        if (clipSkip > 0 && i + 1 === target) skipped = h;
-      }
-      const lastHiddenState = this.finalLayerNorm.forward(skipped ?? h) as tf.Tensor3D;
-      if (!wantPooled) return { lastHiddenState };
-      const final = skipped === undefined ? lastHiddenState : this.finalLayerNorm.forward(h);
+      // The token lookup stays eager (tfjs-node's gather checks the ids on the host); the layers may run as a graph.
+      const embedded = this.embeddings.forward(intIds);
+      const layers = (): tf.Tensor[] => this.encoderLayers(embedded, clipSkip, wantPooled);
+      const [lastHiddenState, final] = (
+        kernelChoices().textEncoderGraphs ? this.graphFunctions().call(`layers|${clipSkip}|${wantPooled}`, [embedded], () => ({ outputs: layers(), meta: [] })).outputs : layers()
+      ) as [tf.Tensor3D, tf.Tensor3D?];
+      if (!wantPooled || final === undefined) return { lastHiddenState };
       const rows = tf.reshape(final, [batch * length, this.config.hiddenSize]);
       const index = tf.tensor1d(eosPositions.map((p, b) => b * length + p), 'int32');
       return { lastHiddenState, pooledOutput: tf.gather(rows, index) as tf.Tensor2D };
