@@ -130,6 +130,12 @@ describe('CLI', function () {
       expect(r.code).to.equal(2);
       expect(r.err).to.match(/--backend: unknown backend 'gpu'/);
     });
+    it('rejects a malformed $PIX2PIX_ZERO_KERNEL_CHOICES at start, naming the choice', function () {
+      const r = cli(['info', '--backend', 'cpu'], { PIX2PIX_ZERO_KERNEL_CHOICES: '{"graphMaxElement": 0}' });
+      expect(r.code).to.not.equal(0);
+      expect(r.err).to.match(/PIX2PIX_ZERO_KERNEL_CHOICES: unknown kernel choice 'graphMaxElement'/);
+      expect(r.err.trim().split('\n')).to.have.length(1);
+    });
   });
 });
 
