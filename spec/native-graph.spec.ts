@@ -63,7 +63,7 @@ describe('GraphFunctions [tensorflow]', function () {
 
   const f = (x: tf.Tensor): tf.Tensor[] => [tf.relu(tf.add(tf.matMul(x, w), 0.5)), tf.sum(tf.mul(x, 3))];
 
-  it('runs a function as a graph from its third call, with the eager values, returning its meta, leaking nothing', function () {
+  it('runs a function as a graph (its first two calls recorded too), with the eager values, returning its meta, leaking nothing', function () {
     const graphs = new GraphFunctions(() => [w]);
     const start = tf.memory().numTensors;
     for (let i = 0; i < 6; i++) {
@@ -76,7 +76,7 @@ describe('GraphFunctions [tensorflow]', function () {
         expect(r.outputs[0]!.shape).to.deep.equal([2, 2]);
       });
     }
-    expect(graphs.stats).to.include({ traced: 2, compiled: 1, graph: 4, eager: 0 });
+    expect(graphs.stats).to.include({ traced: 2, compiled: 1, graph: 6, eager: 0 });
     expect(tf.memory().numTensors).to.equal(start);
     graphs.dispose();
   });
@@ -90,7 +90,7 @@ describe('GraphFunctions [tensorflow]', function () {
         expectClose(graphs.call('g', [x], () => ({ outputs: [g(x)], meta: [] })).outputs[0]!, g(x), 1e-6, `gradient, call ${i}`);
       });
     }
-    expect(graphs.stats.graph).to.equal(2);
+    expect(graphs.stats.graph).to.equal(4);
     // d/dx sum(f(x)[1]) through the graph function: 3 everywhere (the tape sees eager ops).
     tf.tidy(() => {
       const x = tf.ones([2, 3]);
@@ -109,7 +109,7 @@ describe('GraphFunctions [tensorflow]', function () {
     const cases: [string, (x: tf.Tensor) => tf.Tensor, RegExp][] = [
       ['reads', (x) => tf.mul(x, tf.max(x).dataSync()[0]!), /reads tensor values back/],
       ['foreign', (x) => tf.mul(x, other), /neither an input nor a parameter/],
-      ['changing', (x) => tf.mul(x, ++counter), /changed in each of 3 calls/],
+      ['changing', (x) => tf.mul(x, ++counter), /changed at each of 3 calls after the first/],
     ];
     for (const [key, fn] of cases) {
       for (let i = 0; i < 5; i++) {
@@ -123,7 +123,10 @@ describe('GraphFunctions [tensorflow]', function () {
       }
       expect(graphs.stats.failures.get(key), key).to.match(cases.find((c) => c[0] === key)![2]);
     }
-    expect(graphs.stats.graph).to.equal(0);
+    // 'changing' ran its first three calls as their own graphs, then eagerly; 'foreign' its first (the scalar's
+    // native handle was made during that call, so it was recorded as that call's constant: right for that call, and
+    // the second call, which reads the made handle, is refused).
+    expect(graphs.stats).to.include({ graph: 4, compiled: 4 });
     other.dispose();
     graphs.dispose();
   });
@@ -139,7 +142,7 @@ describe('GraphFunctions [tensorflow]', function () {
     for (let i = 0; i < 3; i++) call('b');
     expect(sessions(), 'a freed when b compiled').to.equal(start + 1);
     call('a');
-    expect(graphs.stats).to.include({ traced: 5, compiled: 2, graph: 2 });
+    expect(graphs.stats).to.include({ traced: 5, compiled: 3, graph: 7 });
     graphs.dispose();
     expect(sessions()).to.equal(start);
     x.dispose();
@@ -154,7 +157,7 @@ describe('GraphFunctions [tensorflow]', function () {
     for (let i = 0; i < 3; i++) expect(call()).to.deep.equal([1, 2, 3]);
     v.assign(tf.tensor1d([4, 5, 6]));
     expect(call()).to.deep.equal([4, 5, 6]);
-    expect(graphs.stats.graph).to.equal(2);
+    expect(graphs.stats.graph).to.equal(4);
     v.dispose();
     expect(call).to.throw(/parameter 0 is missing or disposed/);
     x.dispose();
@@ -253,7 +256,7 @@ describe('CLIP text encoder as graphs matches transformers [tensorflow]', functi
     expect(tf.memory().numTensors).to.equal(start);
     const stats = encoder.model.graphStats!;
     expect(stats.failures.size, [...stats.failures.values()].join('; ')).to.equal(0);
-    expect(stats).to.include({ compiled: 2, graph: 4 });
+    expect(stats).to.include({ compiled: 2, graph: 8 });
     ids.dispose();
     const graph = tf.tidy(() => encoder.model.encode(tf.cast(ref.input_ids!, 'int32') as tf.Tensor2D).lastHiddenState);
     const eager = withKernelChoices({ textEncoderGraphs: false }, () => tf.tidy(() => encoder.model.encode(tf.cast(ref.input_ids!, 'int32') as tf.Tensor2D).lastHiddenState));

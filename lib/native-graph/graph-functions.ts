@@ -4,12 +4,14 @@
  * is nearly all of a small UNet's time (the toy-world UNet's gradient is ~2,900 ops on 16 x 16 latents); a graph
  * runs the same kernels from C++, prunes the ops its outputs do not need, and costs one call.
  *
- * How: the first calls of a computation run eagerly while `tracer.ts` records them. When two consecutive calls
- * record the same graph (the same ops, attributes and constants, so nothing in it depends on the inputs' values
- * through the host), it is written as a `SavedModel` (`graph-def.ts`), loaded into a TensorFlow session, and later
- * calls with inputs of the same shapes run the session, fed with the inputs and the model's parameters (never
- * copied into the graph). A computation that does not trace (it reads values back, uses other tensors, or changes
- * from call to call) keeps running eagerly. Calls inside a gradient tape run eagerly too (a graph is opaque to
+ * How: the first call of a computation runs eagerly while `tracer.ts` records it; the record is written as a
+ * `SavedModel` (`graph-def.ts`), loaded into a TensorFlow session, and the call's result is the session's (fed with
+ * the inputs and the model's parameters, never copied into the graph). The second call is recorded too: when it
+ * records the same graph (the same ops, attributes and constants, so nothing in it depends on the inputs' values
+ * through the host), later calls with inputs of the same shapes only run the session. Every result of such a
+ * computation comes from its graph, so it does not depend on the process's history (a graph may round the last
+ * bit differently from the eager ops). A computation that does not trace (it reads values back, uses other tensors,
+ * or changes from call to call) runs eagerly. Calls inside a gradient tape run eagerly too (a graph is opaque to
  * `tf.grad`); a traced function may take its own gradient inside.
  */
 import * as fs from 'node:fs';
@@ -31,9 +33,9 @@ export interface GraphCallResult {
 export interface GraphStats {
   /** Calls run eagerly without recording (another backend, a gradient tape, a computation that does not trace). */
   eager: number;
-  /** Calls run eagerly while recording. */
+  /** Calls recorded (run eagerly, their results then taken from the graph). */
   traced: number;
-  /** Calls run as a graph. */
+  /** Calls whose results came from a graph (the recorded ones included). */
   graph: number;
   /** Graphs loaded. */
   compiled: number;
@@ -41,7 +43,7 @@ export interface GraphStats {
   readonly failures: Map<string, string>;
 }
 
-/** Recorded calls after which a computation whose graph still changes stays eager. */
+/** Calls after the first whose graph may differ from the one before before a computation is left eager. */
 const MAX_TRACES = 3;
 
 interface Entry {
@@ -50,6 +52,8 @@ interface Entry {
   /** The last trace's meta. */
   lastMeta?: string;
   traces: number;
+  /** Whether a second call recorded the session's graph again (it then runs without recording). */
+  verified?: boolean;
   failed?: string;
   session?: {
     id: number;
@@ -106,7 +110,7 @@ export class GraphFunctions {
     this.entries.delete(fullKey);
     this.entries.set(fullKey, entry);
     this.evict();
-    if (entry.session !== undefined && entry.session.backend === backend) return this.run(entry.session, inputs);
+    if (entry.session !== undefined && entry.verified === true && entry.session.backend === backend) return this.run(entry.session, inputs);
     if (entry.failed !== undefined) {
       this.stats.eager++;
       return fn();
@@ -119,6 +123,7 @@ export class GraphFunctions {
       return r.outputs;
     });
     const fail = (reason: string): GraphCallResult => {
+      this.dropSession(entry);
       entry.failed = reason;
       entry.lastBytes = undefined;
       this.stats.failures.set(key, reason);
@@ -132,31 +137,45 @@ export class GraphFunctions {
       return fail(err instanceof Error ? err.message : String(err));
     }
     const metaText = JSON.stringify(meta);
-    if (entry.lastBytes === undefined || !sameBytes(entry.lastBytes, bytes) || entry.lastMeta !== metaText) {
+    if (entry.session !== undefined && entry.lastBytes !== undefined && sameBytes(entry.lastBytes, bytes) && entry.lastMeta === metaText) {
+      // The second call recorded the graph of the first: it holds for any input of these shapes.
+      entry.verified = true;
+      entry.lastBytes = undefined;
+    } else {
+      // A first trace, or one that differs from the last (a constant made on a first call, say): load this call's
+      // own graph, and check it against the next call's.
+      entry.traces++;
+      if (entry.traces > MAX_TRACES) return fail(`its graph changed at each of ${MAX_TRACES} calls after the first`);
+      this.dropSession(entry);
+      try {
+        const id = loadGraph(backend, bytes);
+        const params = [...result.trace.params.keys()].sort((a, b) => a - b);
+        entry.session = {
+          id,
+          backend,
+          params,
+          feedNames: [...inputs.map((_, k) => inputName(k)), ...params.map(paramName)].join(','),
+          outputNames: result.trace.outputs.map((_, k) => outputName(k)).join(','),
+          meta,
+        };
+      } catch (err) {
+        return fail(`TensorFlow did not load its graph: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
       entry.lastBytes = bytes;
       entry.lastMeta = metaText;
-      entry.traces++;
-      if (entry.traces >= MAX_TRACES) return fail(`its graph changed in each of ${MAX_TRACES} calls`);
-      return { outputs, meta };
-    }
-    try {
-      const id = loadGraph(backend, bytes);
-      const params = [...result.trace.params.keys()].sort((a, b) => a - b);
-      entry.session = {
-        id,
-        backend,
-        params,
-        feedNames: [...inputs.map((_, k) => inputName(k)), ...params.map(paramName)].join(','),
-        outputNames: result.trace.outputs.map((_, k) => outputName(k)).join(','),
-        meta,
-      };
-      entry.lastBytes = undefined;
       this.stats.compiled++;
       this.evict();
-    } catch (err) {
-      return fail(`TensorFlow did not load its graph: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }
-    return { outputs, meta };
+    // The result is the graph's, as at every later call (a graph's float rounding may differ from the eager ops'
+    // in the last bit; a call's result must not depend on whether it came first).
+    tf.dispose(outputs);
+    return this.run(entry.session, inputs);
+  }
+
+  private dropSession(entry: Entry): void {
+    if (entry.session !== undefined) entry.session.backend.binding.deleteSavedModel(entry.session.id);
+    entry.session = undefined;
+    entry.verified = false;
   }
 
   private run(session: NonNullable<Entry['session']>, inputs: readonly tf.Tensor[]): GraphCallResult {
@@ -179,7 +198,7 @@ export class GraphFunctions {
    */
   private evict(): void {
     const drop = (key: string, e: Entry): void => {
-      if (e.session !== undefined) e.session.backend.binding.deleteSavedModel(e.session.id);
+      this.dropSession(e);
       this.entries.delete(key);
     };
     const loaded = [...this.entries].filter(([, e]) => e.session !== undefined);
@@ -190,9 +209,7 @@ export class GraphFunctions {
 
   /** Frees every session (later calls trace again). */
   dispose(): void {
-    for (const e of this.entries.values()) {
-      if (e.session !== undefined) e.session.backend.binding.deleteSavedModel(e.session.id);
-    }
+    for (const e of this.entries.values()) this.dropSession(e);
     this.entries.clear();
   }
 }
