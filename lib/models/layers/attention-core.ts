@@ -131,7 +131,10 @@ export function headsView(x: tf.Tensor, heads: number, keysLast = false): tf.Ten
 }
 
 /**
- * `softmax(qh kt * scale + mask) vh` on head views: queries `qh` [B, H, Lq, D], keys `kt` [B, H, D, Lk] (keys
+ * `softmax((qh kt + mask) * scale) vh` on head views (the mask added before the scale: the same probabilities as
+ * `qh kt * scale + mask`, since a kept position's mask is 0 and a dropped one stays far below its row's maximum,
+ * and in a TensorFlow graph the optimiser does not fuse the product, the scale and a broadcast mask into one oneDNN
+ * kernel, which ran the toy CLIP's masked attention 35x slower than eagerly): queries `qh` [B, H, Lq, D], keys `kt` [B, H, D, Lk] (keys
  * last, see {@link headsView}), values `vh` [B, H, Lk, Dv]. Returns [B, Lq, H*Dv]. The products are 4-D, which the
  * native backend runs as batched products; the probabilities are kept for autodiff. `options.probs` (replacement
  * maps) and `options.onProbs` as for {@link multiHeadAttention}.
@@ -145,9 +148,9 @@ export function attendHeads(qh: tf.Tensor4D, kt: tf.Tensor4D, vh: tf.Tensor4D, s
       options.onProbs?.(options.probs);
       probs = tf.reshape(options.probs, [b, heads, lq, lk]);
     } else {
-      let scores: tf.Tensor = tf.mul(tf.matMul(qh, kt), scale);
+      let scores: tf.Tensor = tf.matMul(qh, kt);
       if (options.mask !== undefined) scores = tf.add(scores, options.mask);
-      probs = tf.softmax(scores);
+      probs = tf.softmax(tf.mul(scores, scale));
       if (options.onProbs !== undefined) options.onProbs(tf.reshape(probs, [b * heads, lq, lk]) as tf.Tensor3D);
     }
     return mergeHeads(tf.matMul(probs, vh));
@@ -197,9 +200,9 @@ export function multiHeadAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, hea
     } else if (options.onProbs === undefined && options.mask === undefined) {
       out = recomputedAttention(qh, kh, vh, scale, options.chunkElements ?? ATTENTION_CHUNK_ELEMENTS);
     } else {
-      let scores: tf.Tensor = tf.mul(matMul(qh, tf.transpose(kh, [0, 2, 1])), scale);
+      let scores: tf.Tensor = matMul(qh, tf.transpose(kh, [0, 2, 1]));
       if (options.mask !== undefined) scores = tf.reshape(tf.add(tf.reshape(scores, [b, heads, lq, lk]), options.mask), [b * heads, lq, lk]);
-      const probs = tf.softmax(scores) as tf.Tensor3D;
+      const probs = tf.softmax(tf.mul(scores, scale)) as tf.Tensor3D;
       options.onProbs?.(probs);
       out = matMul(probs, vh);
     }
