@@ -116,8 +116,9 @@ export interface KernelChoices {
   /**
    * Run the CLIP text encoder's layers as a TensorFlow graph (`native-graph/`; only the `tensorflow` backend has
    * graphs): TensorFlow's graph optimiser fuses what its eager ops run one by one. The full-size SD 1.x text encoder
-   * on batches of 16 sentences (Intel Xeon, 2 threads, alternating): 1,063-1,107 -> 887-986 ms a batch, within
-   * 8.4e-7 of eager.
+   * on 16 sentences (Intel Xeon, 2 threads): 1,218 -> 928 ms, within 8.4e-7 of eager; the CLI's direction from the
+   * built-in 2 x 1,000-sentence banks 143.9 -> 120.2 s (from 2 x 120 sentences level: 18.9-19.9 / 19.3-20.2 s, the
+   * first two calls of a batch size being recorded as well as run as the graph).
    */
   readonly textEncoderGraphs: boolean;
 }
