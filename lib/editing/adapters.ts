@@ -28,7 +28,7 @@ function timestepTensor(timestep: number | readonly number[], batch: number): tf
  */
 export class UNetDenoiser implements DenoiserPort {
   private weights: tf.Tensor[] | undefined;
-  private readonly graphs = new GraphFunctions(() => (this.weights ??= [...this.unet.namedWeights().values()].map((w) => w.variable.read())));
+  private readonly graphs = new GraphFunctions(() => (this.weights ??= this.unet.parameterTensors()));
 
   constructor(readonly unet: UNet2DConditionModel) {}
 

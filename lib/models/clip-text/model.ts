@@ -189,7 +189,7 @@ export class CLIPTextModel extends Module {
   private graphFunctions(): GraphFunctions {
     if (this.graphs === undefined) {
       let weights: tf.Tensor[] | undefined;
-      this.graphs = new GraphFunctions(() => (weights ??= [...this.namedWeights().values()].map((w) => w.variable.read())));
+      this.graphs = new GraphFunctions(() => (weights ??= this.parameterTensors()));
     }
     return this.graphs;
   }

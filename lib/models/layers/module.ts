@@ -118,6 +118,11 @@ export abstract class Module extends layers.Layer {
     return out;
   }
 
+  /** The weights' tensors, in {@link namedWeights} order (what a graph of this block is fed: `native-graph/`). */
+  parameterTensors(): tf.Tensor[] {
+    return [...this.namedWeights().values()].map((w) => w.variable.read());
+  }
+
   /** The number of scalar parameters. */
   parameterCount(): number {
     let n = 0;
