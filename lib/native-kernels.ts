@@ -14,17 +14,7 @@
  *   whichever kernel runs it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-/** The part of tfjs-node's `NodeJSKernelBackend` these kernels call. */
-interface NativeKernelBackend {
-  binding: { TF_ATTR_TYPE: number; TF_ATTR_BOOL: number; TF_FLOAT: number };
-  executeSingleOutput(name: string, attrs: { name: string; type: number; value: number | boolean }[], inputs: tf.Tensor[]): tf.Tensor;
-}
-
-function isNativeBackend(b: unknown): b is NativeKernelBackend {
-  const c = b as Partial<NativeKernelBackend> | undefined;
-  return typeof c?.executeSingleOutput === 'function' && typeof c.binding?.TF_ATTR_BOOL === 'number';
-}
+import { isNativeBackend } from './native-graph/native-binding.js';
 
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 

@@ -28,21 +28,24 @@ export interface NativeBinding extends AttrTypes {
   readonly TF_STRING: number;
 }
 
-/** tfjs-node's backend object. */
+/** tfjs-node's backend object (what graph execution and `native-kernels.ts` call). */
 export interface NativeBackend {
   binding: NativeBinding;
+  /** Runs one TensorFlow op eagerly on tfjs tensors. */
+  executeSingleOutput(name: string, attrs: readonly NativeAttr[], inputs: tf.Tensor[]): tf.Tensor;
   /** Makes the tensors' native handles (a host array is copied in on first use) and returns their ids. */
   getInputTensorIds(tensors: tf.Tensor[]): number[];
   /** A tfjs tensor over a native handle the binding returned. */
   createOutputTensor(metadata: TensorMetadata): tf.Tensor;
 }
 
-/** Whether `b` is tfjs-node's backend (with the binding functions graph execution calls). */
+/** Whether `b` is tfjs-node's backend (with the functions graph execution and the native kernels call). */
 export function isNativeBackend(b: unknown): b is NativeBackend {
   const c = b as Partial<NativeBackend> | undefined;
   const binding = c?.binding as Partial<NativeBinding> | undefined;
   return (
     typeof c?.getInputTensorIds === 'function' &&
+    typeof c.executeSingleOutput === 'function' &&
     typeof c.createOutputTensor === 'function' &&
     typeof binding?.executeOp === 'function' &&
     typeof binding.runSavedModel === 'function' &&

@@ -56,6 +56,7 @@ export function traceCall(backend: NativeBackend, inputs: readonly tf.Tensor[], 
   const born = new Map<number, TracedConst>();
   const consts: TracedConst[] = [];
   const ops: TracedOp[] = [];
+  const opDtypes: number[][] = [];
   let failure: string | undefined;
   const fail = (reason: string): void => {
     failure ??= reason;
@@ -72,7 +73,6 @@ export function traceCall(backend: NativeBackend, inputs: readonly tf.Tensor[], 
         return opDtypes[ref.index]![ref.output]!;
     }
   };
-  const opDtypes: number[][] = [];
   const refOf = (id: number): TensorRef | undefined => {
     const known = refs.get(id);
     if (known !== undefined) return known;
