@@ -99,6 +99,8 @@ export interface PipelineSettings {
   readonly selfAttentionInjection: NumberSetting;
   /** Self-attention maps are replayed in layers with at most this many queries. */
   readonly selfAttentionMaxQueries: NumberSetting;
+  /** The fraction of the edit's first steps whose cross-attention maps are the reference pass's (0: off). */
+  readonly crossAttentionInjection: NumberSetting;
   /** The captioner's generation settings. */
   readonly caption: CaptionSettings;
 }
@@ -201,6 +203,15 @@ export const SETTINGS: PipelineSettings = frozen({
     max: 1 << 20,
     integer: true,
     description: 'self-attention maps are replayed in layers with at most this many queries',
+  },
+  crossAttentionInjection: {
+    option: 'crossAttentionInjection',
+    flag: 'cross-attention',
+    default: 0,
+    min: 0,
+    max: 1,
+    integer: false,
+    description: "fraction of the first steps in which the edit pass uses the reference pass's cross-attention maps (0: off)",
   },
   caption: { prompt: 'a picture of', stripPrompt: true, numBeams: 3, minLength: 10, maxNewTokens: 26 },
 });

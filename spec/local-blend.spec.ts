@@ -34,6 +34,7 @@ interface Case {
   tokens: number[];
   dilation?: number;
   self_attention?: number;
+  cross_attention?: number;
   model?: string;
   /** The case's own caption (default meta.caption). */
   caption?: string;
@@ -85,7 +86,7 @@ describe('wordTokenPositions', function () {
 forEachBackend('local blending vs its reference on diffusers', function () {
   for (const [name, c] of Object.entries(meta.cases)) {
     const model = modelOf(c);
-    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, ${c.tokens.length > 0 ? `blend threshold ${c.threshold}` : 'no blend'}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''}${c.self_attention !== undefined ? `, self-attention ${c.self_attention}` : ''})`, function () {
+    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, ${c.tokens.length > 0 ? `blend threshold ${c.threshold}` : 'no blend'}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''}${c.self_attention !== undefined ? `, self-attention ${c.self_attention}` : ''}${c.cross_attention !== undefined ? `, cross-attention ${c.cross_attention}` : ''})`, function () {
       let ref: Record<string, tf.Tensor>;
       let ports: ModelPorts;
       let trajectory: tf.Tensor4D[];
@@ -109,6 +110,7 @@ forEachBackend('local blending vs its reference on diffusers', function () {
           xaGuidance: c.xa,
           onStepEnd: hooks.length > 0 ? chainStepEndHooks(...hooks) : undefined,
           selfAttentionInjection: c.self_attention,
+          crossAttentionInjection: c.cross_attention,
         });
       };
 
@@ -228,6 +230,16 @@ describe('local blending through the facade and the CLI', function () {
     const got2 = readSavedLatents(lat);
     expectClose(got2, si.edited_latents!, 1e-3, 'self-attention injection edit (CLI)');
     tf.dispose([got2, ...Object.values(si)]);
+    // With cross-attention injection in the first 3 of the 5 steps (the ci_di_lb case: the same inputs).
+    const ci = readReference(path.join(DIR, 'ci_di_lb.safetensors'));
+    const r3 = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), '--cross-attention', String(meta.cases.ci_di_lb!.cross_attention), '--out', path.join(dir, 'ci.png'), '--save-latents', lat]);
+    expect(r3.code, r3.err).to.equal(0);
+    const got3 = readSavedLatents(lat);
+    expectClose(got3, ci.edited_latents!, 1e-3, 'cross-attention injection edit (CLI)');
+    tf.dispose([got3, ...Object.values(ci)]);
+    const badCross = cli([...args, '--cross-attention', '1.5', '--out', path.join(dir, 'never.png')]);
+    expect(badCross.code).to.equal(2);
+    expect(badCross.err).to.match(/--cross-attention/);
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
     expect(lone.code).to.equal(2);
     expect(lone.err).to.match(/--blend-words, --blend-threshold and --blend-dilation need --local-blend/);

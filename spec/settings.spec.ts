@@ -120,6 +120,11 @@ describe('settings: each default in one place, and the help says it (issue 20, i
       expect(isStepCount(bad)).to.equal(false);
     }
     validateEditOptions({ steps: hi });
+    // The attention injections' fractions, as the API gives them.
+    for (const option of ['selfAttentionInjection', 'crossAttentionInjection'] as const) {
+      validateEditOptions({ [option]: 1 });
+      for (const bad of [-0.1, 1.5, Number.NaN]) expect(() => validateEditOptions({ [option]: bad }), `${option} ${bad}`).to.throw(new RegExp(`^${option} must be a number in \\[0, 1\\], got ${bad}$`));
+    }
     expect(isStepCount(2.5)).to.equal(false);
     expect(isStepCount(hi, 999)).to.equal(hi <= 999);
   });
@@ -147,6 +152,7 @@ describe('settings: each default in one place, and the help says it (issue 20, i
       [SETTINGS.guidanceScale, guidanceOptions],
       [SETTINGS.xaGuidance, guidanceOptions],
       [SETTINGS.selfAttentionInjection, guidanceOptions],
+      [SETTINGS.crossAttentionInjection, guidanceOptions],
       [SETTINGS.directionScale, directionScale],
     ];
     for (const [s, parse] of parsers) {

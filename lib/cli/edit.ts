@@ -61,6 +61,8 @@ Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..
             attribute words: their edit keeps the outline; 0: none)
             ${dflt(S.selfAttentionInjection)} (the fraction of the first steps whose self-attention maps, in layers of at
             most ${S.selfAttentionMaxQueries.default} queries, are the reference pass's: Prompt-to-Prompt's self-attention replacement, keeps the layout)
+            ${dflt(S.crossAttentionInjection)} (the fraction of the first steps whose cross-attention maps are the reference
+            pass's: Prompt-to-Prompt's cross-attention replacement, each word keeps its place; for colour and texture edits)
 Output:     --out out.png  --reconstruction out-rec.png  --save-latents f.safetensors  --save-direction f
             --json  --quiet  ${BACKEND_SYNOPSIS}  --cache-dir d | --no-cache  --debug
 ${IMAGE_LIMITS} Outputs are checked before the model loads.`,

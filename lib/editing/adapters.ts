@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { StableDiffusionFolder } from '../io/model-folder.js';
 import type { TorchGenerator } from '../random/torch-generator.js';
 import { ClipTextEncoder } from '../models/clip-text/text-encoder.js';
-import { AttentionRecorder, SelfAttentionReplay, UNet2DConditionModel } from '../models/unet/index.js';
+import { AttentionRecorder, AttentionReplay, UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
 import { ClipTextEmbedder } from './text-embedder.js';
 import { CrossAttentionLoss } from './cross-attention-loss.js';
@@ -52,11 +52,13 @@ export class UNetDenoiser implements DenoiserPort {
     }
   }
 
-  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: { selfAttention?: AttentionMaps } = {}): tf.Tensor4D {
-    const replay = options.selfAttention !== undefined && options.selfAttention.size > 0 ? options.selfAttention : undefined;
-    const kind = `predict|${[...(replay?.keys() ?? [])].join(',')}`;
-    const r = this.call(kind, latents, timestep, [context, ...(replay?.values() ?? [])], (t) => ({
-      outputs: [this.unet.predict(latents, t, context, { hook: replay !== undefined ? new SelfAttentionReplay(replay) : undefined })],
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options: { selfAttention?: AttentionMaps; crossAttention?: AttentionMaps } = {}): tf.Tensor4D {
+    const self = options.selfAttention ?? new Map<string, tf.Tensor3D>();
+    const cross = options.crossAttention ?? new Map<string, tf.Tensor3D>();
+    const replay = self.size + cross.size > 0;
+    const kind = `predict|${[...self.keys()].join(',')}|${[...cross.keys()].join(',')}`;
+    const r = this.call(kind, latents, timestep, [context, ...self.values(), ...cross.values()], (t) => ({
+      outputs: [this.unet.predict(latents, t, context, { hook: replay ? new AttentionReplay(self, cross) : undefined })],
       meta: [],
     }));
     return r.outputs[0] as tf.Tensor4D;

@@ -55,6 +55,7 @@ export function validateEditOptions(o: GuidedSamplerOptions): void {
   const ranged: [RangeSetting, number | undefined][] = [
     [SETTINGS.selfAttentionInjection, o.selfAttentionInjection],
     [SETTINGS.selfAttentionMaxQueries, o.selfAttentionMaxQueries],
+    [SETTINGS.crossAttentionInjection, o.crossAttentionInjection],
   ];
   for (const [s, v] of ranged) {
     if (v !== undefined && !inRange(s, v)) throw new Error(`${s.option} must be ${rangeText(s)}, got ${String(v)}`);
@@ -135,6 +136,8 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     // Self-attention injection: the reference pass records its self-attention maps in the first steps.
     const injectSteps = Math.floor((options.selfAttentionInjection ?? SETTINGS.selfAttentionInjection.default) * steps + 1e-9);
     const maxQueries = options.selfAttentionMaxQueries ?? SETTINGS.selfAttentionMaxQueries.default;
+    // Cross-attention injection: the edit pass's prediction uses the reference maps of its step in the first steps.
+    const crossSteps = Math.floor((options.crossAttentionInjection ?? SETTINGS.crossAttentionInjection.default) * steps + 1e-9);
     const doubled = (maps: AttentionMaps): AttentionMaps => {
       const out: AttentionMaps = new Map([...maps].map(([k, m]) => [k, tf.concat([m, m], 0) as tf.Tensor3D]));
       tf.dispose([...maps.values()]);
@@ -162,12 +165,12 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
     //   forward of step i + 1, from the reference latent the step's hooks will leave (`referenceAfter`, e.g. Direct
     //   Inversion's trajectory; else the DDIM step's). After the hooks that latent is checked, value for value; a
     //   hook that left another one gets its reference forward run again.
-    // Self-attention injection replays maps per pass, so its steps run apart. The maps' rows are batch-major
+    // Self- and cross-attention injection replay maps per pass, so their steps run apart. The maps' rows are batch-major
     // ([batch * heads, ...]): the reference's are the first rows.
     const jointFrom = options.jointForwardMaxElements ?? SETTINGS.jointForwardMaxElements.default;
     const small = noise.size / noise.shape[0] < jointFrom;
     const joint = lambda === 0 && small;
-    const pipelined = lambda > 0 && small && injectSteps === 0;
+    const pipelined = lambda > 0 && small && injectSteps === 0 && crossSteps === 0;
     const refPart = sameHalves ? 1 : cfg ? 2 : 1;
     const jointContext =
       joint || pipelined ? tf.tidy(() => tf.concat([sameHalves ? c.caption : refContext, editContext], 0) as tf.Tensor3D) : undefined;
@@ -206,7 +209,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
         const last = i === timesteps.length - 1;
         // Reference pass: records M_ref(t); `output` is the guided prediction.
         let together: (StepForward & { editOutput: tf.Tensor4D }) | undefined;
-        if (joint && i >= injectSteps) {
+        if (joint && i >= injectSteps && i >= crossSteps) {
           const editInput = batch(edit);
           together = jointPass(ref, editInput, t, t);
           if (editInput !== edit) editInput.dispose();
@@ -237,7 +240,7 @@ export class CrossAttentionGuidedSampler implements GuidedSampler {
             ahead = { forward, latent };
             editOutput = out;
           } else {
-            editOutput = this.unet.predict(input, t, editContext, selfMaps !== undefined ? { selfAttention: selfMaps } : undefined);
+            editOutput = this.unet.predict(input, t, editContext, { selfAttention: selfMaps, crossAttention: i < crossSteps ? maps : undefined });
           }
           const nextEdit = tf.tidy(() => {
             const first = cfg && input !== edit ? (tf.slice(input, [0, 0, 0, 0], [1, -1, -1, -1]) as tf.Tensor4D) : input;

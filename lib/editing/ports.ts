@@ -15,9 +15,10 @@ export interface DenoiserPort {
   readonly latentChannels: number;
   /**
    * The model output (noise, v or sample, per the scheduler's prediction type) for `latents` [B, h, w, c];
-   * `selfAttention` replaces the self-attention maps of the layers it names (borrowed).
+   * `selfAttention` and `crossAttention` replace the self- and cross-attention maps of the layers they name
+   * (borrowed).
    */
-  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options?: { selfAttention?: AttentionMaps }): tf.Tensor4D;
+  predict(latents: tf.Tensor4D, timestep: number, context: tf.Tensor3D, options?: { selfAttention?: AttentionMaps; crossAttention?: AttentionMaps }): tf.Tensor4D;
   /**
    * {@link predict}, also returning every cross-attention map of the pass, and with `selfAttentionMaxQueries` the
    * self-attention maps of the layers with at most that many queries (kept; the caller disposes them). `timestep`

@@ -167,6 +167,13 @@ export interface GuidedSamplerOptions extends LongCallOptions {
   selfAttentionInjection?: number;
   /** Default 256 (Prompt-to-Prompt's 16 x 16). */
   selfAttentionMaxQueries?: number;
+  /**
+   * Cross-attention injection (Prompt-to-Prompt's cross-attention replacement): in the first `floor(fraction * T)`
+   * steps the edit pass's noise prediction uses the reference pass's cross-attention maps in every layer, so each
+   * word of the caption keeps the place it has in the input and the direction changes only what is drawn there.
+   * The guidance step's forward keeps its own maps. Default 0 (off), in [0, 1].
+   */
+  crossAttentionInjection?: number;
   /** Called after each timestep with the reference pass's attention maps (tests and visualisation). */
   onReferenceMaps?: (step: number, maps: ReadonlyMap<string, tf.Tensor3D>) => void;
   /**

@@ -63,6 +63,7 @@ export const GUIDANCE_OPTIONS = {
   'blend-threshold': { type: 'string' },
   'blend-dilation': { type: 'string' },
   'self-attention': { type: 'string' },
+  'cross-attention': { type: 'string' },
 } as const;
 
 /** Parses the inversion options shared by `edit` and `invert`. */
@@ -89,7 +90,7 @@ export function invertOptions(v: OptionValues): Pix2PixZeroInvertOptions {
 }
 
 /** The options of the editing pass that `edit` adds to the inversion's. */
-export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion' | 'localBlend' | 'selfAttentionInjection'>;
+export type GuidanceOptions = Pick<Pix2PixZeroEditOptions, 'guidanceScale' | 'xaGuidance' | 'negativePrompt' | 'directInversion' | 'localBlend' | 'selfAttentionInjection' | 'crossAttentionInjection'>;
 
 /** Parses the guidance options of `edit`. */
 export function guidanceOptions(v: OptionValues): GuidanceOptions {
@@ -100,6 +101,7 @@ export function guidanceOptions(v: OptionValues): GuidanceOptions {
     directInversion: v['direct-inversion'] === true,
     localBlend: localBlendOption(v),
     selfAttentionInjection: settingValue(v, SETTINGS.selfAttentionInjection),
+    crossAttentionInjection: settingValue(v, SETTINGS.crossAttentionInjection),
   };
 }
 

@@ -75,6 +75,30 @@ class SelfAttentionReplace(p2pz.Pix2PixZeroAttnProcessor):
         return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
 
 
+class CrossAttentionReplace(p2pz.Pix2PixZeroAttnProcessor):
+    """Prompt-to-Prompt's cross-attention replacement for pix2pix-zero's edit pass, as an attn2 processor that is
+    also pix2pix-zero's own: the reference pass (called with a timestep and no loss) records its cross-attention
+    probabilities at the steps `state["cross_record"]` allows; the edit pass's noise prediction (timestep None) uses
+    them at the timestep `state["cross_replay"]` names, in both CFG halves (as the self-attention replacement). The
+    guidance forward (with a loss) is pix2pix-zero's."""
+
+    def __init__(self, name: str, state: dict):
+        super().__init__(is_pix2pix_zero=True)
+        self.name, self.state = name, state
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, timestep=None, loss=None):
+        s = self.state
+        if timestep is None and s["cross_replay"] is not None and (self.name, s["cross_replay"]) in s["cross_maps"]:
+            v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+            probs = s["cross_maps"][(self.name, s["cross_replay"])]
+            return attn.to_out[1](attn.to_out[0](attn.batch_to_head_dim(torch.bmm(probs, v))))
+        if timestep is not None and loss is None and s["cross_record"]:
+            q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+            k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+            s["cross_maps"][(self.name, int(timestep))] = attn.get_attention_scores(q, k, None).detach()
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, timestep, loss)
+
+
 def blend_tokens_of(tokenizer, caption: str, words: list[str], attributes: set[str] = frozenset()) -> list[int]:
     """The caption's token positions (0 = start token) of each word; for an attribute word, of the token after it
     instead (the thing it is said of), unless the attribute ends the caption."""
@@ -119,7 +143,8 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
          trajectory: list[torch.Tensor], steps: int, guidance_scale: float, cross_attention_guidance_amount: float,
          direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None,
          blend_tokens: list[int] | None = None, blend_threshold: float = 0.3, on_mask: Callable[[int, torch.Tensor], None] | None = None,
-         blend_dilation: int | None = None, self_attention: float = 0.0, self_attention_max_queries: int = 256):
+         blend_dilation: int | None = None, self_attention: float = 0.0, self_attention_max_queries: int = 256,
+         cross_attention: float = 0.0):
     """Both passes from z_T; returns (edited latents, reference latents). With direct=True the reference pass walks
     the trajectory and the edit gets the offsets d_i. on_reference_maps(i, maps) sees the maps the edit pass of
     step i is guided towards (every attn2 layer in the UNet's order)."""
@@ -132,9 +157,15 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     # self-attention injection in the first floor(self_attention * T) steps (Prompt-to-Prompt's self_replace_steps)
     inject_steps = int(self_attention * steps + 1e-9)
     sa = {"maps": {}, "record": False, "replay": None, "max_queries": self_attention_max_queries}
-    if inject_steps > 0:
+    # cross-attention replacement in the first floor(cross_attention * T) steps (Prompt-to-Prompt's cross_replace_steps)
+    cross_steps = int(cross_attention * steps + 1e-9)
+    sa |= {"cross_maps": {}, "cross_record": False, "cross_replay": None}
+    if inject_steps > 0 or cross_steps > 0:
         procs = dict(unet.attn_processors)
-        unet.set_attn_processor({name: SelfAttentionReplace(name, sa) if "attn1" in name else p for name, p in procs.items()})
+        unet.set_attn_processor({
+            name: SelfAttentionReplace(name, sa) if "attn1" in name and inject_steps > 0 else CrossAttentionReplace(name, sa) if "attn2" in name and cross_steps > 0 else p
+            for name, p in procs.items()
+        })
     ref_sched = DDIMScheduler.from_config(pipe.scheduler.config)
     edit_sched = DDIMScheduler.from_config(pipe.scheduler.config)
     ref_sched.set_timesteps(steps, device=device)
@@ -153,6 +184,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     ref_steps = []  # the reference latent after each step (what local blending keeps outside its mask)
     for i, t in enumerate(ref_sched.timesteps):
         sa["record"] = i < inject_steps
+        sa["cross_record"] = i < cross_steps
         inp = torch.cat([ref] * 2) if cfg else ref
         noise_pred = unet(inp, t, encoder_hidden_states=prompt_embeds, cross_attention_kwargs={"timestep": t}).sample
         r = ref_sched.step(combine(noise_pred), t, ref).prev_sample
@@ -195,8 +227,9 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
         if on_reference_maps is not None:
             on_reference_maps(i, targets)
         sa["replay"] = int(t) if i < inject_steps else None
+        sa["cross_replay"] = int(t) if i < cross_steps else None
         noise_pred = unet(x_in.detach(), t, encoder_hidden_states=prompt_embeds_edit, cross_attention_kwargs={"timestep": None}).sample
-        sa["replay"] = None
+        sa["replay"] = sa["cross_replay"] = None
         latents = x_in.detach().chunk(2)[0] if cfg else x_in.detach()
         latents = edit_sched.step(combine(noise_pred), t, latents).prev_sample
         if direct:

@@ -11,7 +11,7 @@ tokenizer; the tests find them with ours and compare.
 
 Writes spec/fixtures/reference/local_blend/:
   <case>.safetensors   image_latents (z_0), caption_embeds, direction, trajectory ([T + 1, c, h, w]),
-                       edited_latents (with local blending and / or self-attention injection), unblended_latents
+                       edited_latents (with local blending and / or self- and cross-attention injection), unblended_latents
                        (the same edit without either),
                        mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of step i)
   cases.json           caption, sentences, settings, each case's token positions
@@ -37,6 +37,14 @@ CASES = {
     "si_di_lb": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, self_attention=0.6),
     "si_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=[], threshold=0.3, self_attention=0.4,
                            model="spec/fixtures/models/tiny-sd2"),
+    # cross-attention injection (Prompt-to-Prompt's cross-attention replacement) in the first 3 of 5 steps with the
+    # blend and Direct Inversion; in the first 2 on the v-prediction pipeline alone; in every step with self-attention
+    # injection and Direct Inversion, without CFG
+    "ci_di_lb": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, cross_attention=0.6),
+    "ci_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=[], threshold=0.3, cross_attention=0.4,
+                           model="spec/fixtures/models/tiny-sd2"),
+    "ci_si_di_no_cfg": dict(guidance_scale=1.0, xa=0.1, size=64, direct=True, words=[], threshold=0.3, self_attention=0.4,
+                            cross_attention=1.0),
     # an attribute word (a colour): its mask is that of the thing after it ("cat"), undilated, as the library blends
     # a colour edit; a caption of its own
     "lb_attribute": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["red"], attributes=["red"], threshold=0.8,
@@ -68,8 +76,8 @@ def build(root: Path) -> list[Path]:
         masks: dict[str, torch.Tensor] = {}
         edited, _ = di.edit(pipe, **args, blend_tokens=tokens or None, blend_threshold=c["threshold"], blend_dilation=c.get("dilation"),
                             on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()),
-                            self_attention=c.get("self_attention", 0.0))
-        unblended, _ = di.edit(pipe, **args)  # without the blend and the self-attention injection
+                            self_attention=c.get("self_attention", 0.0), cross_attention=c.get("cross_attention", 0.0))
+        unblended, _ = di.edit(pipe, **args)  # without the blend and the attention injections
         fractions = [float(m.mean()) for m in masks.values()]
         # a test of the blend needs masks that keep part of the latent and edit part of it
         assert not tokens or any(0 < f < 1 for f in fractions), f"{name}: every mask is all 0 or all 1 ({fractions})"

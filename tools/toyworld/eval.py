@@ -328,7 +328,8 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
                                               blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
-                                              self_attention=settings.get("selfAttention") or 0.0)
+                                              self_attention=settings.get("selfAttention") or 0.0,
+                                              cross_attention=settings.get("crossAttention") or 0.0)
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
@@ -415,10 +416,12 @@ def write_markdown(path: Path, report: dict) -> None:
          "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
-         + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "") + "): outside a mask of",
+         + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "")
+         + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "") + "): outside a mask of",
          "  the source word's attention in the reference pass (for a colour word, the caption's next word: the object; its mask",
          "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend: true`,",
-         "  `selfAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`);",
+         "  `selfAttentionInjection`, `crossAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`,",
+         "  `CrossAttentionReplace`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
          f"- held-out scenes: seeds from {s.get('scene_seed', HELDOUT_SEED0)} (task k draws {s.get('scene_seed', HELDOUT_SEED0)} + k x {TASK_STREAM}, + 1, ...; `--scene-seed`), the first",
          f"  {s['n']} per task whose main object (index 0) has the source attribute (for a colour edit: on a background the",
@@ -515,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)), 0 for a colour word)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
+    ap.add_argument("--cross-attention", type=float, default=0.0,
+                    help="cross-attention injection (fraction of the first steps) for the -di-lb- rows (default 0: off)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
@@ -560,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "vae": "posterior mean", "negative_prompt": "caption",
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "crossAttention": args.cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
     # Classifier
@@ -603,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731

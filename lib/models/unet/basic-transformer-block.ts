@@ -48,8 +48,7 @@ export class BasicTransformerBlock extends Module {
   forward(x: tf.Tensor, args: UNetBlockArgs): tf.Tensor {
     return tf.tidy(() => {
       let h = tf.add(this.attn1.forward(this.norm1.forward(x), this.selfAttentionArgs(args, x.shape[1]!)), x);
-      const onProbs = this.crossAttentionObserver(args);
-      h = tf.add(this.attn2.forward([this.norm2.forward(h), args.context], { onProbs }), h);
+      h = tf.add(this.attn2.forward([this.norm2.forward(h), args.context], this.crossAttentionArgs(args)), h);
       return tf.add(this.ff.forward(this.norm3.forward(h)), h);
     });
   }
@@ -65,12 +64,12 @@ export class BasicTransformerBlock extends Module {
     return { probs, onProbs: observe ? (p) => hook.selfAttention!(layer, p) : undefined };
   }
 
-  /** What `attn2` tells the hook, under its module path; nothing without a hook. */
-  private crossAttentionObserver(args: UNetBlockArgs): ((probs: tf.Tensor3D) => void) | undefined {
+  /** What `attn2` tells the hook and takes from it, under its module path; nothing without a hook. */
+  private crossAttentionArgs(args: UNetBlockArgs): { onProbs?: (probs: tf.Tensor3D) => void; probs?: tf.Tensor3D } {
     const hook = args.hook;
-    if (hook === undefined) return undefined;
+    if (hook === undefined) return {};
     const layer = args.layerPaths?.get(this.attn2);
     if (layer === undefined) throw new Error('BasicTransformerBlock: a hook needs the module paths of the cross-attention layers (UNetBlockArgs.layerPaths)');
-    return (probs) => hook.crossAttention(layer, probs);
+    return { onProbs: (probs) => hook.crossAttention(layer, probs), probs: hook.crossAttentionProbs?.(layer) };
   }
 }

@@ -26,6 +26,11 @@ export interface CrossAttentionHook {
   wantsSelfAttention?(layer: string, queries: number): boolean;
   /** Probabilities to use in this self-attention layer instead of its own, or undefined to keep its own. */
   selfAttentionProbs?(layer: string, queries: number): tf.Tensor3D | undefined;
+  /**
+   * Probabilities to use in this cross-attention layer instead of its own, or undefined to keep its own
+   * (Prompt-to-Prompt's cross-attention replacement); {@link crossAttention} is then told the replacement.
+   */
+  crossAttentionProbs?(layer: string): tf.Tensor3D | undefined;
 }
 
 /**
@@ -109,11 +114,20 @@ export class AttentionRecorder implements CrossAttentionHook {
   }
 }
 
-/** A hook that replays self-attention maps (`maps`, by layer path; borrowed) in the layers they name. */
-export class SelfAttentionReplay implements CrossAttentionHook {
-  constructor(readonly maps: ReadonlyMap<string, tf.Tensor3D>) {}
+/**
+ * A hook that replays attention maps (by layer path; borrowed) in the layers they name: self-attention maps in
+ * `attn1` layers, cross-attention maps in `attn2` layers.
+ */
+export class AttentionReplay implements CrossAttentionHook {
+  constructor(
+    readonly selfMaps: ReadonlyMap<string, tf.Tensor3D> = new Map(),
+    readonly crossMaps: ReadonlyMap<string, tf.Tensor3D> = new Map(),
+  ) {}
   crossAttention(): void {}
   selfAttentionProbs(layer: string): tf.Tensor3D | undefined {
-    return this.maps.get(layer);
+    return this.selfMaps.get(layer);
+  }
+  crossAttentionProbs(layer: string): tf.Tensor3D | undefined {
+    return this.crossMaps.get(layer);
   }
 }
