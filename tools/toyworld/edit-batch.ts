@@ -50,6 +50,9 @@ interface ItemSpec {
   reconstructionDirect?: string | null;
   /** Direct Inversion + local blending edits, one per xaGuidance value (optional). */
   outputsBlend?: string[] | null;
+  /** This item's self- and cross-attention injection for its outputsBlend edits (default: the job's settings). */
+  selfAttention?: number;
+  crossAttention?: number;
 }
 
 interface Job {
@@ -183,8 +186,8 @@ async function main(jobFile: string): Promise<void> {
         for (const [i, xa] of (item.outputsBlend ? s.xaGuidance : []).entries()) {
           ts = performance.now();
           const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: false, directInversion: true, localBlend: { threshold: s.blendThreshold ?? undefined, dilation: s.blendDilation ?? undefined },
-            selfAttentionInjection: s.selfAttention ?? 0,
-            crossAttentionInjection: s.crossAttention ?? 0,
+            selfAttentionInjection: item.selfAttention ?? s.selfAttention ?? 0,
+            crossAttentionInjection: item.crossAttention ?? s.crossAttention ?? 0,
           });
           r.latents.dispose();
           await writePng(item.outputsBlend![i]!, r.image);

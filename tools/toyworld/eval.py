@@ -90,6 +90,16 @@ SIDES = (("ours", "diffusers"), ("ours-di", "diffusers-di"), ("ours-di-lb", "dif
 ATTRIBUTE_WORDS = frozenset({"red", "blue", "green", "yellow", "orange", "purple", "pink", "black", "white", "grey", "gray", "brown"})
 
 
+def injections(settings: dict, source: str) -> tuple[float, float]:
+    """The -di-lb- rows' self- and cross-attention injection fractions for an edit of `source`: an attribute edit (a
+    colour) keeps the object's layout, so it takes the attribute settings where they are given."""
+    sa, ca = settings.get("selfAttention") or 0.0, settings.get("crossAttention") or 0.0
+    if source in ATTRIBUTE_WORDS:
+        sa = settings["attributeSelfAttention"] if settings.get("attributeSelfAttention") is not None else sa
+        ca = settings["attributeCrossAttention"] if settings.get("attributeCrossAttention") is not None else ca
+    return sa, ca
+
+
 def side_label(side: str) -> str:
     return " (Direct Inversion + local blend)" if "-lb" in side else " (Direct Inversion)" if "-di" in side else ""
 SEG_FRACTION = 0.5  # a pixel is object when it is > this fraction of the way from the background to the object colour
@@ -324,12 +334,12 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         blend_dilation = settings.get("blendDilation")
         if blend_dilation is None and source in ATTRIBUTE_WORDS:
             blend_dilation = 0
+        sa, ca = injections(settings, source)
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
                                               blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
-                                              self_attention=settings.get("selfAttention") or 0.0,
-                                              cross_attention=settings.get("crossAttention") or 0.0)
+                                              self_attention=sa, cross_attention=ca)
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
@@ -417,7 +427,9 @@ def write_markdown(path: Path, report: dict) -> None:
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
          + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "")
-         + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "") + "): outside a mask of",
+         + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "")
+         + (f"; for a colour edit self-attention injection {injections(s, 'red')[0]:g} and cross-attention injection {injections(s, 'red')[1]:g}"
+            if s.get('attributeSelfAttention') is not None or s.get('attributeCrossAttention') is not None else "") + "): outside a mask of",
          "  the source word's attention in the reference pass (for a colour word, the caption's next word: the object; its mask",
          "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend: true`,",
          "  `selfAttentionInjection`, `crossAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`,",
@@ -520,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
     ap.add_argument("--cross-attention", type=float, default=0.0,
                     help="cross-attention injection (fraction of the first steps) for the -di-lb- rows (default 0: off)")
+    ap.add_argument("--attribute-self-attention", type=float, default=0.8,
+                    help="self-attention injection for the -di-lb- rows of attribute (colour) edits (default 0.8: a recoloured object keeps its layout)")
+    ap.add_argument("--attribute-cross-attention", type=float, default=0.8,
+                    help="cross-attention injection for the -di-lb- rows of attribute (colour) edits (default 0.8, Prompt-to-Prompt's: each word keeps its place)")
     ap.add_argument("--reg-steps", type=int, default=5, help="noise-regularisation steps per inversion step (default 5, the authors'; 0 = plain DDIM inversion)")
     ap.add_argument("--model", type=Path, default=ROOT / "converted_models" / "toyworld")
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
@@ -565,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "crossAttention": args.cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
+                "attributeSelfAttention": args.attribute_self_attention, "attributeCrossAttention": args.attribute_cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
     # Classifier
@@ -597,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                           "outputsBlend": None if plain else [rel(work / METHODS[8] / f"{iid}.png"), rel(work / METHODS[9] / f"{iid}.png")],
                           "diffusers_lb_outputs": [] if plain else [rel(work / METHODS[10] / f"{iid}.png"), rel(work / METHODS[11] / f"{iid}.png")],
                           "reconstruction": rel(work / "reconstruction" / f"{iid}.png"),
-                          "reconstructionDirect": None if plain else rel(work / "reconstruction-di" / f"{iid}.png")})
+                          "reconstructionDirect": None if plain else rel(work / "reconstruction-di" / f"{iid}.png"),
+                          **dict(zip(("selfAttention", "crossAttention"), injections(settings, src)))})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
     items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
@@ -608,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention", "attributeSelfAttention", "attributeCrossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
@@ -651,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         now = time.gmtime()
         stop_at = float(calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, hh, mm, 0)))
         log(f"eval: no new scene is started after {args.deadline} UTC ({(stop_at - time.time()) / 60:.0f} min from now)")
-    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction", "outputsDirect", "reconstructionDirect", "outputsBlend")} for it in todo_ours]}
+    ours_job = {**job, "skipExisting": True, **({"stopAt": stop_at * 1000} if stop_at else {}), "items": [{k: it[k] for k in ("id", "task", "image", "caption", "outputs", "reconstruction", "outputsDirect", "reconstructionDirect", "outputsBlend", "selfAttention", "crossAttention")} for it in todo_ours]}
     if todo_ours:
         procs.append(run_node({**ours_job, "results": rel(work / "ours-results.json")}, work / "ours-job.json", log))
     t_diff, dsec = 0.0, {}
