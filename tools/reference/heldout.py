@@ -4,8 +4,12 @@ StableDiffusionPix2PixZeroPipeline and through our `pix2pix-zero edit`, with the
 settings (VAE mean, noise regularisation on, negative prompt = caption). Prints the relative errors of the
 inverted noise and the edited latents. Nothing under the repository is written.
 
-Usage: tools/reference/.venv/bin/python tools/reference/heldout.py [--seed N] [--backend wasm|cpu] [--keep DIR]
-(`npm run build` first; the text encoder and tokenizer are tiny-sd's).
+With `--direct-inversion` the edit is `pix2pix-zero edit --direct-inversion --reg-steps 0` against Direct Inversion
+on diffusers' components (`direct_inversion.py`: the reference pass walks the inversion trajectory, the edit gets
+its offsets), and the whole trajectory z_0..z_T is compared too.
+
+Usage: tools/reference/.venv/bin/python tools/reference/heldout.py [--seed N] [--backend wasm|cpu|tensorflow]
+[--direct-inversion] [--keep DIR] (`npm run build` first; the text encoder and tokenizer are tiny-sd's).
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
+import direct_inversion  # noqa: E402
 from fixtures_models import randomize  # noqa: E402
 from pipeline_outputs import load  # noqa: E402
 
@@ -94,6 +99,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--backend", default="wasm")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    ap.add_argument("--direct-inversion", action="store_true",
+                    help="edit with Direct Inversion and plain DDIM inversion (--reg-steps 0) on both sides")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = args.keep or Path(tempfile.mkdtemp(prefix="heldout-"))
@@ -113,33 +120,53 @@ def main() -> int:
         image = pipe.image_processor.preprocess(Image.open(work / "input.png"))
         latents = pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
         source, target = pipe.get_embeds(SOURCE), pipe.get_embeds(TARGET)
-    inverted = pipe.invert(CAPTION, image=latents, num_inference_steps=steps, output_type="pt",
-                           generator=torch.Generator().manual_seed(gen_seed), lambda_auto_corr=20.0, lambda_kl=20.0,
-                           num_reg_steps=2, num_auto_corr_rolls=2).latents
-    edited = pipe(prompt=CAPTION, negative_prompt=CAPTION, source_embeds=source, target_embeds=target,
-                  num_inference_steps=steps, guidance_scale=5.0, cross_attention_guidance_amount=0.1,
-                  latents=inverted, output_type="latent").images
+    reg_steps = 0 if args.direct_inversion else 2
+    generator = torch.Generator().manual_seed(gen_seed)
+    reg = dict(lambda_auto_corr=20.0, lambda_kl=20.0, num_reg_steps=reg_steps, num_auto_corr_rolls=2)
+    trajectory = None
+    if args.direct_inversion:
+        trajectory = direct_inversion.invert_trajectory(pipe, CAPTION, latents, steps, generator, **reg)
+        inverted = trajectory[-1]
+        edited, _ = direct_inversion.edit(pipe, CAPTION, CAPTION, source, target, trajectory, steps, 5.0, 0.1, direct=True)
+    else:
+        inverted = pipe.invert(CAPTION, image=latents, num_inference_steps=steps, output_type="pt", generator=generator,
+                               **reg).latents
+        edited = pipe(prompt=CAPTION, negative_prompt=CAPTION, source_embeds=source, target_embeds=target,
+                      num_inference_steps=steps, guidance_scale=5.0, cross_attention_guidance_amount=0.1,
+                      latents=inverted, output_type="latent").images
 
     cmd = ["node", str(ROOT / "bin" / "pix2pix-zero.js"), "edit", str(work / "input.png"), "--model", str(work / "model"),
            "--caption", CAPTION, "--source-sentences", str(work / "source.txt"), "--target-sentences", str(work / "target.txt"),
-           "--steps", str(steps), "--reg-steps", "2", "--ac-rolls", "2", "--seed", str(gen_seed), "--no-cache",
+           "--steps", str(steps), "--reg-steps", str(reg_steps), "--ac-rolls", "2", "--seed", str(gen_seed), "--no-cache",
            "--backend", args.backend, "--save-inversion", str(work / "inversion.safetensors"),
            "--save-latents", str(work / "edited.safetensors"), "--out", str(work / "edited.png"), "--quiet"]
+    if args.direct_inversion:
+        cmd.append("--direct-inversion")
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         print(run.stderr, file=sys.stderr)
         return 1
-    ours_inv = load_file(str(work / "inversion.safetensors"))["latent"]
+    saved = load_file(str(work / "inversion.safetensors"))
+    ours_inv = saved["latent"]
     ours_edit = load_file(str(work / "edited.safetensors"))["latent"]
 
     def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a - b).abs().max() / b.abs().max())
 
     e_inv, e_edit = rel(ours_inv, inverted), rel(ours_edit, edited)
-    print(f"seed {args.seed}: inverted x_T {e_inv:.2e}, edited latents {e_edit:.2e} (max relative error)")
+    errors = [e_inv, e_edit]
+    text = f"inverted x_T {e_inv:.2e}, edited latents {e_edit:.2e}"
+    if trajectory is not None:
+        if "trajectory" not in saved:
+            print("heldout: our inversion file has no trajectory", file=sys.stderr)
+            return 1
+        e_traj = rel(saved["trajectory"], torch.cat(trajectory))
+        errors.append(e_traj)
+        text = f"trajectory z_0..z_{steps} {e_traj:.2e}, " + text + " (Direct Inversion)"
+    print(f"seed {args.seed}: {text} (max relative error)")
     if args.keep is None:
         shutil.rmtree(work)
-    return 0 if max(e_inv, e_edit) < 1e-3 else 1
+    return 0 if max(errors) < 1e-3 else 1
 
 
 if __name__ == "__main__":
