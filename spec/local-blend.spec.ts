@@ -223,20 +223,19 @@ describe('local blending through the facade and the CLI', function () {
     const got = readSavedLatents(lat);
     expectClose(got, ref.edited_latents!, 1e-3, 'blended edit (CLI)');
     got.dispose();
-    // With self-attention injection in the first 3 of the 5 steps (the si_di_lb case: the same inputs).
-    const si = readReference(path.join(DIR, 'si_di_lb.safetensors'));
-    const r2 = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), '--self-attention', String(meta.cases.si_di_lb!.self_attention), '--out', path.join(dir, 'si.png'), '--save-latents', lat]);
-    expect(r2.code, r2.err).to.equal(0);
-    const got2 = readSavedLatents(lat);
-    expectClose(got2, si.edited_latents!, 1e-3, 'self-attention injection edit (CLI)');
-    tf.dispose([got2, ...Object.values(si)]);
-    // With cross-attention injection in the first 3 of the 5 steps (the ci_di_lb case: the same inputs).
-    const ci = readReference(path.join(DIR, 'ci_di_lb.safetensors'));
-    const r3 = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), '--cross-attention', String(meta.cases.ci_di_lb!.cross_attention), '--out', path.join(dir, 'ci.png'), '--save-latents', lat]);
-    expect(r3.code, r3.err).to.equal(0);
-    const got3 = readSavedLatents(lat);
-    expectClose(got3, ci.edited_latents!, 1e-3, 'cross-attention injection edit (CLI)');
-    tf.dispose([got3, ...Object.values(ci)]);
+    // With self- and cross-attention injection in the first 3 of the 5 steps (the si_di_lb and ci_di_lb cases:
+    // the same inputs).
+    const injected = (name: string, flag: string, value: number | undefined, what: string): void => {
+      expect(value, `${name}'s injection fraction`).to.be.a('number');
+      const want = readReference(path.join(DIR, `${name}.safetensors`));
+      const run = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), flag, String(value), '--out', path.join(dir, `${name}.png`), '--save-latents', lat]);
+      expect(run.code, run.err).to.equal(0);
+      const edited = readSavedLatents(lat);
+      expectClose(edited, want.edited_latents!, 1e-3, `${what} injection edit (CLI)`);
+      tf.dispose([edited, ...Object.values(want)]);
+    };
+    injected('si_di_lb', '--self-attention', meta.cases.si_di_lb!.self_attention, 'self-attention');
+    injected('ci_di_lb', '--cross-attention', meta.cases.ci_di_lb!.cross_attention, 'cross-attention');
     const badCross = cli([...args, '--cross-attention', '1.5', '--out', path.join(dir, 'never.png')]);
     expect(badCross.code).to.equal(2);
     expect(badCross.err).to.match(/--cross-attention/);
