@@ -428,7 +428,7 @@ def write_markdown(path: Path, report: dict) -> None:
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
          + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "")
          + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "")
-         + (f"; for a colour edit self-attention injection {injections(s, 'red')[0]:g} and cross-attention injection {injections(s, 'red')[1]:g}"
+         + ("; for a colour edit self-attention injection {:g} and cross-attention injection {:g}".format(*injections(s, "red"))
             if s.get('attributeSelfAttention') is not None or s.get('attributeCrossAttention') is not None else "") + "): outside a mask of",
          "  the source word's attention in the reference pass (for a colour word, the caption's next word: the object; its mask",
          "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend: true`,",
@@ -626,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention", "attributeSelfAttention", "attributeCrossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
