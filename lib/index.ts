@@ -51,7 +51,7 @@ export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';
 export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } from './schedulers/scheduler.js';
 export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
 export { directInversion } from './editing/direct-inversion.js';
-export { localBlend, wordTokenPositions, assertBlendThreshold, assertBlendDilation, defaultBlendDilation, type LocalBlendOptions, type WordTokenOptions } from './editing/local-blend.js';
+export { localBlend, wordTokenPositions, assertBlendThreshold, assertBlendDilation, assertBlendStart, defaultBlendDilation, type LocalBlendOptions, type WordTokenOptions } from './editing/local-blend.js';
 export { chainStepEndHooks } from './editing/step-end-hooks.js';
 export { TorchGenerator } from './random/torch-generator.js';
 export { builtinConcepts, builtinSentences, hasBuiltinBank, readSentenceFile, chatSentences } from './editing/sentences.js';

@@ -34,7 +34,7 @@ import { type ModelPorts, loadModelPorts } from './editing/adapters.js';
 import { type CaptionOptions, blipCaptionerFactory } from './editing/captioner.js';
 import { defaultCacheDir } from './editing/direction-discovery.js';
 import { directInversion } from './editing/direct-inversion.js';
-import { assertBlendDilation, assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
+import { assertBlendDilation, assertBlendStart, assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
 import { isAttribute } from './editing/sentence-generator.js';
 import { chainStepEndHooks } from './editing/step-end-hooks.js';
 import type { AutoencoderPort } from './editing/ports.js';
@@ -162,6 +162,11 @@ export interface LocalBlendSettings {
    * 16)); 0 when every word is an attribute: a colour or material edit keeps the thing's outline); 0: none.
    */
   readonly dilation?: number;
+  /**
+   * The fraction of the first steps left unblended (Prompt-to-Prompt's `start_blend`, 0.2 in its notebook): the new
+   * object forms freely before the mask holds the rest. Default `SETTINGS.blendStart` (0: every step is blended).
+   */
+  readonly start?: number;
 }
 
 /** @deprecated use {@link Pix2PixZeroEditOptions} (the same options, named for the facade). */
@@ -426,6 +431,7 @@ export class Pix2PixZero {
     const blend = options.localBlend === true ? {} : options.localBlend === false ? undefined : options.localBlend;
     if (blend?.threshold !== undefined) assertBlendThreshold(blend.threshold);
     if (blend?.dilation !== undefined) assertBlendDilation(blend.dilation);
+    if (blend?.start !== undefined) assertBlendStart(blend.start);
     if (blend?.words !== undefined && (blend.words.length === 0 || blend.words.some((w) => typeof w !== 'string' || w.trim() === ''))) {
       throw new Error(`localBlend.words must be non-empty words, got ${JSON.stringify(blend.words)}`);
     }
@@ -465,7 +471,7 @@ export class Pix2PixZero {
           const tokens = await this.blendTokens(caption, words, expected.tokens);
           // An attribute edit (a colour, a material) keeps the thing's outline: its mask needs no room for a new one.
           const dilation = blend.dilation ?? (words.every((w) => isAttribute(w.trim())) ? 0 : undefined);
-          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation }));
+          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation, start: blend.start }));
           else this.onNotice?.(`local blending: the caption '${caption}' names none of ${words.map((w) => `'${w}'`).join(', ')}: edited without it (name the object with localBlend.words, --blend-words)`);
         }
         if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);

@@ -95,6 +95,8 @@ export interface PipelineSettings {
   readonly blendThreshold: NumberSetting;
   /** Local blending's mask dilation in latent pixels (default: from the latent's size, so no number here). */
   readonly blendDilation: RangeSetting;
+  /** The fraction of the first steps that local blending leaves unblended. */
+  readonly blendStart: NumberSetting;
   /** The fraction of the edit's first steps whose self-attention maps are the reference pass's (0: off). */
   readonly selfAttentionInjection: NumberSetting;
   /** Self-attention maps are replayed in layers with at most this many queries. */
@@ -184,6 +186,16 @@ export const SETTINGS: PipelineSettings = frozen({
     max: 64,
     integer: true,
     description: "local blending: the mask's reach past the attention, in latent pixels (default max(1, round(latent side / 16)), Prompt-to-Prompt's; 0 when every blend word is an attribute; 0: none)",
+  },
+  blendStart: {
+    option: 'start',
+    flag: 'blend-start',
+    // every step, as this library's first version; Prompt-to-Prompt's notebook waits 0.2 of the steps (start_blend)
+    default: 0,
+    min: 0,
+    max: 1,
+    integer: false,
+    description: 'local blending: the fraction of the first steps left unblended (the mask still gathers their maps)',
   },
   selfAttentionInjection: {
     option: 'selfAttentionInjection',

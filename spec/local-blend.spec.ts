@@ -35,6 +35,8 @@ interface Case {
   dilation?: number;
   self_attention?: number;
   cross_attention?: number;
+  /** Prompt-to-Prompt's start_blend: the fraction of the first steps left unblended. */
+  blend_start?: number;
   model?: string;
   /** The case's own caption (default meta.caption). */
   caption?: string;
@@ -86,7 +88,7 @@ describe('wordTokenPositions', function () {
 forEachBackend('local blending vs its reference on diffusers', function () {
   for (const [name, c] of Object.entries(meta.cases)) {
     const model = modelOf(c);
-    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, ${c.tokens.length > 0 ? `blend threshold ${c.threshold}` : 'no blend'}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''}${c.self_attention !== undefined ? `, self-attention ${c.self_attention}` : ''}${c.cross_attention !== undefined ? `, cross-attention ${c.cross_attention}` : ''})`, function () {
+    describe(`${name} (${path.basename(model)}, ${c.size} px, guidance ${c.guidance_scale}, ${c.direct ? 'with' : 'without'} Direct Inversion, ${c.tokens.length > 0 ? `blend threshold ${c.threshold}` : 'no blend'}${c.dilation !== undefined ? `, dilation ${c.dilation}` : ''}${c.self_attention !== undefined ? `, self-attention ${c.self_attention}` : ''}${c.cross_attention !== undefined ? `, cross-attention ${c.cross_attention}` : ''}${c.blend_start !== undefined ? `, blend from ${c.blend_start} of the steps` : ''})`, function () {
       let ref: Record<string, tf.Tensor>;
       let ports: ModelPorts;
       let trajectory: tf.Tensor4D[];
@@ -122,6 +124,7 @@ forEachBackend('local blending vs its reference on diffusers', function () {
             tokens: c.tokens,
             threshold: c.threshold,
             dilation: c.dilation,
+            start: c.blend_start,
             onMask: (step, mask) => {
               const expected = ref[`mask.step${step}`]!;
               expect(Array.from(mask.dataSync()), `mask of step ${step}`).to.deep.equal(Array.from(expected.dataSync()));
@@ -129,7 +132,8 @@ forEachBackend('local blending vs its reference on diffusers', function () {
             },
           }),
         );
-        expect(masks).to.equal(c.tokens.length === 0 ? 0 : T);
+        // a mask for each blended step: from floor(start * T) on (the reference's int(start * T))
+        expect(masks).to.equal(c.tokens.length === 0 ? 0 : T - Math.floor((c.blend_start ?? 0) * T));
         tf.tidy(() => {
           expectClose(r.edited, nhwc(ref.edited_latents!), 1e-3, `${name} blended edit`);
           // The test can tell the blend from the plain edit: they differ by far more than the tolerance.
@@ -182,6 +186,13 @@ describe('local blending through the facade and the CLI', function () {
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { threshold: 1.5 } }), /local blend threshold must be a number in \[0, 0\.99\], got 1\.5/);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { words: [] } }), /localBlend\.words must be non-empty words/);
       await expectRejects(p2p.edit(r.inversion, d, { localBlend: { dilation: 1.5 } }), /local blend dilation must be an integer in \[0, 64\] latent pixels, got 1\.5/);
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { start: -0.1 } }), /local blend start must be a number in \[0, 1\] \(a fraction of the steps\), got -0\.1/);
+      // The blend from a later step (lb_di_start: the same inputs) through the facade.
+      const late = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { threshold: c.threshold, start: meta.cases.lb_di_start!.blend_start } });
+      const lateRef = readReference(path.join(DIR, 'lb_di_start.safetensors'));
+      tf.tidy(() => expectClose(late.latents, nhwc(lateRef.edited_latents!), 1e-3, 'late blend (facade)'));
+      expect(relativeError(late.latents, r.latents), 'a late blend is another edit').to.be.above(1e-3);
+      tf.dispose([late.latents, ...Object.values(lateRef)]);
       tf.dispose([r.latents, other.latents, unblended.latents, chained.latents, d.tensor]);
       r.inversion.dispose();
       expect(tf.memory().numTensors).to.equal(start);
@@ -223,25 +234,32 @@ describe('local blending through the facade and the CLI', function () {
     const got = readSavedLatents(lat);
     expectClose(got, ref.edited_latents!, 1e-3, 'blended edit (CLI)');
     got.dispose();
-    // With self- and cross-attention injection in the first 3 of the 5 steps (the si_di_lb and ci_di_lb cases:
-    // the same inputs).
-    const injected = (name: string, flag: string, value: number | undefined, what: string): void => {
-      expect(value, `${name}'s injection fraction`).to.be.a('number');
+    // With self- and cross-attention injection in the first 3 of the 5 steps, and with the blend from the third step
+    // on (the si_di_lb, ci_di_lb and lb_di_start cases: the same inputs).
+    const variant = (name: string, flag: string, value: number | undefined, what: string): void => {
+      expect(value, `${name}'s ${flag}`).to.be.a('number');
       const want = readReference(path.join(DIR, `${name}.safetensors`));
       const run = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), flag, String(value), '--out', path.join(dir, `${name}.png`), '--save-latents', lat]);
       expect(run.code, run.err).to.equal(0);
       const edited = readSavedLatents(lat);
-      expectClose(edited, want.edited_latents!, 1e-3, `${what} injection edit (CLI)`);
+      expectClose(edited, want.edited_latents!, 1e-3, `${what} edit (CLI)`);
       tf.dispose([edited, ...Object.values(want)]);
     };
-    injected('si_di_lb', '--self-attention', meta.cases.si_di_lb!.self_attention, 'self-attention');
-    injected('ci_di_lb', '--cross-attention', meta.cases.ci_di_lb!.cross_attention, 'cross-attention');
+    variant('si_di_lb', '--self-attention', meta.cases.si_di_lb!.self_attention, 'self-attention injection');
+    variant('ci_di_lb', '--cross-attention', meta.cases.ci_di_lb!.cross_attention, 'cross-attention injection');
+    variant('lb_di_start', '--blend-start', meta.cases.lb_di_start!.blend_start, 'late blend');
     const badCross = cli([...args, '--cross-attention', '1.5', '--out', path.join(dir, 'never.png')]);
     expect(badCross.code).to.equal(2);
     expect(badCross.err).to.match(/--cross-attention/);
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
     expect(lone.code).to.equal(2);
-    expect(lone.err).to.match(/--blend-words, --blend-threshold and --blend-dilation need --local-blend/);
+    expect(lone.err).to.match(/--blend-words, --blend-threshold, --blend-dilation and --blend-start need --local-blend/);
+    const loneStart = cli([...args, '--blend-start', '0.2', '--out', path.join(dir, 'never.png')]);
+    expect(loneStart.code).to.equal(2);
+    expect(loneStart.err).to.match(/need --local-blend/);
+    const badStart = cli([...args, '--local-blend', '--blend-start', '1.5', '--out', path.join(dir, 'never.png')]);
+    expect(badStart.code).to.equal(2);
+    expect(badStart.err).to.match(/--blend-start/);
     const badDilation = cli([...args, '--local-blend', '--blend-dilation', '-1', '--out', path.join(dir, 'never.png')]);
     expect(badDilation.code).to.equal(2);
     expect(badDilation.err).to.match(/--blend-dilation/);

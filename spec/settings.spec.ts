@@ -141,6 +141,7 @@ describe('settings: each default in one place, and the help says it (issue 20, i
   });
 
   it('every numeric setting with a flag is refused outside its range, naming the option', function () {
+    const blendOptions = (v: Record<string, string>): unknown => guidanceOptions({ ...v, 'local-blend': true });
     const parsers: [NumberSetting, (v: Record<string, string>) => unknown][] = [
       [SETTINGS.steps, invertOptions],
       [SETTINGS.numRegSteps, invertOptions],
@@ -153,6 +154,8 @@ describe('settings: each default in one place, and the help says it (issue 20, i
       [SETTINGS.xaGuidance, guidanceOptions],
       [SETTINGS.selfAttentionInjection, guidanceOptions],
       [SETTINGS.crossAttentionInjection, guidanceOptions],
+      [SETTINGS.blendThreshold, blendOptions],
+      [SETTINGS.blendStart, blendOptions],
       [SETTINGS.directionScale, directionScale],
     ];
     for (const [s, parse] of parsers) {

@@ -14,7 +14,8 @@
  *     mask  = maxpool_{2k+1}(S_i) / max(...) > threshold      (k, the dilation: by default max(1, round(min(h, w) /
  *                                                              16)), Prompt-to-Prompt's 3 x 3 at 16 x 16, in latent
  *                                                              pixels; 0: no max-pool)
- *     edit <- reference + mask * (edit - reference)
+ *     edit <- reference + mask * (edit - reference)       (from step floor(start * T) on: the first steps form the
+ *                                                          new object freely, Prompt-to-Prompt's `start_blend`)
  *
  * No extra UNet call; the maps are those the sampler computes for the cross-attention guidance.
  */
@@ -33,7 +34,12 @@ export interface LocalBlendOptions {
    * shape. Default `defaultBlendDilation` of the latent (Prompt-to-Prompt's); 0 turns the max-pool off.
    */
   readonly dilation?: number;
-  /** Called with each step's mask [1, h, w, 1] of 0 / 1 (borrowed; tests and visualisation). */
+  /**
+   * The fraction of the first steps left unblended (Prompt-to-Prompt's `start_blend`): steps i < floor(start * T)
+   * keep the edit as it is, their maps still count in the mask. Default `SETTINGS.blendStart` (0: every step).
+   */
+  readonly start?: number;
+  /** Called with each blended step's mask [1, h, w, 1] of 0 / 1 (borrowed; tests and visualisation). */
   readonly onMask?: (step: number, mask: tf.Tensor4D) => void;
 }
 
@@ -48,6 +54,13 @@ export function assertBlendThreshold(threshold: number): void {
 export function assertBlendDilation(dilation: number): void {
   if (!inRange(SETTINGS.blendDilation, dilation)) {
     throw new Error(`the local blend dilation must be ${rangeText(SETTINGS.blendDilation)} latent pixels, got ${dilation}`);
+  }
+}
+
+/** Checks a blend start against `SETTINGS.blendStart`, naming it when it is out of range. */
+export function assertBlendStart(start: number): void {
+  if (!inRange(SETTINGS.blendStart, start)) {
+    throw new Error(`the local blend start must be ${rangeText(SETTINGS.blendStart)} (a fraction of the steps), got ${start}`);
   }
 }
 
@@ -66,13 +79,15 @@ export function localBlend(options: LocalBlendOptions): StepEndHook {
   const threshold = options.threshold ?? SETTINGS.blendThreshold.default;
   assertBlendThreshold(threshold);
   if (options.dilation !== undefined) assertBlendDilation(options.dilation);
+  const start = options.start ?? SETTINGS.blendStart.default;
+  assertBlendStart(start);
   const tokens = [...options.tokens];
   if (tokens.length === 0) throw new Error('local blending needs at least one caption token naming the edited object');
   for (const k of tokens) {
     if (!(Number.isInteger(k) && k >= 0)) throw new Error(`local blend token positions must be non-negative integers, got ${k}`);
   }
   let sum: Float32Array | undefined;
-  return ({ step, reference, edit, referenceMaps, guidanceBatch }) => {
+  return ({ step, steps, reference, edit, referenceMaps, guidanceBatch }) => {
     const [, h, w] = reference.shape;
     const stepMap = tf.tidy(() => {
       const layers: tf.Tensor2D[] = [];
@@ -98,6 +113,7 @@ export function localBlend(options: LocalBlendOptions): StepEndHook {
     if (step === 0) sum.fill(0);
     for (let q = 0; q < values.length; q++) sum[q]! += values[q]!;
     const acc = sum;
+    if (step < Math.floor(start * steps)) return;
     return tf.tidy(() => {
       const k = options.dilation ?? defaultBlendDilation(h, w);
       const map = tf.tensor4d(acc, [1, h, w, 1]);

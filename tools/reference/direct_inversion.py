@@ -26,10 +26,13 @@ class LocalBlend:
     the maps of the tokens `tokens` (summed), each layer resized bilinearly to the latent; summed over the steps so
     far; max-pooled (kernel 2k + 1, k = `dilation`, by default max(1, round(min(h, w) / 16)): Prompt-to-Prompt's
     3 x 3 at 16 x 16 in latent pixels; 0: no max-pool), divided by its maximum, > threshold;
-    edit = ref + mask * (edit - ref)."""
+    edit = ref + mask * (edit - ref), from step int(start * T) on (Prompt-to-Prompt's `start_blend`: the steps
+    before it are left as they are, their maps still summed)."""
 
-    def __init__(self, tokens: list[int], threshold: float, batch: int, on_mask=None, dilation: int | None = None):
+    def __init__(self, tokens: list[int], threshold: float, batch: int, on_mask=None, dilation: int | None = None,
+                 start: float = 0.0, steps: int = 1):
         self.tokens, self.threshold, self.batch, self.on_mask, self.dilation = tokens, threshold, batch, on_mask, dilation
+        self.first = int(start * steps)
         self.sum = None
 
     def __call__(self, step: int, maps: list[torch.Tensor], latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -42,6 +45,8 @@ class LocalBlend:
             layers.append(torch.nn.functional.interpolate(word, size=(h, w), mode="bilinear", align_corners=False))
         step_map = torch.stack(layers).mean(0)
         self.sum = step_map if self.sum is None else self.sum + step_map
+        if step < self.first:
+            return latents
         k = max(1, round(min(h, w) / 16)) if self.dilation is None else self.dilation
         pooled = torch.nn.functional.max_pool2d(self.sum, 2 * k + 1, 1, padding=k) if k > 0 else self.sum
         mask = (pooled / pooled.max() > self.threshold).float()
@@ -144,7 +149,7 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
          direct: bool = True, on_reference_maps: Callable[[int, list[torch.Tensor]], None] | None = None,
          blend_tokens: list[int] | None = None, blend_threshold: float = 0.3, on_mask: Callable[[int, torch.Tensor], None] | None = None,
          blend_dilation: int | None = None, self_attention: float = 0.0, self_attention_max_queries: int = 256,
-         cross_attention: float = 0.0):
+         cross_attention: float = 0.0, blend_start: float = 0.0):
     """Both passes from z_T; returns (edited latents, reference latents). With direct=True the reference pass walks
     the trajectory and the edit gets the offsets d_i. on_reference_maps(i, maps) sees the maps the edit pass of
     step i is guided towards (every attn2 layer in the UNet's order)."""
@@ -202,7 +207,8 @@ def edit(pipe, caption: str, negative_prompt: str | None, source_embeds: torch.T
     half = 1 if cfg else 0
     prompt_embeds_edit[half:half + 1] += direction
     latents = trajectory[T].clone()
-    blender = LocalBlend(blend_tokens, blend_threshold, 2 if cfg else 1, on_mask, blend_dilation) if blend_tokens else None
+    blender = LocalBlend(blend_tokens, blend_threshold, 2 if cfg else 1, on_mask, blend_dilation,
+                         blend_start, len(edit_sched.timesteps)) if blend_tokens else None
     for i, t in enumerate(edit_sched.timesteps):
         inp = torch.cat([latents] * 2) if cfg else latents
         x_in = inp.detach().clone()

@@ -4,7 +4,7 @@ mask from the reference pass's maps, over diffusers' pipeline components) on the
 Cases, all at 64 px (8 x 8 latents) with threshold 0.8 (the random tiny models attend almost uniformly: lower
 thresholds give all-ones masks, which test nothing; the builder refuses those): with Direct Inversion and CFG
 (tiny-sd, the word "cat"), without Direct Inversion on the SD 2.x-style v-prediction pipeline (tiny-sd2, "sofa"),
-with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), without the mask's dilation (tiny-sd,
+with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), from the third step on (start 0.4), without the mask's dilation (tiny-sd,
 "cat" and "sofa"), and for an attribute word (tiny-sd, "red" in "a photo of a red cat sitting on a sofa": the mask
 of "cat", undilated). The token positions are found by direct_inversion.blend_tokens_of with transformers'
 tokenizer; the tests find them with ours and compare.
@@ -13,7 +13,7 @@ Writes spec/fixtures/reference/local_blend/:
   <case>.safetensors   image_latents (z_0), caption_embeds, direction, trajectory ([T + 1, c, h, w]),
                        edited_latents (with local blending and / or self- and cross-attention injection), unblended_latents
                        (the same edit without either),
-                       mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of step i)
+                       mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of each blended step i)
   cases.json           caption, sentences, settings, each case's token positions
 """
 from pathlib import Path
@@ -30,6 +30,8 @@ CASES = {
     "lb_sd2_v_plain": dict(guidance_scale=5.0, xa=0.1, size=64, direct=False, words=["sofa"], threshold=0.8,
                            model="spec/fixtures/models/tiny-sd2"),
     "lb_di_no_cfg": dict(guidance_scale=1.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8),
+    # Prompt-to-Prompt's start_blend: the first int(0.4 * 5) = 2 steps unblended, their maps still in the mask
+    "lb_di_start": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, blend_start=0.4),
     "lb_di_no_dilation": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat", "sofa"], threshold=0.8,
                               dilation=0),
     # self-attention injection (Prompt-to-Prompt's self-attention replacement) in the first 3 of 5 steps, with the
@@ -76,7 +78,8 @@ def build(root: Path) -> list[Path]:
         masks: dict[str, torch.Tensor] = {}
         edited, _ = di.edit(pipe, **args, blend_tokens=tokens or None, blend_threshold=c["threshold"], blend_dilation=c.get("dilation"),
                             on_mask=lambda i, m: masks.__setitem__(f"mask.step{i}", m.clone()),
-                            self_attention=c.get("self_attention", 0.0), cross_attention=c.get("cross_attention", 0.0))
+                            self_attention=c.get("self_attention", 0.0), cross_attention=c.get("cross_attention", 0.0),
+                            blend_start=c.get("blend_start", 0.0))
         unblended, _ = di.edit(pipe, **args)  # without the blend and the attention injections
         fractions = [float(m.mean()) for m in masks.values()]
         # a test of the blend needs masks that keep part of the latent and edit part of it

@@ -339,7 +339,7 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
                                               blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
-                                              self_attention=sa, cross_attention=ca)
+                                              blend_start=settings.get("blendStart") or 0.0, self_attention=sa, cross_attention=ca)
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
@@ -426,6 +426,7 @@ def write_markdown(path: Path, report: dict) -> None:
          "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
+         + (f", unblended in the first {s['blendStart']:g} of the steps" if s.get('blendStart') else "")
          + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "")
          + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "")
          + ("; for a colour edit self-attention injection {:g} and cross-attention injection {:g}".format(*injections(s, "red"))
@@ -528,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene-seed", type=int, default=HELDOUT_SEED0, help=f"first seed of the held-out scenes (default {HELDOUT_SEED0}, the tables' so far)")
     ap.add_argument("--blend-threshold", type=float, default=0.3, help="local blending's mask threshold for the -di-lb- rows (default 0.3, the library's)")
     ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)), 0 for a colour word)")
+    ap.add_argument("--blend-start", type=float, default=0.0,
+                    help="the fraction of the first steps the -di-lb- rows leave unblended (default 0, the library's: every step)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
     ap.add_argument("--cross-attention", type=float, default=0.0,
@@ -581,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
                 "attributeSelfAttention": args.attribute_self_attention, "attributeCrossAttention": args.attribute_cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
@@ -626,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "selfAttention", "crossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "selfAttention", "crossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
