@@ -405,6 +405,34 @@ def paired(guided: list[dict], unguided: list[dict]) -> dict:
     return out
 
 
+def plain_of(method: str) -> str | None:
+    """The plain pix2pix-zero row a Direct Inversion row is measured against: the same side and guidance
+    (`ours-di-lb-xa0.1` -> `ours-xa0.1`); None for a plain row or a yardstick."""
+    side, _, rest = method.partition("-")
+    if not rest.startswith("di-"):
+        return None
+    return f"{side}-{rest.split('-')[-1]}"
+
+
+def against_plain(rows: dict[str, list[dict]]) -> dict:
+    """Each Direct Inversion row against plain pix2pix-zero on the same scenes (issue #17's targets: success at
+    least plain's on every task, background change at most half): success of both, the scenes lost (plain
+    succeeds, the row does not) and won, and the ratio of the mean background changes."""
+    out = {}
+    for m, r in rows.items():
+        plain = plain_of(m)
+        if plain is None or not r or len(rows.get(plain, [])) != len(r):
+            continue
+        p = rows[plain]
+        bg_m, bg_p = float(np.mean([a["bg_change"] for a in r])), float(np.mean([a["bg_change"] for a in p]))
+        out[m] = {"plain": plain, "success": round(float(np.mean([a["success"] for a in r])), 4),
+                  "plain_success": round(float(np.mean([a["success"] for a in p])), 4),
+                  "lost": sum(1 for a, b in zip(r, p) if b["success"] and not a["success"]),
+                  "won": sum(1 for a, b in zip(r, p) if a["success"] and not b["success"]),
+                  "bg_ratio": round(bg_m / bg_p, 3) if bg_p > 0 else None}
+    return out
+
+
 def fmt(v, pct=False, nd=2):
     if v is None:
         return "-"
@@ -459,6 +487,21 @@ def write_markdown(path: Path, report: dict) -> None:
         avg = lambda k: float(np.mean([g[k] for g in got])) if all(g[k] is not None for g in got) else None  # noqa: E731
         L.append(f"| {m} | {fmt(avg('success'), True)} | {fmt(avg('iou_ideal'))} | {fmt(avg('centre_px'))} | {fmt(avg('bg_change'), nd=1)} | {fmt(avg('bg_change_rec'), nd=1)} |")
     L.append("")
+    vs = [m for m in METHODS if all(m in r.get("against_plain", {}) for r in tasks)] if tasks else []
+    if vs:
+        names = [f"{TASKS[t][1]} -> {TASKS[t][2]}" for t in report["tasks"]]
+        L += ["Against plain pix2pix-zero (the same side and guidance, on the same scenes; issue #17's targets: success at least",
+              "plain's on every task, background change at most half): success against plain's (scenes lost / won), then the",
+              "background change as a multiple of plain's, per task and for the mean over the tasks.", "",
+              "| method | " + " | ".join(names) + " | bg " + " | bg ".join(names) + " | bg mean |",
+              "|---|" + "---|" * (2 * len(names) + 1)]
+        for m in vs:
+            got = [r["against_plain"][m] for r in tasks]
+            mean_bg = [(r["methods"][m]["bg_change"], r["methods"][got[0]["plain"]]["bg_change"]) for r in tasks]
+            ratio = sum(a for a, _ in mean_bg) / sum(b for _, b in mean_bg) if sum(b for _, b in mean_bg) > 0 else None
+            L.append(f"| {m} | " + " | ".join(f"{fmt(g['success'], True)} / {fmt(g['plain_success'], True)} ({g['lost']} / {g['won']})" for g in got)
+                     + " | " + " | ".join(f"{fmt(g['bg_ratio'])}x" for g in got) + f" | {fmt(ratio)}x |")
+        L.append("")
     for task, res in report["tasks"].items():
         attr, src, tgt = TASKS[task]
         cut = f" of {res['drawn']} drawn: the run was cut short at its deadline" if res.get("drawn", res["n"]) > res["n"] else ""
@@ -740,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
                                         for xa in settings["xaGuidance"] if rows.get(f"ours-di-xa{xa:g}") and rows.get(f"ours-xa{xa:g}")},
             "local_blend_effect": {f"xa{xa:g}": paired(rows[f"ours-di-lb-xa{xa:g}"], rows[f"ours-di-xa{xa:g}"])
                                    for xa in settings["xaGuidance"] if rows.get(f"ours-di-lb-xa{xa:g}") and rows.get(f"ours-di-xa{xa:g}")},
+            "against_plain": against_plain(rows),
             "seeds": [scenes[i["id"]][1] for i in complete], "drawn": sum(1 for i in items if i["task"] == task),
             "methods": {m: aggregate(r) for m, r in rows.items() if r},
             "agreement": {xa: {"mean_abs": round(float(np.mean(g["diffs"])), 3), "max_image_mean_abs": round(float(np.max(g["diffs"])), 3),
