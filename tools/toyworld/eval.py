@@ -334,7 +334,8 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         blend_dilation = settings.get("blendDilation")
         if blend_dilation is None and source in ATTRIBUTE_WORDS:
             blend_dilation = 0
-        sa, ca = injections(settings, source)
+        # the item's own fractions, the values our side is given (a colour edit's differ from a shape edit's)
+        sa, ca = it["selfAttention"], it["crossAttention"]
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
