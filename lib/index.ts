@@ -51,6 +51,7 @@ export { DDIMInverseScheduler } from './schedulers/ddim-inverse.js';
 export type { Scheduler, SchedulerFactory, SchedulerRole, SchedulerStepOutput } from './schedulers/scheduler.js';
 export { ConfigSchedulerFactory, registerScheduler, registeredSchedulers, DDIM_COMPATIBLE, type SchedulerEntry } from './schedulers/factory.js';
 export { directInversion } from './editing/direct-inversion.js';
+export { overlayOutsideMask } from './editing/overlay.js';
 export { localBlend, wordTokenPositions, assertBlendThreshold, assertBlendDilation, assertBlendStart, defaultBlendDilation, type LocalBlendOptions, type WordTokenOptions } from './editing/local-blend.js';
 export { chainStepEndHooks } from './editing/step-end-hooks.js';
 export { TorchGenerator } from './random/torch-generator.js';

@@ -37,6 +37,7 @@ import { directInversion } from './editing/direct-inversion.js';
 import { assertBlendDilation, assertBlendStart, assertBlendThreshold, localBlend, wordTokenPositions } from './editing/local-blend.js';
 import { isAttribute } from './editing/sentence-generator.js';
 import { chainStepEndHooks } from './editing/step-end-hooks.js';
+import { overlayOutsideMask } from './editing/overlay.js';
 import type { AutoencoderPort } from './editing/ports.js';
 import {
   type Captioner,
@@ -167,6 +168,13 @@ export interface LocalBlendSettings {
    * object forms freely before the mask holds the rest. Default `SETTINGS.blendStart` (0: every step is blended).
    */
   readonly start?: number;
+  /**
+   * After decoding, put the input image's own pixels back outside the last step's mask (resized bilinearly to the
+   * image; as inpainting pipelines' `apply_overlay`): the background is then the input's pixels, not their VAE round
+   * trip. Needs the image: the source is the image, or an inversion made by this version (it keeps the image, in
+   * memory and in its file). Default false.
+   */
+  readonly overlay?: boolean;
 }
 
 /** @deprecated use {@link Pix2PixZeroEditOptions} (the same options, named for the facade). */
@@ -182,22 +190,27 @@ export class Inversion {
     readonly latent: tf.Tensor4D,
     readonly meta: InversionMeta,
     readonly trajectory?: readonly tf.Tensor4D[],
+    /**
+     * The input image as the model saw it ([1, H, W, 3] in [-1, 1]), kept by {@link Pix2PixZero.invert} and in saved
+     * files for local blending's overlay (files of earlier versions have none).
+     */
+    readonly image?: tf.Tensor4D,
   ) {}
   /** The caption the image was inverted with. */
   get caption(): string {
     return this.meta.caption;
   }
-  /** Saves it as safetensors (`latent`, `trajectory` when present, and metadata). */
+  /** Saves it as safetensors (`latent`, `trajectory` and `image` when present, and metadata). */
   save(file: string): void {
-    saveInversion(file, this.latent, this.meta, this.trajectory);
+    saveInversion(file, this.latent, this.meta, this.trajectory, 'inversion', this.image);
   }
   /** Loads an inversion saved by {@link save} (or by an earlier version, without a trajectory). */
   static load(file: string): Inversion {
-    const { latent, meta, trajectory } = loadInversion(file);
-    return new Inversion(latent, meta, trajectory);
+    const { latent, meta, trajectory, image } = loadInversion(file);
+    return new Inversion(latent, meta, trajectory, image);
   }
   dispose(): void {
-    tf.dispose([...new Set([this.latent, ...(this.trajectory ?? [])])]);
+    tf.dispose([...new Set([this.latent, ...(this.trajectory ?? []), ...(this.image !== undefined ? [this.image] : [])])]);
   }
 }
 
@@ -366,6 +379,7 @@ export class Pix2PixZero {
     assertDdimSteps(this.folder.schedulerConfig, steps);
     const input = await this.prepare(image, options);
     let latents: tf.Tensor4D | undefined;
+    let kept = false;
     const prompts: tf.Tensor3D[] = [];
     try {
       const [, h, w] = input.shape;
@@ -405,13 +419,14 @@ export class Pix2PixZero {
           lambdaKl: options.lambdaKl ?? SETTINGS.lambdaKl.default,
           minShift: options.minShift ?? SETTINGS.minShift.default,
         },
-      }, trajectory);
+      }, trajectory, input);
+      kept = true;
       return { inversion, prompts };
     } catch (err) {
       tf.dispose(prompts);
       throw err;
     } finally {
-      tf.dispose([input, latents]);
+      tf.dispose(kept ? [latents] : [input, latents]);
     }
   }
 
@@ -435,6 +450,13 @@ export class Pix2PixZero {
     if (blend?.words !== undefined && (blend.words.length === 0 || blend.words.some((w) => typeof w !== 'string' || w.trim() === ''))) {
       throw new Error(`localBlend.words must be non-empty words, got ${JSON.stringify(blend.words)}`);
     }
+    if (blend?.overlay !== undefined && typeof blend.overlay !== 'boolean') throw new Error(`localBlend.overlay must be true or false, got ${JSON.stringify(blend.overlay)}`);
+    const overlay = blend?.overlay === true;
+    if (overlay && source instanceof Inversion && source.image === undefined) {
+      throw new Error(
+        'localBlend.overlay puts the input image\'s pixels back outside the mask, and this inversion does not have them (saved by an earlier version): edit the image itself, or invert it again',
+      );
+    }
     if (options.directInversion === true) {
       if (source instanceof Inversion && source.trajectory === undefined) {
         throw new Error(
@@ -447,6 +469,9 @@ export class Pix2PixZero {
     const extra = options.negativePrompt === undefined ? [] : [options.negativePrompt];
     // The caption's (and the negative prompt's) embeddings: made with the inversion's, before the UNet's work.
     const { inversion, prompts } = source instanceof Inversion ? { inversion: source, prompts: await this.embedPrompts([source.caption, ...extra], options.signal) } : await this.invertImage(source, options, extra);
+    const input = overlay ? inversion.image : undefined;
+    // The last blended step's mask (latent pixels, host copy), for the overlay.
+    let lastMask: { data: Float32Array; shape: [number, number, number, number] } | undefined;
     try {
       const caption = inversion.caption;
       const c = prompts[0]!;
@@ -471,7 +496,8 @@ export class Pix2PixZero {
           const tokens = await this.blendTokens(caption, words, expected.tokens);
           // An attribute edit (a colour, a material) keeps the thing's outline: its mask needs no room for a new one.
           const dilation = blend.dilation ?? (words.every((w) => isAttribute(w.trim())) ? 0 : undefined);
-          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation, start: blend.start }));
+          const onMask = overlay ? (_step: number, mask: tf.Tensor4D): void => void (lastMask = { data: (mask.dataSync() as Float32Array).slice(), shape: mask.shape }) : undefined;
+          if (tokens.length > 0) hooks.push(localBlend({ tokens, threshold: blend.threshold, dilation, start: blend.start, onMask }));
           else this.onNotice?.(`local blending: the caption '${caption}' names none of ${words.map((w) => `'${w}'`).join(', ')}: edited without it (name the object with localBlend.words, --blend-words)`);
         }
         if (options.onStepEnd !== undefined) hooks.push(options.onStepEnd);
@@ -483,7 +509,7 @@ export class Pix2PixZero {
       try {
         options.onProgress?.({ phase: 'decode', step: 0, total: 1 });
         throwIfAborted(options.signal);
-        const image = this.decode(latents.edited, 'edited image');
+        const image = this.decode(latents.edited, 'edited image', input !== undefined && lastMask !== undefined ? { input, mask: lastMask } : undefined);
         throwIfAborted(options.signal);
         const reconstruction = options.reconstruction === false ? undefined : this.decode(latents.reconstruction, 'reconstruction');
         options.onProgress?.({ phase: 'decode', step: 1, total: 1 });
@@ -550,8 +576,12 @@ export class Pix2PixZero {
     assertDdimSteps(this.folder.schedulerConfig, meta.steps);
   }
 
-  private decode(latents: tf.Tensor4D, what: string): RgbImage {
-    const img = tf.tidy(() => this.vae.decode(latents));
+  /** Decodes latents to an image; with `overlay`, the input's pixels outside the (latent-sized) mask. */
+  private decode(latents: tf.Tensor4D, what: string, overlay?: { input: tf.Tensor4D; mask: { data: Float32Array; shape: [number, number, number, number] } }): RgbImage {
+    const img = tf.tidy(() => {
+      const decoded = this.vae.decode(latents);
+      return overlay === undefined ? decoded : overlayOutsideMask(decoded, overlay.input, tf.tensor4d(overlay.mask.data, overlay.mask.shape));
+    });
     try {
       const out = tensorToImage(img);
       if (out.nanCount > 0) throw new Error(`the ${what} has ${out.nanCount} non-finite values: the model or settings are numerically broken (try the float32 weights or fewer guidance)`);

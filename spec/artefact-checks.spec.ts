@@ -74,14 +74,20 @@ describe('artefacts and caches are verified, not trusted (issue 18, kind 3)', fu
   });
 
   it('inversions with absurd latents, inconsistent metadata, or edited latents are refused with the reason', function () {
-    const save = (name: string, latent: tf.Tensor4D, meta: object, kind?: 'latents'): string => {
+    const save = (name: string, latent: tf.Tensor4D, meta: object, kind?: 'latents', image?: { shape: number[]; data: Float32Array }): string => {
       const file = path.join(dir, name);
       // Written as a tampered file would be: past saveInversion's own checks.
       const nchw = tf.transpose(latent, [0, 3, 1, 2]);
-      writeSafetensors(file, { latent: { dtype: 'F32', shape: nchw.shape, data: nchw.dataSync() as Float32Array } }, { format: 'pix2pix-zero', kind: kind ?? 'inversion', meta: JSON.stringify(meta) });
+      writeSafetensors(
+        file,
+        { latent: { dtype: 'F32', shape: nchw.shape, data: nchw.dataSync() as Float32Array }, ...(image !== undefined ? { image: { dtype: 'F32', ...image } } : {}) },
+        { format: 'pix2pix-zero', kind: kind ?? 'inversion', meta: JSON.stringify(meta) },
+      );
       nchw.dispose();
       return file;
     };
+    const [ih, iw] = inversion.meta.imageSize;
+    const pixels = (v: number, h = ih, w = iw) => ({ shape: [1, 3, h, w], data: new Float32Array(3 * h * w).fill(v) });
     const good = inversion.meta;
     const flipped = tf.tidy(() => tf.concat([tf.fill([1, 1, 8, 4], 1e30), tf.slice(inversion.latent, [0, 1, 0, 0], [-1, -1, -1, -1])], 1)) as tf.Tensor4D;
     const nan = tf.fill([1, 8, 8, 4], NaN) as tf.Tensor4D;
@@ -95,8 +101,18 @@ describe('artefacts and caches are verified, not trusted (issue 18, kind 3)', fu
         [save('size2.safetensors', inversion.latent, { ...good, imageSize: [64, 'x'] }), /says imageSize \[64,"x"\]/],
         [save('latents.safetensors', inversion.latent, good, 'latents'), /holds an edit's x_0 latents \(written by --save-latents\), not an inversion/],
         [save('legacy.safetensors', inversion.latent, { ...good, settings: { kind: 'edited x_0' } }), /holds an edit's x_0 latents/],
+        // the input image kept for the overlay: [1, 3, H, W] of the metadata's size, values in [-1, 1]
+        [save('image-size.safetensors', inversion.latent, good, undefined, pixels(0, ih, iw / 2)), new RegExp(`image has shape \\[1, 3, ${ih}, ${iw / 2}\\], expected \\[1, 3, ${ih}, ${iw}\\]`)],
+        [save('image-range.safetensors', inversion.latent, good, undefined, pixels(3)), /image-range\.safetensors: image has a value of magnitude 3\.00e\+0, beyond any valid one/],
+        [save('image-nan.safetensors', inversion.latent, good, undefined, pixels(NaN)), /image has \d+ non-finite values/],
       ];
       for (const [file, message] of cases) expect(() => loadInversion(file), file).to.throw(message);
+      const start = tf.memory().numTensors;
+      const fine = loadInversion(save('image-fine.safetensors', inversion.latent, good, undefined, pixels(-1)));
+      expect(fine.image?.shape).to.deep.equal([1, ih, iw, 3]);
+      expect(Math.min(...(fine.image!.dataSync() as Float32Array))).to.equal(-1);
+      tf.dispose([fine.latent, fine.image!]);
+      expect(tf.memory().numTensors).to.equal(start);
     } finally {
       tf.dispose([flipped, nan]);
     }

@@ -2,8 +2,9 @@
  * Local blending (Prompt-to-Prompt's LocalBlend as a step hook) against its reference on diffusers' components
  * (tools/reference/direct_inversion.py's LocalBlend, fixtures by local_blend_outputs.py): the token positions, every
  * step's mask and the edited latents, with and without Direct Inversion, with and without CFG, on SD 1.x and the
- * v-prediction SD 2.x-style pipeline, for an attribute word (the mask of the thing after it); then through the
- * facade and the CLI, and the hook chain's bookkeeping.
+ * v-prediction SD 2.x-style pipeline, for an attribute word (the mask of the thing after it), and the overlay of the
+ * decoded edit on the input image outside the last mask; then through the facade and the CLI, and the hook chain's
+ * bookkeeping.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,10 +16,13 @@ import { directInversion } from '../lib/editing/direct-inversion.js';
 import { CrossAttentionGuidedSampler } from '../lib/editing/guided-sampler.js';
 import { localBlend, wordTokenPositions } from '../lib/editing/local-blend.js';
 import { chainStepEndHooks } from '../lib/editing/step-end-hooks.js';
+import { saveInversion } from '../lib/editing/artefacts.js';
+import { overlayOutsideMask } from '../lib/editing/overlay.js';
+import { type RgbImage, readImage, tensorToImage } from '../lib/io/image.js';
 import type { StepEndHook, StepEndState } from '../lib/editing/services.js';
 import { ClipTokenizer } from '../lib/tokenizers/clip-tokenizer.js';
 import { ConfigSchedulerFactory } from '../lib/schedulers/factory.js';
-import { Pix2PixZero } from '../lib/pix2pix-zero.js';
+import { Inversion, Pix2PixZero } from '../lib/pix2pix-zero.js';
 import { FIXTURES, ROOT, TINY_SD, expectClose, forEachBackend, readReference, relativeError } from './helpers/tensors.js';
 import { cli } from './helpers/cli.js';
 import { type SentenceFolder, readSavedLatents, sentenceFolder } from './helpers/edit-files.js';
@@ -42,6 +46,8 @@ interface Case {
   caption?: string;
   /** Words among `words` that are attributes: their mask is the next word's. */
   attributes?: string[];
+  /** The fixture also has the decoded edit overlaid on the input image outside the last mask. */
+  overlay?: boolean;
 }
 const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
   caption: string;
@@ -53,6 +59,15 @@ const meta = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) a
 };
 const nhwc = (t: tf.Tensor): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
 const latentsOf = (t: tf.Tensor): tf.Tensor4D[] => tf.tidy(() => tf.split(nhwc(t), t.shape[0]!, 0) as tf.Tensor4D[]);
+/** A [1, 3, H, W] image in [-1, 1] as 0..255 RGB (as the facade writes it). */
+const imageOf = (t: tf.Tensor): RgbImage => {
+  const x = nhwc(t);
+  try {
+    return tensorToImage(x);
+  } finally {
+    x.dispose();
+  }
+};
 const modelOf = (c: Case): string => (c.model !== undefined ? path.join(ROOT, c.model) : TINY_SD);
 
 describe('wordTokenPositions', function () {
@@ -142,9 +157,37 @@ forEachBackend('local blending vs its reference on diffusers', function () {
         tf.dispose([r.edited, r.reconstruction]);
         expect(tf.memory().numTensors).to.equal(start);
       });
+
+      if (c.overlay === true) {
+        it('the overlay of the reference\'s decoded edit on the input image within 1e-5; it differs from both', function () {
+          const start = tf.memory().numTensors;
+          tf.tidy(() => {
+            const decoded = nhwc(ref.decoded_image!);
+            const input = nhwc(ref.input_image!);
+            const got = overlayOutsideMask(decoded, input, nhwc(ref[`mask.step${T - 1}`]!));
+            expectClose(got, nhwc(ref.overlaid_image!), 1e-5, 'overlay');
+            expect(relativeError(got, decoded), 'overlay vs the decoded edit').to.be.above(1e-2);
+            expect(relativeError(got, input), 'overlay vs the input').to.be.above(1e-2);
+          });
+          expect(tf.memory().numTensors).to.equal(start);
+        });
+      }
     });
   }
 });
+
+/** The largest difference of two images' 0..255 values, and how many values differ at all. */
+function pixelDiff(a: RgbImage, b: RgbImage): { max: number; count: number } {
+  expect([a.width, a.height]).to.deep.equal([b.width, b.height]);
+  let max = 0;
+  let count = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    const d = Math.abs(a.data[i]! - b.data[i]!);
+    if (d > 0) count++;
+    max = Math.max(max, d);
+  }
+  return { max, count };
+}
 
 describe('local blending through the facade and the CLI', function () {
   const c = meta.cases.lb_di!;
@@ -225,7 +268,62 @@ describe('local blending through the facade and the CLI', function () {
     }
   });
 
-  it('the CLI: edit --direct-inversion --local-blend --blend-threshold matches the reference; misused options are refused', function () {
+  it('the facade\'s overlay (localBlend.overlay) is the reference\'s image within one level, the input\'s own pixels outside the mask; refused for a saved inversion', async function () {
+    const o = meta.cases.lb_di_overlay!;
+    const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false });
+    try {
+      const start = tf.memory().numTensors;
+      const want = readReference(path.join(DIR, 'lb_di_overlay.safetensors'));
+      const d = await p2p.direction({ name: 'cat', sentences: meta.source }, { name: 'dog', sentences: meta.target });
+      const r = await p2p.edit(image, d, { directInversion: true, numRegSteps: 0, caption: meta.caption, size: o.size, steps: meta.steps, localBlend: { threshold: o.threshold, overlay: true } });
+      tf.tidy(() => expectClose(r.latents, nhwc(want.edited_latents!), 1e-3, 'blended edit (facade, overlay)'));
+      const expected = imageOf(want.overlaid_image!);
+      const diff = pixelDiff(r.image, expected);
+      expect(diff.max, 'overlaid image vs the reference (0..255)').to.be.at.most(1);
+      // Where the resized mask is 0 the pixels are the input's own, exactly; the plain blend's are its VAE round trip.
+      const input = await readImage(image);
+      const m = tf.tidy(() => tf.image.resizeBilinear(nhwc(want[`mask.step${meta.steps - 1}`]!) as tf.Tensor4D, [o.size, o.size], false, true).dataSync());
+      const plain = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { threshold: o.threshold } });
+      let outside = 0;
+      let plainChanged = 0;
+      for (let p = 0; p < m.length; p++) {
+        if (m[p] !== 0) continue;
+        outside++;
+        for (let k = 0; k < 3; k++) {
+          expect(r.image.data[3 * p + k], `pixel ${p} outside the mask`).to.equal(input.data[3 * p + k]);
+          if (plain.image.data[3 * p + k] !== input.data[3 * p + k]) plainChanged++;
+        }
+      }
+      expect(outside, 'pixels outside the mask').to.be.above(0);
+      expect(outside, 'pixels outside the mask').to.be.below(m.length);
+      expect(plainChanged, 'values the plain blend changes outside the mask').to.be.above(0);
+      // An inversion keeps the image, in memory and in its file: the same edit from either; a file of an earlier
+      // version (no image) is refused.
+      const again = await p2p.edit(r.inversion, d, { directInversion: true, localBlend: { threshold: o.threshold, overlay: true } });
+      expect(pixelDiff(again.image, r.image).count, 'the overlay from the inversion').to.equal(0);
+      const file = path.join(dir, 'overlay-inversion.safetensors');
+      r.inversion.save(file);
+      const loaded = Inversion.load(file);
+      const fromFile = await p2p.edit(loaded, d, { directInversion: true, localBlend: { threshold: o.threshold, overlay: true } });
+      expect(pixelDiff(fromFile.image, r.image).count, 'the overlay from the saved inversion').to.equal(0);
+      const oldFile = path.join(dir, 'overlay-inversion-old.safetensors');
+      saveInversion(oldFile, r.inversion.latent, r.inversion.meta, r.inversion.trajectory);
+      const old = Inversion.load(oldFile);
+      expect(old.image).to.equal(undefined);
+      await expectRejects(p2p.edit(old, d, { localBlend: { overlay: true } }), /localBlend\.overlay .* this inversion does not have them \(saved by an earlier version\)/);
+      tf.dispose([again.latents, fromFile.latents]);
+      loaded.dispose();
+      old.dispose();
+      await expectRejects(p2p.edit(r.inversion, d, { localBlend: { overlay: 'yes' as unknown as boolean } }), /localBlend\.overlay must be true or false, got "yes"/);
+      tf.dispose([r.latents, plain.latents, d.tensor, ...Object.values(want)]);
+      r.inversion.dispose();
+      expect(tf.memory().numTensors).to.equal(start);
+    } finally {
+      p2p.dispose();
+    }
+  });
+
+  it('the CLI: edit --direct-inversion --local-blend --blend-threshold (and --blend-overlay) matches the reference; misused options are refused', async function () {
     const lat = path.join(dir, 'cli-latents.safetensors');
     const base = files.options;
     const args = ['edit', image, '--caption', meta.caption, ...base, '--steps', String(meta.steps), '--size', String(c.size), '--reg-steps', '0', '--direct-inversion'];
@@ -253,7 +351,23 @@ describe('local blending through the facade and the CLI', function () {
     expect(badCross.err).to.match(/--cross-attention/);
     const lone = cli([...args, '--blend-threshold', '0.5', '--out', path.join(dir, 'never.png')]);
     expect(lone.code).to.equal(2);
-    expect(lone.err).to.match(/--blend-words, --blend-threshold, --blend-dilation and --blend-start need --local-blend/);
+    expect(lone.err).to.match(/--blend-words, --blend-threshold, --blend-dilation, --blend-start and --blend-overlay need --local-blend/);
+    const loneOverlay = cli([...args, '--blend-overlay', '--out', path.join(dir, 'never.png')]);
+    expect(loneOverlay.code).to.equal(2);
+    expect(loneOverlay.err).to.match(/need --local-blend/);
+    // The overlay: the reference's image within one level; refused with a saved inversion.
+    const inv = path.join(dir, 'cli-inversion.safetensors');
+    const ov = cli([...args, '--local-blend', '--blend-threshold', String(c.threshold), '--blend-overlay', '--out', path.join(dir, 'overlay.png'), '--save-inversion', inv]);
+    expect(ov.code, ov.err).to.equal(0);
+    const overlayRef = readReference(path.join(DIR, 'lb_di_overlay.safetensors'));
+    const expected = imageOf(overlayRef.overlaid_image!);
+    tf.dispose(Object.values(overlayRef));
+    const png = await readImage(path.join(dir, 'overlay.png'));
+    expect(pixelDiff(png, expected).max, 'overlaid image (CLI) vs the reference').to.be.at.most(1);
+    // The saved inversion keeps the image: the same overlay from it.
+    const again = cli(['edit', '--inversion', inv, ...base, '--direct-inversion', '--local-blend', '--blend-threshold', String(c.threshold), '--blend-overlay', '--out', path.join(dir, 'overlay2.png')]);
+    expect(again.code, again.err).to.equal(0);
+    expect(pixelDiff(await readImage(path.join(dir, 'overlay2.png')), png).count, 'the overlay from --inversion').to.equal(0);
     const loneStart = cli([...args, '--blend-start', '0.2', '--out', path.join(dir, 'never.png')]);
     expect(loneStart.code).to.equal(2);
     expect(loneStart.err).to.match(/need --local-blend/);

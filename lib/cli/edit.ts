@@ -60,6 +60,8 @@ Editing:    ${dflt(S.guidanceScale)} ${dflt(S.xaGuidance)} --negative-prompt "..
             --blend-dilation k (the mask's reach in latent pixels; default max(1, round(latent side / 16)), 0 for
             attribute words: their edit keeps the outline; 0: none)  ${dflt(S.blendStart)} (the fraction of the first
             steps left unblended, Prompt-to-Prompt's start_blend: the new object forms before the mask holds the rest)
+            --blend-overlay (after decoding, the input image's own pixels outside the last mask, as inpainting's
+            apply_overlay: the background is the input's, not its VAE round trip; an --inversion file keeps the image)
             ${dflt(S.selfAttentionInjection)} (the fraction of the first steps whose self-attention maps, in layers of at
             most ${S.selfAttentionMaxQueries.default} queries, are the reference pass's: Prompt-to-Prompt's self-attention replacement, keeps the layout)
             ${dflt(S.crossAttentionInjection)} (the fraction of the first steps whose cross-attention maps are the reference

@@ -3,8 +3,10 @@
  *
  * - an edit direction: tensor `direction`, [1, tokens, width], with its source, target and model in the metadata;
  * - an inversion: tensor `latent` (x_T, NCHW as diffusers has it) and tensor `trajectory` (z_0..z_T,
- *   [T + 1, c, h, w], for Direct Inversion; files of earlier versions lack it) with the caption, the settings,
- *   the image size and the UNet's fingerprint, so one image can be edited many times without inverting it again.
+ *   [T + 1, c, h, w], for Direct Inversion; files of earlier versions lack it), tensor `image` (the input as the
+ *   model saw it, [1, 3, H, W] in [-1, 1], for local blending's overlay; files of earlier versions lack it) with
+ *   the caption, the settings, the image size and the UNet's fingerprint, so one image can be edited many times
+ *   without inverting it again.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFiniteValues } from '../io/finite.js';
@@ -94,31 +96,44 @@ export interface InversionMeta {
 export type LatentKind = 'inversion' | 'latents';
 
 /**
- * Saves an inverted latent ([1, h, w, c], NHWC) with its metadata, and the inversion trajectory z_0..z_T when
- * given; stored NCHW like diffusers' latents. `kind` `latents` marks an edit's x_0, which {@link loadInversion}
- * refuses.
+ * Saves an inverted latent ([1, h, w, c], NHWC) with its metadata, and the inversion trajectory z_0..z_T and the
+ * input image ([1, H, W, 3] in [-1, 1]) when given; stored NCHW like diffusers' tensors. `kind` `latents` marks an
+ * edit's x_0, which {@link loadInversion} refuses.
  */
-export function saveInversion(file: string, latent: tf.Tensor4D, meta: InversionMeta, trajectory?: readonly tf.Tensor4D[], kind: LatentKind = 'inversion'): void {
+export function saveInversion(
+  file: string,
+  latent: tf.Tensor4D,
+  meta: InversionMeta,
+  trajectory?: readonly tf.Tensor4D[],
+  kind: LatentKind = 'inversion',
+  image?: tf.Tensor4D,
+): void {
   const nchw = tf.tidy(() => tf.transpose(latent, [0, 3, 1, 2]));
   const traj = trajectory === undefined ? undefined : tf.tidy(() => tf.transpose(tf.concat(trajectory as tf.Tensor4D[], 0), [0, 3, 1, 2]));
+  const img = image === undefined ? undefined : tf.tidy(() => tf.transpose(image, [0, 3, 1, 2]));
   try {
     const data = nchw.dataSync() as Float32Array;
     assertFiniteValues(data, `cannot write ${file}: the latent`, MAX_ARTEFACT_ABS);
     const trajData = traj?.dataSync() as Float32Array | undefined;
     if (trajData !== undefined) assertFiniteValues(trajData, `cannot write ${file}: the trajectory`, MAX_ARTEFACT_ABS);
+    const imgData = img?.dataSync() as Float32Array | undefined;
+    if (imgData !== undefined) assertFiniteValues(imgData, `cannot write ${file}: the image`, MAX_IMAGE_ABS);
     writeSafetensors(
       file,
       {
         latent: { dtype: 'F32', shape: nchw.shape, data },
         ...(traj !== undefined && trajData !== undefined ? { trajectory: { dtype: 'F32', shape: traj.shape, data: trajData } } : {}),
+        ...(img !== undefined && imgData !== undefined ? { image: { dtype: 'F32', shape: img.shape, data: imgData } } : {}),
       },
       { format: FORMAT, kind, meta: JSON.stringify(meta) },
     );
   } finally {
-    nchw.dispose();
-    traj?.dispose();
+    tf.dispose([nchw, ...(traj !== undefined ? [traj] : []), ...(img !== undefined ? [img] : [])]);
   }
 }
+
+/** An image tensor's values are in [-1, 1] (with float rounding). */
+const MAX_IMAGE_ABS = 1 + 1e-5;
 
 const isSize = (v: unknown): v is number => inRange(SETTINGS.size, v);
 
@@ -149,7 +164,7 @@ function parseInversionMeta(file: string, text: string | undefined): InversionMe
  * finite and plausible.
  * @throws Error naming the file when it is not an inversion, or is inconsistent or corrupt.
  */
-export function loadInversion(file: string): { latent: tf.Tensor4D; meta: InversionMeta; trajectory?: tf.Tensor4D[] } {
+export function loadInversion(file: string): { latent: tf.Tensor4D; meta: InversionMeta; trajectory?: tf.Tensor4D[]; image?: tf.Tensor4D } {
   const f = SafetensorsFile.open(file);
   try {
     let meta: InversionMeta | undefined;
@@ -176,8 +191,23 @@ export function loadInversion(file: string): { latent: tf.Tensor4D; meta: Invers
       assertFiniteValues(z.data, `${file}: trajectory`, MAX_ARTEFACT_ABS);
       trajectory = tf.tidy(() => tf.split(tf.transpose(tf.tensor4d(z.data as Float32Array, [n!, c!, zh!, zw!]), [0, 2, 3, 1]), n!, 0) as tf.Tensor4D[]);
     }
+    let image: tf.Tensor4D | undefined;
+    if (f.tensors.has('image')) {
+      const m = f.read('image');
+      if (m.shape.length !== 4 || m.shape[0] !== 1 || m.shape[1] !== 3 || m.shape[2] !== h || m.shape[3] !== w) {
+        tf.dispose(trajectory);
+        throw new Error(`${file}: image has shape [${m.shape.join(', ')}], expected [1, 3, ${h}, ${w}] (the metadata's image size)`);
+      }
+      try {
+        assertFiniteValues(m.data, `${file}: image`, MAX_IMAGE_ABS);
+      } catch (err) {
+        tf.dispose(trajectory);
+        throw err;
+      }
+      image = tf.tidy(() => tf.transpose(tf.tensor4d(m.data as Float32Array, [1, 3, h, w]), [0, 2, 3, 1]) as tf.Tensor4D);
+    }
     const latent = tf.tidy(() => tf.transpose(tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]), [0, 2, 3, 1])) as tf.Tensor4D;
-    return { latent, meta, ...(trajectory !== undefined ? { trajectory } : {}) };
+    return { latent, meta, ...(trajectory !== undefined ? { trajectory } : {}), ...(image !== undefined ? { image } : {}) };
   } finally {
     f.close();
   }

@@ -63,6 +63,7 @@ export const GUIDANCE_OPTIONS = {
   'blend-threshold': { type: 'string' },
   'blend-dilation': { type: 'string' },
   'blend-start': { type: 'string' },
+  'blend-overlay': { type: 'boolean', default: false },
   'self-attention': { type: 'string' },
   'cross-attention': { type: 'string' },
 } as const;
@@ -106,21 +107,27 @@ export function guidanceOptions(v: OptionValues): GuidanceOptions {
   };
 }
 
-/** `--local-blend` with `--blend-words w1,w2`, `--blend-threshold x`, `--blend-dilation k` and `--blend-start f` (these only with it). */
+/** `--local-blend` with `--blend-words w1,w2`, `--blend-threshold x`, `--blend-dilation k`, `--blend-start f` and `--blend-overlay` (these only with it). */
 function localBlendOption(v: OptionValues): Pix2PixZeroEditOptions['localBlend'] {
   const wordsText = stringValue(v, 'blend-words');
   const dilationText = stringValue(v, SETTINGS.blendDilation.flag);
-  const given = [SETTINGS.blendThreshold.flag, SETTINGS.blendStart.flag].some((flag) => stringValue(v, flag) !== undefined) || dilationText !== undefined;
+  const given = [SETTINGS.blendThreshold.flag, SETTINGS.blendStart.flag].some((flag) => stringValue(v, flag) !== undefined) || dilationText !== undefined || v['blend-overlay'] === true;
   if (v['local-blend'] !== true) {
     if (wordsText !== undefined || given) {
-      throw new UsageError(`--blend-words, --${SETTINGS.blendThreshold.flag}, --${SETTINGS.blendDilation.flag} and --${SETTINGS.blendStart.flag} need --local-blend`);
+      throw new UsageError(`--blend-words, --${SETTINGS.blendThreshold.flag}, --${SETTINGS.blendDilation.flag}, --${SETTINGS.blendStart.flag} and --blend-overlay need --local-blend`);
     }
     return undefined;
   }
   const words = wordsText?.split(',').map((w) => w.trim()).filter((w) => w !== '');
   if (words !== undefined && words.length === 0) throw new UsageError(`--blend-words needs at least one word, got '${wordsText}'`);
   const dilation = dilationText === undefined ? undefined : rangeValue(v, SETTINGS.blendDilation, 0);
-  return { words, threshold: settingValue(v, SETTINGS.blendThreshold), start: settingValue(v, SETTINGS.blendStart), ...(dilation !== undefined ? { dilation } : {}) };
+  return {
+    words,
+    threshold: settingValue(v, SETTINGS.blendThreshold),
+    start: settingValue(v, SETTINGS.blendStart),
+    ...(dilation !== undefined ? { dilation } : {}),
+    ...(v['blend-overlay'] === true ? { overlay: true } : {}),
+  };
 }
 
 /** The direction sources: one of --task, --source/--target (with sentence files or a chat endpoint), --direction. */

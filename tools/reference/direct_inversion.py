@@ -55,6 +55,14 @@ class LocalBlend:
         return reference + mask * (latents - reference)
 
 
+def overlay(decoded: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The input image's own pixels outside the last blend mask, after decoding (as inpainting pipelines'
+    `VaeImageProcessor.apply_overlay`, with a soft edge): M = the [1, 1, h, w] mask resized bilinearly
+    (align_corners=False) to the image; image + M * (decoded - image), both [1, 3, H, W] in [-1, 1], unclamped."""
+    m = torch.nn.functional.interpolate(mask, size=tuple(image.shape[2:]), mode="bilinear", align_corners=False)
+    return image + m * (decoded - image)
+
+
 class SelfAttentionReplace(p2pz.Pix2PixZeroAttnProcessor):
     """Prompt-to-Prompt's self-attention replacement for pix2pix-zero's edit pass, as an attn1 processor: the
     reference pass records the self-attention probabilities of layers with at most `max_queries` queries at the

@@ -5,7 +5,7 @@ Cases, all at 64 px (8 x 8 latents) with threshold 0.8 (the random tiny models a
 thresholds give all-ones masks, which test nothing; the builder refuses those): with Direct Inversion and CFG
 (tiny-sd, the word "cat"), without Direct Inversion on the SD 2.x-style v-prediction pipeline (tiny-sd2, "sofa"),
 with Direct Inversion without CFG (guidance scale 1, tiny-sd, "cat"), from the third step on (start 0.4), without the mask's dilation (tiny-sd,
-"cat" and "sofa"), and for an attribute word (tiny-sd, "red" in "a photo of a red cat sitting on a sofa": the mask
+"cat" and "sofa"), with the overlay of the decoded edit on the input image (lb_di_overlay), and for an attribute word (tiny-sd, "red" in "a photo of a red cat sitting on a sofa": the mask
 of "cat", undilated). The token positions are found by direct_inversion.blend_tokens_of with transformers'
 tokenizer; the tests find them with ours and compare.
 
@@ -13,7 +13,9 @@ Writes spec/fixtures/reference/local_blend/:
   <case>.safetensors   image_latents (z_0), caption_embeds, direction, trajectory ([T + 1, c, h, w]),
                        edited_latents (with local blending and / or self- and cross-attention injection), unblended_latents
                        (the same edit without either),
-                       mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of each blended step i)
+                       mask.step<i> ([1, 1, h, w] of 0 / 1: the mask of each blended step i); with the overlay
+                       also input_image, decoded_image (the edited latents decoded) and overlaid_image
+                       (direct_inversion.overlay of the two with the last mask), [1, 3, H, W] in [-1, 1]
   cases.json           caption, sentences, settings, each case's token positions
 """
 from pathlib import Path
@@ -49,6 +51,8 @@ CASES = {
                             cross_attention=1.0),
     # an attribute word (a colour): its mask is that of the thing after it ("cat"), undilated, as the library blends
     # a colour edit; a caption of its own
+    # the overlay (the input's pixels outside the last mask, after decoding): the lb_di edit, decoded
+    "lb_di_overlay": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["cat"], threshold=0.8, overlay=True),
     "lb_attribute": dict(guidance_scale=5.0, xa=0.1, size=64, direct=True, words=["red"], attributes=["red"], threshold=0.8,
                          dilation=0, caption="a photo of a red cat sitting on a sofa"),
 }
@@ -63,7 +67,7 @@ def build(root: Path) -> list[Path]:
     for name, c in CASES.items():
         pipe = load(root, root / c.get("model", "converted_models/tiny-sd"))
         pipe.set_progress_bar_config(disable=True)
-        _, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, root / IMAGES[c["size"]])
+        image, image_latents, source_embeds, target_embeds, caption_embeds = encode_inputs(pipe, root / IMAGES[c["size"]])
         caption = c.get("caption", CAPTION)
         if caption != CAPTION:
             caption_embeds = pipe.encode_prompt(caption, "cpu", 1, False)[0]
@@ -88,5 +92,10 @@ def build(root: Path) -> list[Path]:
         tensors = {"image_latents": image_latents, "caption_embeds": caption_embeds,
                    "direction": pipe.construct_direction(source_embeds, target_embeds),
                    "trajectory": torch.cat(trajectory, 0), "edited_latents": edited, "unblended_latents": unblended, **masks}
+        if c.get("overlay"):
+            with torch.no_grad():
+                decoded = pipe.vae.decode(edited / pipe.vae.config.scaling_factor, return_dict=False)[0]
+            last = masks[f"mask.step{STEPS - 1}"]
+            tensors |= {"input_image": image, "decoded_image": decoded, "overlaid_image": di.overlay(decoded, image, last)}
         written.append(save_tensors(out / f"{name}.safetensors", tensors))
     return written + [write_cases(out, meta)]

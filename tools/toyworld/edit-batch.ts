@@ -8,7 +8,8 @@
  * { "model": "converted_models/toyworld", "captioner": "converted_models/toyworld/captioner" | null,
  *   "captionOptions": { ... } | null, "backend": "auto", "cacheDir": "tmp/eval/cache" | false,
  *   "settings": { "steps": 20, "guidanceScale": 5, "xaGuidance": [0.1, 0], "seed": 0, "size": 64, "numRegSteps": 5,
- *                "blendThreshold": 0.3, "blendDilation": null, "blendStart": 0, "selfAttention": 0, "crossAttention": 0 },
+ *                "blendThreshold": 0.3, "blendDilation": null, "blendStart": 0, "blendOverlay": true, "selfAttention": 0,
+ *                "crossAttention": 0 },
  *   "tasks": { "circle2square": { "source": "circle", "target": "square",
  *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
@@ -61,7 +62,7 @@ interface Job {
   captionOptions?: Record<string, unknown> | null;
   backend?: BackendChoice;
   cacheDir?: string | false;
-  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; selfAttention?: number; crossAttention?: number };
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; blendOverlay?: boolean; selfAttention?: number; crossAttention?: number };
   tasks: Record<string, TaskSpec>;
   items: ItemSpec[];
   results: string;
@@ -185,7 +186,7 @@ async function main(jobFile: string): Promise<void> {
         }
         for (const [i, xa] of (item.outputsBlend ? s.xaGuidance : []).entries()) {
           ts = performance.now();
-          const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: false, directInversion: true, localBlend: { threshold: s.blendThreshold ?? undefined, dilation: s.blendDilation ?? undefined, start: s.blendStart ?? undefined },
+          const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: false, directInversion: true, localBlend: { threshold: s.blendThreshold ?? undefined, dilation: s.blendDilation ?? undefined, start: s.blendStart ?? undefined, overlay: s.blendOverlay === true },
             selfAttentionInjection: item.selfAttention ?? s.selfAttention ?? 0,
             crossAttentionInjection: item.crossAttention ?? s.crossAttention ?? 0,
           });

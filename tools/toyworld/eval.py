@@ -17,7 +17,8 @@ size, and edits them with
                                       mask of the source word's reference attention the edit keeps the reference
                                       pass; for a colour word, the caption's next word's, undilated) and
                                       self-attention injection in the first half of the steps (--self-attention
-                                      0.5), same inversion
+                                      0.5), then the input's own pixels put back outside the last mask after
+                                      decoding (--blend-overlay, on by default), same inversion
   diffusers-di-lb-xaX, ...-lb-xa0     its reference implementation (direct_inversion.LocalBlend)
 
 with the same caption (the model's BLIP captioner through our Captioner when it exists, else world.describe),
@@ -337,12 +338,17 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
         # the item's own fractions, the values our side is given (a colour edit's differ from a shape edit's)
         sa, ca = it["selfAttention"], it["crossAttention"]
         for xa, out in zip(settings["xaGuidance"], it["diffusers_lb_outputs"]):
+            masks = {}
             edited, _ = direct_inversion.edit(pipe, it["caption"], it["caption"], src, tgt, trajectory, settings["steps"],
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
                                               blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
-                                              blend_start=settings.get("blendStart") or 0.0, self_attention=sa, cross_attention=ca)
+                                              blend_start=settings.get("blendStart") or 0.0, self_attention=sa, cross_attention=ca,
+                                              on_mask=lambda i, m: masks.__setitem__("last", m.clone()))
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
+                # the input's own pixels outside the last mask (a caption without the word: no mask, no overlay)
+                if settings.get("blendOverlay") and "last" in masks:
+                    decoded = direct_inversion.overlay(decoded, image, masks["last"])
             pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0].save(ROOT / out)
         seconds[it["id"]] = time.time() - t0
         log(f"eval: diffusers [{k + 1}/{len(items)}] {it['id']} {seconds[it['id']]:.1f} s")
@@ -456,12 +462,13 @@ def write_markdown(path: Path, report: dict) -> None:
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
          f"{'the default' if s.get('blendDilation') is None else s['blendDilation']}"
          + (f", unblended in the first {s['blendStart']:g} of the steps" if s.get('blendStart') else "")
+         + (", the input's own pixels put back outside the last mask after decoding (`overlay`)" if s.get('blendOverlay') else "")
          + (f", and self-attention injection in the first {s['selfAttention']:g} of the steps" if s.get('selfAttention') else "")
          + (f", and cross-attention injection in the first {s['crossAttention']:g} of the steps" if s.get('crossAttention') else "")
          + ("; for a colour edit self-attention injection {:g} and cross-attention injection {:g}".format(*injections(s, "red"))
             if s.get('attributeSelfAttention') is not None or s.get('attributeCrossAttention') is not None else "") + "): outside a mask of",
          "  the source word's attention in the reference pass (for a colour word, the caption's next word: the object; its mask",
-         "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend: true`,",
+         "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend` with `overlay` when on,",
          "  `selfAttentionInjection`, `crossAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`,",
          "  `CrossAttentionReplace`);",
          "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
@@ -575,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blend-dilation", type=int, default=None, help="local blending's mask dilation in latent pixels for the -di-lb- rows (default: the library's, max(1, round(latent side / 16)), 0 for a colour word)")
     ap.add_argument("--blend-start", type=float, default=0.0,
                     help="the fraction of the first steps the -di-lb- rows leave unblended (default 0, the library's: every step)")
+    ap.add_argument("--blend-overlay", action=argparse.BooleanOptionalAction, default=True,
+                    help="the -di-lb- rows put the input's own pixels back outside the last blend mask after decoding (default on; "
+                         "--no-blend-overlay: the latent blend alone, as the tables before 2026-12-08)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
     ap.add_argument("--cross-attention", type=float, default=0.0,
@@ -628,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "blendOverlay": args.blend_overlay, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
                 "attributeSelfAttention": args.attribute_self_attention, "attributeCrossAttention": args.attribute_cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
@@ -673,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "selfAttention", "crossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "blendOverlay", "selfAttention", "crossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
