@@ -180,7 +180,7 @@ describe("a pipeline folder's own captioner/", function () {
       const own = d.tensor.size * 4;
       check('direction', tf.memory().numBytes - own);
       const r = await p.edit(image('rgb'), d, settings);
-      const results = new Set([r.latents, r.inversion.latent, ...(r.inversion.trajectory ?? [])]);
+      const results = new Set([r.latents, r.inversion.latent, ...(r.inversion.trajectory ?? []), ...(r.inversion.image !== undefined ? [r.inversion.image] : [])]);
       check('edit', tf.memory().numBytes - own - [...results].reduce((a, t) => a + t.size * 4, 0));
       const out = { caption, direction: [...d.tensor.dataSync()], edited: [...r.latents.dataSync()] };
       tf.dispose([d.tensor, r.latents]);
