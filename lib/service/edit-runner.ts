@@ -22,7 +22,7 @@ export interface EditOutcome {
 
 /** Options of {@link EditRunner}: how many inversions and directions to keep. */
 export interface EditRunnerOptions {
-  /** Inversions kept (default 4; each is the T + 1 latents of its trajectory). */
+  /** Inversions kept (default 4; each is the T + 1 latents of its trajectory and the prepared image). */
   readonly inversions?: number;
   /** Directions kept (default 16; each is [1, 77, d]). */
   readonly directions?: number;
