@@ -62,7 +62,7 @@ interface Job {
   captionOptions?: Record<string, unknown> | null;
   backend?: BackendChoice;
   cacheDir?: string | false;
-  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; blendOverlay?: boolean; selfAttention?: number; crossAttention?: number };
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; blendOverlay?: boolean; selfAttention?: number; selfAttentionMaxQueries?: number | null; crossAttention?: number };
   tasks: Record<string, TaskSpec>;
   items: ItemSpec[];
   results: string;
@@ -188,6 +188,7 @@ async function main(jobFile: string): Promise<void> {
           ts = performance.now();
           const r = await p2p.edit(inversion, direction, { steps: s.steps, guidanceScale: s.guidanceScale, xaGuidance: xa, reconstruction: false, directInversion: true, localBlend: { threshold: s.blendThreshold ?? undefined, dilation: s.blendDilation ?? undefined, start: s.blendStart ?? undefined, overlay: s.blendOverlay === true },
             selfAttentionInjection: item.selfAttention ?? s.selfAttention ?? 0,
+            selfAttentionMaxQueries: s.selfAttentionMaxQueries ?? undefined,
             crossAttentionInjection: item.crossAttention ?? s.crossAttention ?? 0,
           });
           r.latents.dispose();

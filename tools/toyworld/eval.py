@@ -343,6 +343,7 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
                                               settings["guidanceScale"], xa, direct=True, blend_tokens=tokens or None,
                                               blend_threshold=settings["blendThreshold"], blend_dilation=blend_dilation,
                                               blend_start=settings.get("blendStart") or 0.0, self_attention=sa, cross_attention=ca,
+                                              self_attention_max_queries=settings.get("selfAttentionMaxQueries") or 256,
                                               on_mask=lambda i, m: masks.__setitem__("last", m.clone()))
             with torch.no_grad():
                 decoded = pipe.vae.decode(edited / sf, return_dict=False)[0]
@@ -587,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--no-blend-overlay: the latent blend alone, as the tables before 2026-12-08)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
+    ap.add_argument("--self-attention-max-queries", type=int, default=None,
+                    help="self-attention injection only in layers of at most this many queries (default: the library's, 256)")
     ap.add_argument("--cross-attention", type=float, default=0.0,
                     help="cross-attention injection (fraction of the first steps) for the -di-lb- rows (default 0: off)")
     ap.add_argument("--attribute-self-attention", type=float, default=0.8,
@@ -638,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"eval: --scene-seed must be >= 0, got {args.scene_seed}")
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
-                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "blendOverlay": args.blend_overlay, "selfAttention": args.self_attention, "crossAttention": args.cross_attention,
+                "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "blendOverlay": args.blend_overlay, "selfAttention": args.self_attention, "selfAttentionMaxQueries": args.self_attention_max_queries, "crossAttention": args.cross_attention,
                 "attributeSelfAttention": args.attribute_self_attention, "attributeCrossAttention": args.attribute_cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
@@ -683,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "blendOverlay", "selfAttention", "crossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "blendOverlay", "selfAttention", "selfAttentionMaxQueries", "crossAttention")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
