@@ -62,7 +62,7 @@ interface Job {
   captionOptions?: Record<string, unknown> | null;
   backend?: BackendChoice;
   cacheDir?: string | false;
-  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; blendOverlay?: boolean; selfAttention?: number; selfAttentionMaxQueries?: number | null; crossAttention?: number };
+  settings: { steps: number; guidanceScale: number; xaGuidance: number[]; seed: number; size: number; numRegSteps?: number; blendThreshold?: number; blendDilation?: number | null; blendStart?: number; blendOverlay?: boolean; selfAttention?: number; selfAttentionMaxQueries?: number | null; crossAttention?: number; directionScale?: number };
   tasks: Record<string, TaskSpec>;
   items: ItemSpec[];
   results: string;
@@ -131,10 +131,10 @@ async function main(jobFile: string): Promise<void> {
   try {
     for (const [name, t] of Object.entries(job.tasks)) {
       if (job.captionOnly === true || !job.items.some((i) => i.task === name)) continue;
-      directions.set(
-        name,
-        await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) }),
-      );
+      const found = await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) });
+      const k = job.settings.directionScale ?? 1;
+      directions.set(name, k === 1 ? found : found.scaled(k));
+      if (k !== 1) found.dispose();
     }
     const order = job.reverse === true ? [...job.items].reverse() : job.items;
     for (const [k, item] of order.entries()) {

@@ -300,7 +300,10 @@ def run_diffusers(model: Path, items: list[dict], tasks: dict, settings: dict, l
     embeds = {}
     with torch.no_grad():
         for name, t in tasks.items():
-            embeds[name] = (pipe.get_embeds(read_sentences(ROOT / t["sourceSentences"])), pipe.get_embeds(read_sentences(ROOT / t["targetSentences"])))
+            src, tgt = pipe.get_embeds(read_sentences(ROOT / t["sourceSentences"])), pipe.get_embeds(read_sentences(ROOT / t["targetSentences"]))
+            # the pipeline's direction is tgt - src (both means): a scaled direction is src + k (tgt - src)
+            k = settings.get("directionScale", 1.0)
+            embeds[name] = (src, tgt if k == 1.0 else src + k * (tgt - src))
     sf = pipe.vae.config.scaling_factor
     seconds = {}
     for k, it in enumerate(items):
@@ -458,6 +461,7 @@ def write_markdown(path: Path, report: dict) -> None:
          (f"  VAE posterior mean, noise regularisation {s['numRegSteps']} x ({s['numAutoCorrRolls']} + 1) steps with lambda 20, seed {s['seed']};"
           if s['numRegSteps'] else f"  VAE posterior mean, no noise regularisation (plain DDIM inversion, `--reg-steps 0`), seed {s['seed']};"),
          f"  cross-attention guidance {s['xaGuidance'][0]} (`-xa{s['xaGuidance'][0]:g}`) or 0 (`-xa0`), all edits from the same inversion;",
+         *([f"- every task's direction times {s['directionScale']:g} (`--direction-scale`), on every row and both sides;"] if s.get('directionScale', 1.0) != 1.0 else []),
          "- `-di-` rows: Direct Inversion (Ju et al., PnPInversion): the reference pass walks the inversion trajectory and the",
          "  edit gets the same offsets (ours: `directInversion: true`; diffusers: `tools/reference/direct_inversion.py`);",
          f"- `-di-lb-` rows: Direct Inversion and local blending (Prompt-to-Prompt's LocalBlend, threshold {s.get('blendThreshold', 0.3)}, dilation "
@@ -588,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--no-blend-overlay: the latent blend alone, as the tables before 2026-12-08)")
     ap.add_argument("--self-attention", type=float, default=0.5,
                     help="self-attention injection (fraction of the first steps) for the -di-lb- rows (default 0.5: it keeps the layout the blend leaves free; 0: off)")
+    ap.add_argument("--direction-scale", type=float, default=1.0,
+                    help="multiplies every task's direction, on every row and both sides (default 1, the authors')")
     ap.add_argument("--self-attention-max-queries", type=int, default=None,
                     help="self-attention injection only in layers of at most this many queries (default: the library's, 256)")
     ap.add_argument("--cross-attention", type=float, default=0.0,
@@ -642,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"model": rel(model_dir), "image_size": size, "n": n, "scene_seed": args.scene_seed, "steps": args.steps, "rows": args.rows, "guidanceScale": args.guidance_scale,
                 "xaGuidance": [args.xa_guidance, 0.0], "seed": args.seed, "numRegSteps": args.reg_steps, "numAutoCorrRolls": 5,
                 "lambdaAc": 20, "lambdaKl": 20, "blendThreshold": args.blend_threshold, "blendDilation": args.blend_dilation, "blendStart": args.blend_start, "blendOverlay": args.blend_overlay, "selfAttention": args.self_attention, "selfAttentionMaxQueries": args.self_attention_max_queries, "crossAttention": args.cross_attention,
+                "directionScale": args.direction_scale,
                 "attributeSelfAttention": args.attribute_self_attention, "attributeCrossAttention": args.attribute_cross_attention, "vae": "posterior mean", "negative_prompt": "caption",
                 "caption_source": f"BLIP `{rel(captioner)}` through our Captioner (authors' settings)" if captioner else "ground truth (world.describe)"}
 
@@ -686,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (ROOT / spec[k]).exists():
                 raise SystemExit(f"eval: the sentence bank {spec[k]} is missing")
     job = {"model": rel(model_dir), "captioner": rel(captioner) if captioner else None, "backend": args.backend, "cacheDir": False,
-           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "blendOverlay", "selfAttention", "selfAttentionMaxQueries", "crossAttention")} | {"size": size},
+           "settings": {k: settings[k] for k in ("steps", "guidanceScale", "xaGuidance", "seed", "numRegSteps", "blendThreshold", "blendDilation", "blendStart", "blendOverlay", "selfAttention", "selfAttentionMaxQueries", "crossAttention", "directionScale")} | {"size": size},
            "tasks": task_specs}
     ours_files = lambda it: [f for f in it["outputs"] + (it["outputsDirect"] or []) + (it["outputsBlend"] or []) + [it["reconstruction"], it["reconstructionDirect"]] if f]  # noqa: E731
     diffusers_files = lambda it: it["diffusers_outputs"] + it["diffusers_di_outputs"] + it["diffusers_lb_outputs"]  # noqa: E731
