@@ -268,7 +268,7 @@ describe('local blending through the facade and the CLI', function () {
     }
   });
 
-  it('the facade\'s overlay (localBlend.overlay) is the reference\'s image within one level, the input\'s own pixels outside the mask; refused for a saved inversion', async function () {
+  it('the facade\'s overlay (localBlend.overlay) is the reference\'s image within one level, the input\'s own pixels outside the mask, from a saved inversion too; refused for one saved without its image', async function () {
     const o = meta.cases.lb_di_overlay!;
     const p2p = await Pix2PixZero.load({ model: TINY_SD, backend: 'wasm', cacheDir: false });
     try {
