@@ -5,7 +5,9 @@
  * made from the curated banks (assets/sentences), on the shipped toy-world model's text encoder; and how close each
  * direction comes to the exact edit of real captions: for up to 40 captions per task of the benchmark's held-out
  * scenes (docs/bench/eval.json), the cosine of the direction to E(caption with the source word replaced) - E(caption),
- * averaged (what pix2pix-zero's edit prompt approximates with caption + direction).
+ * averaged (what pix2pix-zero's edit prompt approximates with caption + direction); and the direction's length where
+ * the caption names the word (the first position the exact edit changes: the text encoder is causal) as a fraction
+ * of the exact edit's there, averaged over the same captions (how strongly the direction edits that token).
  *
  * Run: npm run build && node dist/tools/sentences/compare-banks.js [--model dir]
  */
@@ -23,7 +25,10 @@ const modelArg = process.argv.indexOf('--model');
 const p2p = await Pix2PixZero.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
 const embedder = await Pix2PixZeroTextEmbedder.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
 try {
-  const rows: string[] = ['| task | sentences | cosine to curated | norm / curated | cosine to the exact caption edits |', '|---|---|---|---|---|'];
+  const rows: string[] = [
+    '| task | sentences | cosine to curated | norm / curated | cosine to the exact caption edits | norm at the word / the exact edit\'s |',
+    '|---|---|---|---|---|---|',
+  ];
   const images = (JSON.parse(fs.readFileSync('docs/bench/eval.json', 'utf8')) as { images: Record<string, { caption: string }> }).images;
   for (const [a, b, task] of TASKS) {
     const word = new RegExp(`\\b${a}\\b`);
@@ -36,9 +41,16 @@ try {
       const dot = tf.sum(tf.mul(exact, tf.reshape(d, [1, exact.shape[1], exact.shape[2]])), [1, 2]);
       return tf.mean(tf.div(dot, tf.mul(tf.norm(exact, 'euclidean', [1, 2]), tf.norm(d)))).dataSync()[0]!;
     });
+    // Per caption: the word's position (the first whose exact edit is not zero) and the exact edit's norm there.
+    const exactNorms = tf.tidy(() => tf.norm(exact, 'euclidean', 2).arraySync() as number[][]);
+    const wordAt = exactNorms.map((n) => n.findIndex((v) => v > 1e-5));
+    const atWord = (d: tf.Tensor): number => {
+      const norms = tf.tidy(() => tf.norm(tf.reshape(d, [exact.shape[1], exact.shape[2]]), 'euclidean', 1).arraySync() as number[]);
+      return wordAt.reduce((sum, p, k) => sum + norms[p]! / exactNorms[k]![p]!, 0) / wordAt.length;
+    };
     const curated = await p2p.direction({ name: a, sentences: builtinSentences(a) }, { name: b, sentences: builtinSentences(b) });
     const cn = tf.tidy(() => tf.norm(curated.tensor).dataSync()[0]!);
-    rows.push(`| ${a} -> ${b} | curated (${builtinSentences(a).length} / ${builtinSentences(b).length}) | 1 | 1 | ${toExact(curated.tensor).toFixed(3)} |`);
+    rows.push(`| ${a} -> ${b} | curated (${builtinSentences(a).length} / ${builtinSentences(b).length}) | 1 | 1 | ${toExact(curated.tensor).toFixed(3)} | ${atWord(curated.tensor).toFixed(2)} |`);
     for (const n of COUNTS) {
       const d = await p2p.direction({ name: a, sentences: generateSentences(a, { count: n }) }, { name: b, sentences: generateSentences(b, { count: n }) });
       const [cos, ratio] = tf.tidy(() => {
@@ -47,7 +59,7 @@ try {
         const dn = tf.norm(x).dataSync()[0]!;
         return [tf.sum(tf.mul(x, y)).dataSync()[0]! / (dn * cn), dn / cn];
       });
-      rows.push(`| ${a} -> ${b} | generated ${n} | ${cos.toFixed(3)} | ${ratio.toFixed(2)} | ${toExact(d.tensor).toFixed(3)} |`);
+      rows.push(`| ${a} -> ${b} | generated ${n} | ${cos.toFixed(3)} | ${ratio.toFixed(2)} | ${toExact(d.tensor).toFixed(3)} | ${atWord(d.tensor).toFixed(2)} |`);
       d.dispose();
     }
     curated.dispose();
