@@ -180,6 +180,21 @@ function attributePhrases(attribute: string, thing: string, size: string | undef
   ];
 }
 
+/**
+ * How often each noun phrase of a countable singular concept is drawn: "a cat" 9, "the cat" 5, and "two cats" and
+ * "a group of cats" 3 each, so three sentences in ten are about a few of it. Captions name one object, and a plural
+ * sentence moves the plural token instead: the share of plurals sets how long the direction is where the caption
+ * names the object, and the toy world's shape edits are sensitive to that length in opposite ways (circle -> square
+ * overshoots with a longer one, square -> triangle stops short with a shorter one). Chosen on the eval's default
+ * scenes and checked on others (docs/eval.md, "Generated sentence banks: the share of plural sentences").
+ */
+const SINGULAR_PHRASE_WEIGHTS = { indefinite: 9, definite: 5, plural: 3 } as const;
+
+/** `n` copies of a noun phrase (a weight in a uniform draw). */
+function repeat(np: NounPhrase, n: number): NounPhrase[] {
+  return Array.from({ length: n }, () => np);
+}
+
 /** The noun phrases of a concept after an optional adjective phrase (one or two words), with the verb each takes. */
 function nounPhrases(concept: string, number: ConceptNumber, adj: string | undefined): NounPhrase[] {
   const np = adj === undefined ? concept : `${adj} ${concept}`;
@@ -189,12 +204,16 @@ function nounPhrases(concept: string, number: ConceptNumber, adj: string | undef
   };
   switch (number) {
     case 'singular': {
-      // Mostly one of it ("a" twice, to weigh it), sometimes a few.
-      const out: NounPhrase[] = [{ phrase: withArticle(concept), be: 'is' }, { phrase: withArticle(concept), be: 'is' }, { phrase: `the ${np}`, be: 'is' }];
+      // Mostly one of it, as captions say it; a few of it in three sentences in ten (SINGULAR_PHRASE_WEIGHTS).
+      const w = SINGULAR_PHRASE_WEIGHTS;
+      const out: NounPhrase[] = [
+        ...repeat({ phrase: withArticle(concept), be: 'is' }, w.indefinite),
+        ...repeat({ phrase: `the ${np}`, be: 'is' }, w.definite),
+      ];
       const plural = regularPlural(concept);
       if (plural !== undefined) {
         const pl = adj === undefined ? plural : `${adj} ${plural}`;
-        out.push({ phrase: `two ${pl}`, be: 'are' }, { phrase: `a group of ${pl}`, be: 'is' });
+        out.push(...repeat({ phrase: `two ${pl}`, be: 'are' }, w.plural), ...repeat({ phrase: `a group of ${pl}`, be: 'is' }, w.plural));
       }
       return out;
     }
