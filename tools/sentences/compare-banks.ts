@@ -25,6 +25,9 @@ const COUNTS = [10, 100, 1000];
 
 const modelArg = process.argv.indexOf('--model');
 const bankDirs = process.argv.flatMap((arg, i) => (arg === '--banks' && i + 1 < process.argv.length ? [process.argv[i + 1]!] : []));
+for (const dir of bankDirs) {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--banks ${dir}: not a folder (expected a folder of <concept>.txt sentence banks)`);
+}
 const readBank = (dir: string, concept: string): string[] | undefined => {
   const file = `${dir}/${concept}.txt`;
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0) : undefined;
