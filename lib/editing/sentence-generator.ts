@@ -173,8 +173,7 @@ interface NounPhrase {
 function attributePhrases(attribute: string, thing: string, size: string | undefined): NounPhrase[] {
   const words = size === undefined ? `${attribute} ${thing}` : `${size} ${attribute} ${thing}`;
   return [
-    { phrase: `${indefiniteArticle(words)} ${words}`, be: 'is' },
-    { phrase: `${indefiniteArticle(words)} ${words}`, be: 'is' },
+    ...repeat({ phrase: `${indefiniteArticle(words)} ${words}`, be: 'is' }, 2),
     { phrase: `the ${words}`, be: 'is' },
     { phrase: `two ${words}s`, be: 'are' },
   ];
