@@ -1,12 +1,13 @@
 """Writes the toy world's sentence banks: assets/sentences/<concept>.txt for every shape and object colour.
 
-    python tools/toyworld/make_sentences.py [--count 150]
+    python tools/toyworld/make_sentences.py [--count 150] [--seed 5] [--out assets/sentences]
 
 The banks are in the world's caption language (the words its text encoder was trained on) and paired: line k of
 circle.txt and line k of square.txt are the same sentence (same template, size, colour, position, background)
 with only the shape word changed, and likewise across the colour banks. pix2pix-zero's direction is
 mean(E(target)) - mean(E(source)), so with paired banks everything but the concept cancels exactly.
-Seeded and deterministic.
+Seeded and deterministic: the committed banks are seed 5; another seed draws other sentences of the same
+templates and distribution (an equally good bank, to measure how much a result depends on the draw).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def background(rng: np.random.Generator, names: list[str]) -> str:
     return world.background_phrase(world.Background(kind, (a, b)))
 
 
-def line(k: int, family: str, concept: str, seen: set) -> str | None:
-    rng = np.random.default_rng([k, 5])
+def line(k: int, family: str, concept: str, seen: set, seed: int = 5) -> str | None:
+    rng = np.random.default_rng([k, seed])
     t = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
     size = world.SIZES[int(rng.integers(len(world.SIZES)))]
     other_colour = list(world.COLOURS)[int(rng.integers(len(world.COLOURS)))]
@@ -66,12 +67,12 @@ def line(k: int, family: str, concept: str, seen: set) -> str | None:
     return t.format(size=size, colour=colour, shape=shape, bg=bg, bgbare=bg[2:], pos=pos)
 
 
-def bank(family: str, concept: str, count: int) -> list[str]:
+def bank(family: str, concept: str, count: int, seed: int = 5) -> list[str]:
     out: list[str] = []
     seen: set = set()
     k = 0
     while len(out) < count:
-        s = line(k, family, concept, seen)
+        s = line(k, family, concept, seen, seed)
         k += 1
         if s is not None:
             out.append(s)
@@ -81,13 +82,14 @@ def bank(family: str, concept: str, count: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=150)
+    ap.add_argument("--seed", type=int, default=5, help="draw (5: the committed banks)")
     ap.add_argument("--out", default=str(ROOT / "assets" / "sentences"))
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for family, concepts in (("shape", world.SHAPES), ("colour", tuple(world.COLOURS))):
         for c in concepts:
-            lines = bank(family, c, args.count)
+            lines = bank(family, c, args.count, args.seed)
             assert len(set(lines)) == len(lines) and all(c in s for s in lines)
             (out / f"{c}.txt").write_text("\n".join(lines) + "\n")
             print(out / f"{c}.txt", len(lines))
