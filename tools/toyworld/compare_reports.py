@@ -1,0 +1,108 @@
+"""Compares two eval reports (`npm run eval -- --json A.json ...`) scene by scene.
+
+    python tools/toyworld/compare_reports.py A.json B.json [--tasks red2blue ...] [--methods ours-xa0.1 ...]
+
+For every task and method both reports ran on the same scenes: the success of each, the difference in points,
+the scenes A loses (B succeeds, A does not) and wins, and the two-sided exact sign test (McNemar) of those
+discordant scenes: the chance of a split at least this uneven if A and B were equally good on these scenes. A
+difference of a few scenes in 50 is usually within that chance; the table says so instead of a reader guessing.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from math import comb
+from pathlib import Path
+
+
+def sign_test(lost: int, won: int) -> float:
+    """Two-sided exact binomial test of `won` against `lost` discordant scenes at p = 1/2."""
+    n = lost + won
+    if n == 0:
+        return 1.0
+    k = min(lost, won)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def scene_verdicts(report: dict, task: str, method: str) -> dict[str, bool]:
+    """Success per scene key of one task and method (keys as the report writes them)."""
+    out: dict[str, bool] = {}
+    for key, image in report["images"].items():
+        if not key.startswith(task):
+            continue
+        score = image.get("scores", {}).get(method)
+        if score is not None and "success" in score:
+            out[key] = bool(score["success"])
+    return out
+
+
+YARDSTICKS = ("input", "ideal", "reconstruction")
+
+
+def compare(a: dict, b: dict, tasks: list[str] | None, methods: list[str] | None) -> list[dict]:
+    rows = []
+    for task in a["tasks"]:
+        if task not in b["tasks"] or (tasks and task not in tasks):
+            continue
+        for method in a["tasks"][task]["methods"]:
+            if method not in b["tasks"][task]["methods"] or (methods and method not in methods):
+                continue
+            if not methods and method.startswith(YARDSTICKS):
+                continue
+            va, vb = scene_verdicts(a, task, method), scene_verdicts(b, task, method)
+            common = sorted(set(va) & set(vb))
+            if not common:
+                continue
+            lost = sum(1 for k in common if vb[k] and not va[k])
+            won = sum(1 for k in common if va[k] and not vb[k])
+            sa = sum(va[k] for k in common) / len(common)
+            sb = sum(vb[k] for k in common) / len(common)
+            rows.append({"task": task, "method": method, "scenes": len(common), "a": sa, "b": sb,
+                         "points": round(100 * (sa - sb)), "lost": lost, "won": won, "p": sign_test(lost, won)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", type=Path)
+    ap.add_argument("b", type=Path)
+    ap.add_argument("--tasks", nargs="*", help="only these tasks (e.g. red2blue)")
+    ap.add_argument("--methods", nargs="*",
+                    help="only these methods (e.g. ours-xa0.1 ours-di-lb-xa0.1); default: every edit method, not the "
+                         "yardsticks (input, ideal, reconstruction)")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args(argv)
+    reports = []
+    for path in (args.a, args.b):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            print(f"compare_reports: cannot read the eval report {path}: {e}", file=sys.stderr)
+            return 2
+        if not isinstance(report, dict) or "tasks" not in report or "images" not in report:
+            print(f"compare_reports: {path} is not an eval report (expected the keys 'tasks' and 'images')",
+                  file=sys.stderr)
+            return 2
+        reports.append(report)
+    rows = compare(reports[0], reports[1], args.tasks, args.methods)
+    if not rows:
+        print("compare_reports: the two reports share no task, method and scene", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"A = {args.a}\nB = {args.b}\n")
+    print("| task | method | scenes | A | B | A - B (points) | A lost / won | sign test p |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['task']} | {r['method']} | {r['scenes']} | {100 * r['a']:.0f} % | {100 * r['b']:.0f} % | "
+              f"{r['points']:+d} | {r['lost']} / {r['won']} | {r['p']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
