@@ -11,7 +11,8 @@
  *                "blendThreshold": 0.3, "blendDilation": null, "blendStart": 0, "blendOverlay": true, "selfAttention": 0,
  *                "crossAttention": 0 },
  *   "tasks": { "circle2square": { "source": "circle", "target": "square",
- *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt" } },
+ *              "sourceSentences": "assets/sentences/circle.txt", "targetSentences": "assets/sentences/square.txt",
+ *              "direction": "d.safetensors" | null } },
  *   "items": [ { "id": "...", "task": "circle2square", "image": "in.png", "caption": "..." | null,
  *                "outputs": ["edit-xa0.1.png", "edit-xa0.png"], "reconstruction": "rec.png",
  *                "outputsDirect": ["di-xa0.1.png", "di-xa0.png"] | null, "reconstructionDirect": "di-rec.png" | null,
@@ -36,6 +37,8 @@ interface TaskSpec {
   target: string;
   sourceSentences: string;
   targetSentences: string;
+  /** A saved direction (`pix2pix-zero direction --out`) to use instead of the banks' (the banks then only name the task). */
+  direction?: string | null;
 }
 
 interface ItemSpec {
@@ -131,7 +134,9 @@ async function main(jobFile: string): Promise<void> {
   try {
     for (const [name, t] of Object.entries(job.tasks)) {
       if (job.captionOnly === true || !job.items.some((i) => i.task === name)) continue;
-      const found = await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) });
+      const found = t.direction != null
+        ? Direction.load(t.direction, p2p.embeddingShape)
+        : await p2p.direction({ name: t.source, sentences: readSentenceFile(t.sourceSentences) }, { name: t.target, sentences: readSentenceFile(t.targetSentences) });
       const k = job.settings.directionScale ?? 1;
       directions.set(name, k === 1 ? found : found.scaled(k));
       if (k !== 1) found.dispose();

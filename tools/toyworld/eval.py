@@ -476,7 +476,8 @@ def write_markdown(path: Path, report: dict) -> None:
          "  undilated unless `--blend-dilation` says otherwise) the edit keeps the reference latent (ours: `localBlend` with `overlay` when on,",
          "  `selfAttentionInjection`, `crossAttentionInjection`; diffusers: `direct_inversion.LocalBlend`, `SelfAttentionReplace`,",
          "  `CrossAttentionReplace`);",
-         "- sentence banks `assets/sentences/<concept>.txt` (one sentence a line), the same files on both sides;",
+         f"- sentence banks `{s.get('banks', 'assets/sentences')}/<concept>.txt` (one sentence a line), the same files on both sides"
+         + (f"; ours with the saved directions `{s['directions']}/<task>.safetensors` instead;" if s.get('directions') else ";"),
          f"- held-out scenes: seeds from {s.get('scene_seed', HELDOUT_SEED0)} (task k draws {s.get('scene_seed', HELDOUT_SEED0)} + k x {TASK_STREAM}, + 1, ...; `--scene-seed`), the first",
          f"  {s['n']} per task whose main object (index 0) has the source attribute (for a colour edit: on a background the",
          "  target colour stands out on, world.py's rule for every object); all seeds are listed in `docs/bench/eval.json`;",
@@ -607,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--captioner", default=None, help="BLIP folder, or 'none' for the ground-truth description (default: <model>/captioner if it exists)")
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--banks", type=Path, default=ROOT / "assets" / "sentences", help="sentence banks folder (<concept>.txt)")
+    ap.add_argument("--directions", type=Path, default=None,
+                    help="folder of saved directions <task>.safetensors (`pix2pix-zero direction --out`) used instead of the banks' "
+                         "(ours only: e.g. to test a direction assembled from two banks)")
     ap.add_argument("--only", default="ours,diffusers", help="which editors to run (ours, diffusers)")
     ap.add_argument("--rows", default="all", choices=["all", "plain"],
                     help="which methods: all, or plain (pix2pix-zero with and without guidance only: a third of the time, e.g. to compare sentence banks)")
@@ -684,10 +688,20 @@ def main(argv: list[str] | None = None) -> int:
                           "reconstructionDirect": None if plain else rel(work / "reconstruction-di" / f"{iid}.png"),
                           **dict(zip(("selfAttention", "crossAttention"), injections(settings, src)))})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
+    settings["banks"] = rel(banks)
+    settings["directions"] = rel(args.directions if args.directions.is_absolute() else ROOT / args.directions) if args.directions else None
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
     items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
     task_specs = {t: {"source": TASKS[t][1], "target": TASKS[t][2], "sourceSentences": rel(banks / f"{TASKS[t][1]}.txt"),
                       "targetSentences": rel(banks / f"{TASKS[t][2]}.txt")} for t in tasks_sel}
+    if args.directions is not None:
+        if "diffusers" in args.only.split(","):
+            raise SystemExit("eval: --directions is for our editor only; add --only ours")
+        for t, spec in task_specs.items():
+            f = (args.directions if args.directions.is_absolute() else ROOT / args.directions) / f"{t}.safetensors"
+            if not f.exists():
+                raise SystemExit(f"eval: --directions {args.directions} has no {t}.safetensors")
+            spec["direction"] = rel(f)
     for spec in task_specs.values():
         for k in ("sourceSentences", "targetSentences"):
             if not (ROOT / spec[k]).exists():
