@@ -1,12 +1,13 @@
 """Compares two eval reports (`npm run eval -- --json A.json ...`) scene by scene.
 
-    python tools/toyworld/compare_reports.py A.json B.json [--tasks red2blue ...] [--methods ours-xa0.1 ...]
+    python tools/toyworld/compare_reports.py A.json B.json [A2.json B2.json ...] [--tasks red2blue ...] [--methods ours-xa0.1 ...]
 
 For every task and method both reports ran on the same scenes: the success of each, the difference in points,
 the scenes A loses (B succeeds, A does not) and wins, and the two-sided exact sign test (McNemar) of those
 discordant scenes: the chance of a split at least this uneven if A and B were equally good on these scenes. A
 difference of a few scenes in 50 is usually within that chance; the table says so instead of a reader guessing.
-Standard library only.
+With several pairs (e.g. the same two banks on several scene sets) it also pools them: the scenes of all pairs
+together, one sign test. Standard library only.
 """
 
 from __future__ import annotations
@@ -66,18 +67,44 @@ def compare(a: dict, b: dict, tasks: list[str] | None, methods: list[str] | None
     return rows
 
 
+def pool(tables: list[list[dict]]) -> list[dict]:
+    """The rows of several comparisons added up per task and method (those present in every one)."""
+    keys = [(r["task"], r["method"]) for r in tables[0]]
+    keys = [k for k in keys if all(any((r["task"], r["method"]) == k for r in t) for t in tables[1:])]
+    out = []
+    for task, method in keys:
+        rows = [r for t in tables for r in t if (r["task"], r["method"]) == (task, method)]
+        n = sum(r["scenes"] for r in rows)
+        sa = sum(r["a"] * r["scenes"] for r in rows) / n
+        sb = sum(r["b"] * r["scenes"] for r in rows) / n
+        lost, won = sum(r["lost"] for r in rows), sum(r["won"] for r in rows)
+        out.append({"task": task, "method": method, "scenes": n, "a": sa, "b": sb, "points": round(100 * (sa - sb), 1),
+                    "lost": lost, "won": won, "p": sign_test(lost, won)})
+    return out
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| task | method | scenes | A | B | A - B (points) | A lost / won | sign test p |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['method']} | {r['scenes']} | {100 * r['a']:.1f} % | {100 * r['b']:.1f} % | "
+                     f"{r['points']:+g} | {r['lost']} / {r['won']} | {r['p']:.2f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("a", type=Path)
-    ap.add_argument("b", type=Path)
+    ap.add_argument("reports", type=Path, nargs="+", help="A.json B.json, or several such pairs")
     ap.add_argument("--tasks", nargs="*", help="only these tasks (e.g. red2blue)")
     ap.add_argument("--methods", nargs="*",
                     help="only these methods (e.g. ours-xa0.1 ours-di-lb-xa0.1); default: every edit method, not the "
                          "yardsticks (input, ideal, reconstruction)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args(argv)
+    if len(args.reports) % 2:
+        print(f"compare_reports: give the reports in pairs (A B [A2 B2 ...]), got {len(args.reports)}", file=sys.stderr)
+        return 2
     reports = []
-    for path in (args.a, args.b):
+    for path in args.reports:
         try:
             report = json.loads(path.read_text())
         except (OSError, ValueError) as e:
@@ -88,19 +115,21 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         reports.append(report)
-    rows = compare(reports[0], reports[1], args.tasks, args.methods)
-    if not rows:
-        print("compare_reports: the two reports share no task, method and scene", file=sys.stderr)
-        return 1
+    pairs = list(zip(args.reports[0::2], args.reports[1::2]))
+    tables = [compare(reports[2 * i], reports[2 * i + 1], args.tasks, args.methods) for i in range(len(pairs))]
+    for (a, b), rows in zip(pairs, tables):
+        if not rows:
+            print(f"compare_reports: {a} and {b} share no task, method and scene", file=sys.stderr)
+            return 1
+    pooled = pool(tables) if len(tables) > 1 else None
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"pairs": [{"a": str(a), "b": str(b), "rows": rows} for (a, b), rows in zip(pairs, tables)],
+                          **({"pooled": pooled} if pooled is not None else {})}, indent=1))
         return 0
-    print(f"A = {args.a}\nB = {args.b}\n")
-    print("| task | method | scenes | A | B | A - B (points) | A lost / won | sign test p |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['task']} | {r['method']} | {r['scenes']} | {100 * r['a']:.0f} % | {100 * r['b']:.0f} % | "
-              f"{r['points']:+d} | {r['lost']} / {r['won']} | {r['p']:.2f} |")
+    for (a, b), rows in zip(pairs, tables):
+        print("\n".join([f"A = {a}", f"B = {b}", "", *table(rows), ""]))
+    if pooled is not None:
+        print("\n".join([f"Pooled over the {len(pairs)} pairs:", "", *table(pooled)]))
     return 0
 
 
