@@ -44,17 +44,22 @@ def scene_verdicts(report: dict, task: str, method: str) -> dict[str, bool]:
 YARDSTICKS = ("input", "ideal", "reconstruction")
 
 
-def compare(a: dict, b: dict, tasks: list[str] | None, methods: list[str] | None) -> list[dict]:
+def compare(a: dict, b: dict, tasks: list[str] | None, methods: list[str] | None,
+            against: str | None = None) -> list[dict]:
+    """Per task and method of A: its verdicts against B's same method (or B's method `against`), on their common scenes."""
     rows = []
     for task in a["tasks"]:
         if task not in b["tasks"] or (tasks and task not in tasks):
             continue
         for method in a["tasks"][task]["methods"]:
-            if method not in b["tasks"][task]["methods"] or (methods and method not in methods):
+            other = against or method
+            if other not in b["tasks"][task]["methods"] or (methods and method not in methods):
                 continue
             if not methods and method.startswith(YARDSTICKS):
                 continue
-            va, vb = scene_verdicts(a, task, method), scene_verdicts(b, task, method)
+            if against is not None and (method == against and a is b):
+                continue
+            va, vb = scene_verdicts(a, task, method), scene_verdicts(b, task, other)
             common = sorted(set(va) & set(vb))
             if not common:
                 continue
@@ -68,9 +73,8 @@ def compare(a: dict, b: dict, tasks: list[str] | None, methods: list[str] | None
 
 
 def pool(tables: list[list[dict]]) -> list[dict]:
-    """The rows of several comparisons added up per task and method (those present in every one)."""
-    keys = [(r["task"], r["method"]) for r in tables[0]]
-    keys = [k for k in keys if all(any((r["task"], r["method"]) == k for r in t) for t in tables[1:])]
+    """The rows of several comparisons added up per task and method (over the comparisons that have it)."""
+    keys = list(dict.fromkeys((r["task"], r["method"]) for t in tables for r in t))
     out = []
     for task, method in keys:
         rows = [r for t in tables for r in t if (r["task"], r["method"]) == (task, method)]
@@ -98,13 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*",
                     help="only these methods (e.g. ours-xa0.1 ours-di-lb-xa0.1); default: every edit method, not the "
                          "yardsticks (input, ideal, reconstruction)")
+    ap.add_argument("--against", metavar="METHOD",
+                    help="compare each method of A with this method of B (B may be A itself: e.g. the final method "
+                         "against plain pix2pix-zero, --methods ours-di-lb-xa0.1 --against ours-xa0.1)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args(argv)
     if len(args.reports) % 2:
         print(f"compare_reports: give the reports in pairs (A B [A2 B2 ...]), got {len(args.reports)}", file=sys.stderr)
         return 2
-    reports = []
+    reports: list[dict] = []
+    loaded: dict[Path, dict] = {}  # one object per file, so that A given as its own B is recognised
     for path in args.reports:
+        if path.resolve() in loaded:
+            reports.append(loaded[path.resolve()])
+            continue
         try:
             report = json.loads(path.read_text())
         except (OSError, ValueError) as e:
@@ -114,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"compare_reports: {path} is not an eval report (expected the keys 'tasks' and 'images')",
                   file=sys.stderr)
             return 2
+        loaded[path.resolve()] = report
         reports.append(report)
     pairs = list(zip(args.reports[0::2], args.reports[1::2]))
-    tables = [compare(reports[2 * i], reports[2 * i + 1], args.tasks, args.methods) for i in range(len(pairs))]
+    tables = [compare(reports[2 * i], reports[2 * i + 1], args.tasks, args.methods, args.against) for i in range(len(pairs))]
     for (a, b), rows in zip(pairs, tables):
         if not rows:
             print(f"compare_reports: {a} and {b} share no task, method and scene", file=sys.stderr)
