@@ -688,17 +688,18 @@ def main(argv: list[str] | None = None) -> int:
                           "reconstructionDirect": None if plain else rel(work / "reconstruction-di" / f"{iid}.png"),
                           **dict(zip(("selfAttention", "crossAttention"), injections(settings, src)))})
     banks = args.banks if args.banks.is_absolute() else ROOT / args.banks
+    directions = None if args.directions is None else args.directions if args.directions.is_absolute() else ROOT / args.directions
     settings["banks"] = rel(banks)
-    settings["directions"] = rel(args.directions if args.directions.is_absolute() else ROOT / args.directions) if args.directions else None
+    settings["directions"] = rel(directions) if directions else None
     # Round-robin over the tasks, so that a run cut short at its deadline has as many scenes of each task
     items = [it for k in range(n) for t in tasks_sel for it in [i for i in items if i["task"] == t][k:k + 1]]
     task_specs = {t: {"source": TASKS[t][1], "target": TASKS[t][2], "sourceSentences": rel(banks / f"{TASKS[t][1]}.txt"),
                       "targetSentences": rel(banks / f"{TASKS[t][2]}.txt")} for t in tasks_sel}
-    if args.directions is not None:
+    if directions is not None:
         if "diffusers" in args.only.split(","):
             raise SystemExit("eval: --directions is for our editor only; add --only ours")
         for t, spec in task_specs.items():
-            f = (args.directions if args.directions.is_absolute() else ROOT / args.directions) / f"{t}.safetensors"
+            f = directions / f"{t}.safetensors"
             if not f.exists():
                 raise SystemExit(f"eval: --directions {args.directions} has no {t}.safetensors")
             spec["direction"] = rel(f)
