@@ -1,12 +1,14 @@
 """Compares two eval reports (`npm run eval -- --json A.json ...`) scene by scene.
 
-    python tools/toyworld/compare_reports.py A.json B.json [A2.json B2.json ...] [--tasks red2blue ...] [--methods ours-xa0.1 ...]
+    python tools/toyworld/compare_reports.py A.json B.json [A2.json B2.json ...] [--tasks red2blue ...]
+        [--methods ours-xa0.1 ...] [--against ours-xa0.1]
 
 For every task and method both reports ran on the same scenes: the success of each, the difference in points,
 the scenes A loses (B succeeds, A does not) and wins, and the two-sided exact sign test (McNemar) of those
 discordant scenes: the chance of a split at least this uneven if A and B were equally good on these scenes. A
 difference of a few scenes in 50 is usually within that chance; the table says so instead of a reader guessing.
-With several pairs (e.g. the same two banks on several scene sets) it also pools them: the scenes of all pairs
+With `--against METHOD` each method of A is compared with that method of B instead (give a report as its own B to
+compare two methods of one run). With several pairs (e.g. the same two banks on several scene sets) it also pools them: the scenes of all pairs
 together, one sign test. Standard library only.
 """
 
@@ -33,7 +35,7 @@ def scene_verdicts(report: dict, task: str, method: str) -> dict[str, bool]:
     """Success per scene key of one task and method (keys as the report writes them)."""
     out: dict[str, bool] = {}
     for key, image in report["images"].items():
-        if not key.startswith(task):
+        if not key.startswith(task + "-"):
             continue
         score = image.get("scores", {}).get(method)
         if score is not None and "success" in score:
