@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Pix2PixZero } from '../../lib/pix2pix-zero.js';
 import { Pix2PixZeroTextEmbedder } from '../../lib/pix2pix-zero-text-embedder.js';
 import { generateSentences } from '../../lib/editing/sentence-generator.js';
-import { builtinSentences } from '../../lib/editing/sentences.js';
+import { builtinSentences, readSentenceFile } from '../../lib/editing/sentences.js';
 
 const TASKS: [string, string, string][] = [['circle', 'square', 'circle2square'], ['square', 'triangle', 'square2triangle'], ['red', 'blue', 'red2blue']];
 const COUNTS = [10, 100, 1000];
@@ -30,7 +30,7 @@ for (const dir of bankDirs) {
 }
 const readBank = (dir: string, concept: string): string[] | undefined => {
   const file = `${dir}/${concept}.txt`;
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0) : undefined;
+  return fs.existsSync(file) ? readSentenceFile(file) : undefined;
 };
 const p2p = await Pix2PixZero.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
 const embedder = await Pix2PixZeroTextEmbedder.load({ model: modelArg > 0 ? process.argv[modelArg + 1] : undefined, cacheDir: false });
