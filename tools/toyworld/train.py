@@ -18,6 +18,10 @@ Stages (each seeded, each resumable: a finished stage's checkpoint in the work f
              transformers load them back (float32), sample one image and caption the bundled example
 
     python tools/toyworld/train.py [--stages vae,text+unet,blip,samples,export] [--force] [--quick]
+
+A recipe variant of the text encoder and UNet only (the shipped VAE and captioner reused, so nothing else differs):
+    python tools/toyworld/train.py --name text1 --text-layers 1 --reuse-from converted_models/toyworld \
+        --stages vae,text+unet,export --out tmp/toyworld-text1
 """
 
 from __future__ import annotations
@@ -712,6 +716,19 @@ def verify(out: Path, log: Log) -> None:
         log(f"verify: BLIP captions {example.name} as '{proc.decode(ids[0], skip_special_tokens=True)}'")
 
 
+def reuse_models(src: Path, work: Path, log: Log) -> None:
+    """Puts an exported folder's VAE and captioner into the work folder as finished stages (a recipe variant that
+    changes only the text encoder and UNet then differs from `src` in nothing else)."""
+    for name, report in (("vae", "vae-report.json"), ("captioner", "blip-report.json")):
+        if not (src / name / "config.json").exists():
+            raise SystemExit(f"--reuse-from {src}: no {name}/config.json there (expected an exported toyworld folder)")
+        if (work / name / "config.json").exists():
+            continue
+        shutil.copytree(src / name, work / name)
+        (work / report).write_text(json.dumps({"reused_from": str(src / name)}))
+        log(f"{name}: copied from {src / name}")
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -725,11 +742,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="work sub-folder (default: full, or quick with --quick)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", action="store_true", help="also write DDIM samples of held-out descriptions")
+    ap.add_argument("--text-layers", type=int, default=None,
+                    help="text encoder layers (default 3): a recipe variant, trained into its own --name")
+    ap.add_argument("--reuse-from", type=Path, default=None,
+                    help="an exported toyworld folder whose VAE and captioner a variant reuses (so that only the "
+                         "text encoder and UNet differ from it): copied into the work folder unless there already")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     s = settings(args.quick, args.scale)
     s["threads"] = args.threads
+    if args.text_layers is not None:
+        if args.text_layers < 1:
+            raise SystemExit(f"--text-layers must be at least 1, got {args.text_layers}")
+        s["text"]["layers"] = args.text_layers
     work = Path(args.work) / (args.name or ("quick" if args.quick else "full"))
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
@@ -740,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else (work / "export" if args.quick or args.name else ROOT / "converted_models" / "toyworld")
     started = time.time()
     log(f"toyworld training: stages {stages}, settings {json.dumps(s)}")
+    if args.reuse_from is not None:
+        reuse_models(args.reuse_from, work, log)
     images, scenes, caps = build_data(s["n_images"], work, log)
     reports: dict = {}
     if "vae" in stages:
