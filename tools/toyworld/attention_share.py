@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 HERE = Path(__file__).resolve().parent
@@ -78,7 +78,6 @@ def main() -> int:
         unet = UNet2DConditionModel.from_pretrained(str(model / "unet")).eval()
         rec = Recorder()
         unet.set_attn_processor(rec)
-        from diffusers import DDPMScheduler
         sched = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
         texts = [world.describe(sc) for sc in scenes]
         images = np.stack([np.asarray(world.render(sc, 64)) for sc in scenes])

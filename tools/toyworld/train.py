@@ -756,6 +756,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.text_layers < 1:
             raise SystemExit(f"--text-layers must be at least 1, got {args.text_layers}")
         s["text"]["layers"] = args.text_layers
+    if (args.text_layers is not None or args.reuse_from is not None) and not (args.name or args.quick):
+        raise SystemExit("--text-layers / --reuse-from train a variant: give it its own --name, so that it neither "
+                         "reuses the shipped recipe's work folder (full) nor overwrites converted_models/toyworld")
     work = Path(args.work) / (args.name or ("quick" if args.quick else "full"))
     work.mkdir(parents=True, exist_ok=True)
     log = Log(work / "train.log")
