@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import world  # noqa: E402
+from edit_locality import word_starts  # noqa: E402
 
 PARTS = ("start", "colour word", "shape word", "rest of caption", "end + padding")
 
@@ -90,8 +91,7 @@ def main() -> int:
         parts = np.zeros((len(scenes), 77), dtype=np.int64)
         for i, (sc, text) in enumerate(zip(scenes, texts)):
             words = text.split(" ")
-            lengths = [len(tok(w, add_special_tokens=False).input_ids) for w in words]
-            starts = np.cumsum([1] + lengths)
+            starts = word_starts(tok, text)
             parts[i, :] = 4
             parts[i, 1:starts[-1]] = 3
             parts[i, 0] = 0

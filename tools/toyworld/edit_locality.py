@@ -47,6 +47,15 @@ def captions(word: str, n: int, seed0: int) -> list[str]:
     return out
 
 
+def word_starts(tok, text: str) -> np.ndarray:
+    """Token position of each word of `text` and, last, of the end token (CLIP's BPE splits at spaces, so a
+    caption's tokens are its words' tokens in order, after the start token at position 0)."""
+    lengths = [len(tok(x, add_special_tokens=False).input_ids) for x in text.split(" ")]
+    if sum(lengths) + 2 != len(tok(text).input_ids):
+        raise SystemExit(f"'{text}': its tokens are not its words' tokens in order")
+    return np.cumsum([1] + lengths)
+
+
 def swap_first(text: str, old: str, new: str) -> str:
     words = text.split(" ")
     i = words.index(old)
@@ -81,12 +90,7 @@ def main() -> int:
             for k, c in enumerate(caps):
                 words = c.split(" ")
                 w = words.index(src)
-                # token positions of each word (CLIP's BPE splits at spaces, so the caption's tokens are its words'
-                # tokens in order, after BOS at position 0)
-                lengths = [len(tok(x, add_special_tokens=False).input_ids) for x in words]
-                if sum(lengths) + 2 != len(tok(c).input_ids):
-                    raise SystemExit(f"'{c}': its tokens are not its words' tokens in order")
-                starts = np.cumsum([1] + lengths)
+                starts = word_starts(tok, c)
                 pos, nxt, eos = slice(starts[w], starts[w + 1]), slice(starts[w + 1], starts[w + 2]), int(starts[-1])
                 sq = delta[k].pow(2).sum(-1)
                 share += np.array([sq[pos].sum(), sq[nxt].sum(), sq[nxt.stop:eos].sum(), sq[eos:].sum()])
